@@ -1,0 +1,176 @@
+"""Reading and writing bars.
+
+A write covers one partition, a single (symbol, interval) over a window, in one transaction. It
+upserts on the natural key (symbol, interval, ts): duplicates inside the batch are dropped first
+(keeping the last), rows identical to what is stored are left alone, changed rows are replaced and
+new rows appended. Writing the same data twice therefore changes no row, no count and no checksum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from warehouse.schema import BAR_KEY, BAR_SCHEMA, conform_bars, empty_bars
+from warehouse.symbols import validate_symbol
+
+_COLS = ", ".join(BAR_SCHEMA)
+_KEY_JOIN = " AND ".join(f"b.{k} = s.{k}" for k in BAR_KEY)
+_DIFFERS = " OR ".join(
+    f"b.{c} IS DISTINCT FROM s.{c}" for c in ("open", "high", "low", "close", "volume", "source")
+)
+
+
+@dataclass(frozen=True)
+class UpsertStats:
+    """Row counts of one partition write."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.unchanged
+
+
+def _partition_of(frame: pl.DataFrame) -> tuple[str, str]:
+    pairs = frame.select("symbol", "interval").unique()
+    if pairs.height != 1:
+        raise ValueError(
+            f"a bar write covers one (symbol, interval) partition; got {pairs.height}: "
+            f"{pairs.rows()[:5]}"
+        )
+    symbol, interval = pairs.row(0)
+    return validate_symbol(symbol), interval
+
+
+def dedupe_keep_last(frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop rows whose key repeats, keeping the last occurrence, and sort by key."""
+    return frame.unique(subset=list(BAR_KEY), keep="last", maintain_order=True).sort(list(BAR_KEY))
+
+
+def upsert_bars(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id: str) -> UpsertStats:
+    """Upsert one (symbol, interval) partition of bars in a single transaction.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A writable warehouse connection.
+    frame : pl.DataFrame
+        Bars in :data:`~warehouse.schema.BAR_SCHEMA`, one symbol and one interval.
+    run_id : str
+        The ingest run recorded on new and changed rows.
+
+    Returns
+    -------
+    UpsertStats
+        How many rows were new, updated and unchanged.
+    """
+    if frame.height == 0:
+        return UpsertStats()
+    frame = dedupe_keep_last(conform_bars(frame))
+    symbol, interval = _partition_of(frame)
+    lo, hi = frame["ts"].min(), frame["ts"].max()
+    stage = frame.with_columns(pl.lit(run_id).alias("ingest_run")).to_arrow()
+    view = "_volrisk_stage"
+    con.register(view, stage)
+    try:
+        con.sql("BEGIN TRANSACTION")
+        try:
+            existing = con.sql(
+                "SELECT count(*) FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?",
+                params=[symbol, interval, lo, hi],
+            ).fetchall()[0][0]
+            if existing == 0:
+                con.sql(f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM {view}")  # noqa: S608
+                stats = UpsertStats(new=frame.height)
+            else:
+                stats = _merge(con, view, symbol, interval, lo, hi, frame.height)
+            con.sql("COMMIT")
+        except BaseException:
+            con.sql("ROLLBACK")
+            raise
+    finally:
+        con.unregister(view)
+    return stats
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    symbol: str,
+    interval: str,
+    lo: datetime,
+    hi: datetime,
+    n_rows: int,
+) -> UpsertStats:
+    # Rows that are new or differ from what is stored; `existed` says which.
+    con.sql(
+        "CREATE OR REPLACE TEMP TABLE _volrisk_delta AS "  # noqa: S608 - fixed identifiers only
+        f"SELECT s.*, b.ts IS NOT NULL AS existed FROM {view} s LEFT JOIN "
+        "(SELECT * FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?) b "
+        f"ON {_KEY_JOIN} WHERE b.ts IS NULL OR {_DIFFERS}",
+        params=[symbol, interval, lo, hi],
+    )
+    counts = con.sql(
+        "SELECT count(*) FILTER (WHERE NOT existed), count(*) FILTER (WHERE existed) FROM _volrisk_delta"
+    ).fetchall()[0]
+    new, updated = int(counts[0]), int(counts[1])
+    if updated:
+        con.sql(
+            "DELETE FROM bars b USING _volrisk_delta s "
+            f"WHERE s.existed AND {_KEY_JOIN}"
+        )
+    if new or updated:
+        con.sql(f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM _volrisk_delta")  # noqa: S608
+    con.sql("DROP TABLE _volrisk_delta")
+    return UpsertStats(new=new, updated=updated, unchanged=n_rows - new - updated)
+
+
+def read_bars(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    interval: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Bars of one symbol and interval with ``start <= ts < end`` (UTC), sorted by time.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A warehouse connection (read-only is fine).
+    symbol, interval : str
+        The partition.
+    start, end : datetime | None
+        Optional half-open UTC window.
+    """
+    validate_symbol(symbol)
+    clauses = ["symbol = ?", "interval = ?"]
+    params: list[object] = [symbol, interval]
+    if start is not None:
+        clauses.append("ts >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("ts < ?")
+        params.append(end)
+    query = f"SELECT {_COLS} FROM bars WHERE {' AND '.join(clauses)} ORDER BY ts"  # noqa: S608
+    frame = con.sql(query, params=params).pl()
+    if frame.height == 0:
+        return empty_bars()
+    return conform_bars(frame)
+
+
+def bars_checksum(con: duckdb.DuckDBPyConnection, symbol: str | None = None) -> str:
+    """Order-independent content checksum of stored bars (excludes the ingest run id)."""
+    where, params = ("WHERE symbol = ?", [validate_symbol(symbol)]) if symbol else ("", [])
+    row = con.sql(
+        "SELECT count(*), coalesce(sum(hash(symbol, interval, ts, open, high, low, close, volume, source)"
+        f"::HUGEINT), 0) FROM bars {where}",  # noqa: S608 - fixed clause
+        params=params,
+    ).fetchall()[0]
+    return f"{int(row[0])}:{int(row[1]) & ((1 << 64) - 1):016x}"

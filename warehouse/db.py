@@ -1,0 +1,107 @@
+"""Opening the DuckDB warehouse: the only place that creates connections.
+
+DuckDB allows one writer process per file. :func:`connect` waits out a lock held by another process
+(up to ``lock_timeout`` seconds) and then raises :class:`~tasks.errors.TransientError`, which tasks retry.
+A file that is not a DuckDB database raises :class:`~tasks.errors.WarehouseError` naming the file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from tasks.errors import TransientError, WarehouseError
+from warehouse.migrate import migrate
+
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked", "lock on file")
+_CORRUPT_MARKERS = (
+    "not a valid duckdb database",
+    "corrupt",
+    "the file is not a valid",
+    "failed to read database header",
+    "invalid database",
+    "checksum",
+    "could not read enough bytes",
+    "serialization error",
+    "invalid magic",
+)
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.sql("SET TimeZone = 'UTC'")
+    return con
+
+
+def connect(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = 30.0,
+) -> duckdb.DuckDBPyConnection:
+    """Open (and, for writers, create and migrate) the warehouse.
+
+    Parameters
+    ----------
+    path : Path | str
+        DuckDB file. Its folder is created for a writer.
+    read_only : bool
+        Open for reading only; the file must exist and be migrated.
+    lock_timeout : float
+        Seconds to wait for another process's write lock before raising ``TransientError``.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+        A connection with the session time zone set to UTC.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise WarehouseError(f"warehouse {path} does not exist yet; run `volrisk ingest` first")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            con = _open(path, read_only)
+            break
+        except duckdb.Error as exc:
+            text = str(exc).lower()
+            if any(marker in text for marker in _LOCK_MARKERS):
+                if time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"warehouse {path} is locked by another process for over {lock_timeout:.0f}s"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if any(marker in text for marker in _CORRUPT_MARKERS) or isinstance(
+                exc, duckdb.SerializationException
+            ):
+                raise WarehouseError(
+                    f"warehouse {path} is not a readable DuckDB database ({exc}). "
+                    "Move it aside and rebuild it with `volrisk ingest`, or restore it from a backup."
+                ) from exc
+            raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+    if not read_only:
+        try:
+            migrate(con)
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot migrate warehouse {path}: {exc}") from exc
+    return con
+
+
+@contextmanager
+def session(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Context manager around :func:`connect` that always closes the connection."""
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
