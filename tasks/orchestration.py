@@ -22,7 +22,13 @@ from prefect.states import State
 from tasks.errors import TransientError
 
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
-_TRANSIENT_TEXT = ("connection reset", "timed out", "timeout", "temporarily unavailable", "database is locked")
+_TRANSIENT_TEXT = (
+    "connection reset",
+    "timed out",
+    "timeout",
+    "temporarily unavailable",
+    "database is locked",
+)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -22,6 +22,27 @@ _KEY_JOIN = " AND ".join(f"b.{k} = s.{k}" for k in BAR_KEY)
 _DIFFERS = " OR ".join(
     f"b.{c} IS DISTINCT FROM s.{c}" for c in ("open", "high", "low", "close", "volume", "source")
 )
+_STAGE = "_volrisk_stage"
+# Queries are assembled once from the fixed identifiers above; every value is a bound parameter.
+_Q_COUNT_RANGE = "SELECT count(*) FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?"
+_Q_INSERT_STAGE = f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM {_STAGE}"  # noqa: S608
+_Q_DELTA = (
+    "CREATE OR REPLACE TEMP TABLE _volrisk_delta AS "  # noqa: S608
+    f"SELECT s.*, b.ts IS NOT NULL AS existed FROM {_STAGE} s LEFT JOIN "
+    "(SELECT * FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?) b "
+    f"ON {_KEY_JOIN} WHERE b.ts IS NULL OR {_DIFFERS}"
+)
+_Q_DELTA_COUNTS = (
+    "SELECT count(*) FILTER (WHERE NOT existed), count(*) FILTER (WHERE existed) FROM _volrisk_delta"
+)
+_Q_DELETE_CHANGED = f"DELETE FROM bars b USING _volrisk_delta s WHERE s.existed AND {_KEY_JOIN}"  # noqa: S608
+_Q_INSERT_DELTA = f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM _volrisk_delta"  # noqa: S608
+_CHECKSUM_EXPR = (
+    "count(*), coalesce(sum(hash(symbol, interval, ts, open, high, low, close, volume, source)::HUGEINT), 0)"
+)
+_Q_SELECT = f"SELECT {_COLS} FROM bars WHERE "  # noqa: S608
+_Q_CHECKSUM_ALL = f"SELECT {_CHECKSUM_EXPR} FROM bars"  # noqa: S608
+_Q_CHECKSUM_SYMBOL = f"SELECT {_CHECKSUM_EXPR} FROM bars WHERE symbol = ?"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -74,34 +95,30 @@ def upsert_bars(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id: str
         return UpsertStats()
     frame = dedupe_keep_last(conform_bars(frame))
     symbol, interval = _partition_of(frame)
-    lo, hi = frame["ts"].min(), frame["ts"].max()
+    lo: datetime = frame["ts"].min()  # type: ignore[assignment]
+    hi: datetime = frame["ts"].max()  # type: ignore[assignment]
     stage = frame.with_columns(pl.lit(run_id).alias("ingest_run")).to_arrow()
-    view = "_volrisk_stage"
-    con.register(view, stage)
+    con.register(_STAGE, stage)
     try:
         con.sql("BEGIN TRANSACTION")
         try:
-            existing = con.sql(
-                "SELECT count(*) FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?",
-                params=[symbol, interval, lo, hi],
-            ).fetchall()[0][0]
+            existing = con.sql(_Q_COUNT_RANGE, params=[symbol, interval, lo, hi]).fetchall()[0][0]
             if existing == 0:
-                con.sql(f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM {view}")  # noqa: S608
+                con.sql(_Q_INSERT_STAGE)
                 stats = UpsertStats(new=frame.height)
             else:
-                stats = _merge(con, view, symbol, interval, lo, hi, frame.height)
+                stats = _merge(con, symbol, interval, lo, hi, frame.height)
             con.sql("COMMIT")
         except BaseException:
             con.sql("ROLLBACK")
             raise
     finally:
-        con.unregister(view)
+        con.unregister(_STAGE)
     return stats
 
 
 def _merge(
     con: duckdb.DuckDBPyConnection,
-    view: str,
     symbol: str,
     interval: str,
     lo: datetime,
@@ -109,24 +126,13 @@ def _merge(
     n_rows: int,
 ) -> UpsertStats:
     # Rows that are new or differ from what is stored; `existed` says which.
-    con.sql(
-        "CREATE OR REPLACE TEMP TABLE _volrisk_delta AS "  # noqa: S608 - fixed identifiers only
-        f"SELECT s.*, b.ts IS NOT NULL AS existed FROM {view} s LEFT JOIN "
-        "(SELECT * FROM bars WHERE symbol = ? AND interval = ? AND ts BETWEEN ? AND ?) b "
-        f"ON {_KEY_JOIN} WHERE b.ts IS NULL OR {_DIFFERS}",
-        params=[symbol, interval, lo, hi],
-    )
-    counts = con.sql(
-        "SELECT count(*) FILTER (WHERE NOT existed), count(*) FILTER (WHERE existed) FROM _volrisk_delta"
-    ).fetchall()[0]
+    con.sql(_Q_DELTA, params=[symbol, interval, lo, hi])
+    counts = con.sql(_Q_DELTA_COUNTS).fetchall()[0]
     new, updated = int(counts[0]), int(counts[1])
     if updated:
-        con.sql(
-            "DELETE FROM bars b USING _volrisk_delta s "
-            f"WHERE s.existed AND {_KEY_JOIN}"
-        )
+        con.sql(_Q_DELETE_CHANGED)
     if new or updated:
-        con.sql(f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM _volrisk_delta")  # noqa: S608
+        con.sql(_Q_INSERT_DELTA)
     con.sql("DROP TABLE _volrisk_delta")
     return UpsertStats(new=new, updated=updated, unchanged=n_rows - new - updated)
 
@@ -158,7 +164,7 @@ def read_bars(
     if end is not None:
         clauses.append("ts < ?")
         params.append(end)
-    query = f"SELECT {_COLS} FROM bars WHERE {' AND '.join(clauses)} ORDER BY ts"  # noqa: S608
+    query = _Q_SELECT + " AND ".join(clauses) + " ORDER BY ts"
     frame = con.sql(query, params=params).pl()
     if frame.height == 0:
         return empty_bars()
@@ -167,10 +173,8 @@ def read_bars(
 
 def bars_checksum(con: duckdb.DuckDBPyConnection, symbol: str | None = None) -> str:
     """Order-independent content checksum of stored bars (excludes the ingest run id)."""
-    where, params = ("WHERE symbol = ?", [validate_symbol(symbol)]) if symbol else ("", [])
-    row = con.sql(
-        "SELECT count(*), coalesce(sum(hash(symbol, interval, ts, open, high, low, close, volume, source)"
-        f"::HUGEINT), 0) FROM bars {where}",  # noqa: S608 - fixed clause
-        params=params,
-    ).fetchall()[0]
+    if symbol:
+        row = con.sql(_Q_CHECKSUM_SYMBOL, params=[validate_symbol(symbol)]).fetchall()[0]
+    else:
+        row = con.sql(_Q_CHECKSUM_ALL).fetchall()[0]
     return f"{int(row[0])}:{int(row[1]) & ((1 << 64) - 1):016x}"

@@ -3,6 +3,14 @@
 -- (staged anti-join upsert in one transaction per partition) rather than by a PRIMARY KEY index:
 -- DuckDB's ART index caps bulk writes near 1M rows/s on this hardware, against 2-4M without it.
 -- `volrisk warehouse check` and the test-suite verify uniqueness.
+CREATE TABLE IF NOT EXISTS warehouse_meta (
+    key    VARCHAR PRIMARY KEY,
+    value  VARCHAR NOT NULL
+);
+-- A fresh identity per warehouse file: task cache keys include it, so a rebuilt warehouse never
+-- takes a cache hit from an old one.
+INSERT INTO warehouse_meta VALUES ('warehouse_id', CAST(uuid() AS VARCHAR)) ON CONFLICT DO NOTHING;
+
 CREATE TABLE IF NOT EXISTS instruments (
     symbol          VARCHAR PRIMARY KEY,
     asset_class     VARCHAR NOT NULL CHECK (asset_class IN ('crypto', 'fx', 'equity_index', 'commodity')),

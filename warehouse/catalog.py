@@ -1,0 +1,193 @@
+"""Instruments, the ingest log, quarantine, and what the warehouse holds (``volrisk warehouse info``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from warehouse.symbols import validate_symbol
+
+ASSET_CLASSES = ("crypto", "fx", "equity_index", "commodity")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One tradable instrument and the session calendar its bars follow."""
+
+    symbol: str
+    asset_class: str
+    calendar: str
+    quote_currency: str | None = None
+    default_source: str | None = None
+
+
+def warehouse_id(con: duckdb.DuckDBPyConnection) -> str:
+    """The warehouse file's identity (a UUID made when it was created)."""
+    return str(con.sql("SELECT value FROM warehouse_meta WHERE key = 'warehouse_id'").fetchall()[0][0])
+
+
+def upsert_instrument(con: duckdb.DuckDBPyConnection, inst: Instrument) -> None:
+    """Insert or update one instrument."""
+    validate_symbol(inst.symbol)
+    if inst.asset_class not in ASSET_CLASSES:
+        raise ValueError(f"asset_class {inst.asset_class!r} is not one of {ASSET_CLASSES}")
+    con.sql(
+        "INSERT INTO instruments VALUES (?, ?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
+        "asset_class = excluded.asset_class, calendar = excluded.calendar, "
+        "quote_currency = excluded.quote_currency, default_source = excluded.default_source",
+        params=[inst.symbol, inst.asset_class, inst.calendar, inst.quote_currency, inst.default_source],
+    )
+
+
+def get_instrument(con: duckdb.DuckDBPyConnection, symbol: str) -> Instrument | None:
+    """The stored instrument, or ``None``."""
+    rows = con.sql(
+        "SELECT symbol, asset_class, calendar, quote_currency, default_source FROM instruments "
+        "WHERE symbol = ?",
+        params=[validate_symbol(symbol)],
+    ).fetchall()
+    return Instrument(*rows[0]) if rows else None
+
+
+@dataclass
+class LogEntry:
+    """One row of ``ingest_log``: a (source, symbol, interval, window) partition's last ingest."""
+
+    source: str
+    symbol: str
+    interval: str
+    window_start: datetime
+    window_end: datetime
+    run_id: str
+    started_at: datetime
+    status: str = "running"
+    location: str | None = None
+    rows: int = 0
+    rows_new: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_quarantined: int = 0
+    checksum: str | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+_LOG_COLUMNS = (
+    "source",
+    "symbol",
+    "interval",
+    "window_start",
+    "window_end",
+    "run_id",
+    "location",
+    "rows",
+    "rows_new",
+    "rows_updated",
+    "rows_unchanged",
+    "rows_quarantined",
+    "checksum",
+    "status",
+    "started_at",
+    "finished_at",
+    "error",
+)
+_LOG_UPDATE = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in _LOG_COLUMNS
+    if c not in ("source", "symbol", "interval", "window_start", "window_end")
+)
+_LOG_COLS = ", ".join(_LOG_COLUMNS)
+_LOG_MARKS = ", ".join("?" for _ in _LOG_COLUMNS)
+# Fixed column list; every value is bound.
+_Q_LOG_UPSERT = (
+    f"INSERT INTO ingest_log ({_LOG_COLS}) VALUES ({_LOG_MARKS}) "  # noqa: S608
+    f"ON CONFLICT (source, symbol, interval, window_start, window_end) DO UPDATE SET {_LOG_UPDATE}"
+)
+
+
+def record_ingest(con: duckdb.DuckDBPyConnection, entry: LogEntry) -> None:
+    """Upsert one ingest-log row (one per source/symbol/interval/window)."""
+    con.sql(_Q_LOG_UPSERT, params=[getattr(entry, c) for c in _LOG_COLUMNS])
+
+
+def read_ingest_log(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> pl.DataFrame:
+    """The ingest log, optionally for one run."""
+    if run_id:
+        return con.sql(
+            "SELECT * FROM ingest_log WHERE run_id = ? ORDER BY symbol, window_start", params=[run_id]
+        ).pl()
+    return con.sql("SELECT * FROM ingest_log ORDER BY symbol, window_start").pl()
+
+
+def write_quarantine(
+    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, source: str, symbol: str | None, run_id: str
+) -> int:
+    """Store quarantined rows (location, reason, raw); the same row and reason is stored once."""
+    if rows.height == 0:
+        return 0
+    stage = (
+        rows.select("location", "reason", "raw")
+        .unique(["location", "reason"], keep="last")
+        .with_columns(
+            pl.lit(source).alias("source"),
+            pl.lit(symbol).alias("symbol"),
+            pl.lit(run_id).alias("run_id"),
+        )
+        .to_arrow()
+    )
+    con.register("_volrisk_quarantine", stage)
+    try:
+        con.sql(
+            "INSERT INTO quarantine SELECT location, reason, raw, source, symbol, run_id, now() "
+            "FROM _volrisk_quarantine ON CONFLICT (location, reason) DO UPDATE SET raw = excluded.raw"
+        )
+    finally:
+        con.unregister("_volrisk_quarantine")
+    return stage.num_rows
+
+
+def read_quarantine(con: duckdb.DuckDBPyConnection, symbol: str | None = None) -> pl.DataFrame:
+    """Quarantined rows, optionally for one symbol."""
+    if symbol:
+        return con.sql(
+            "SELECT * FROM quarantine WHERE symbol = ? ORDER BY location", params=[validate_symbol(symbol)]
+        ).pl()
+    return con.sql("SELECT * FROM quarantine ORDER BY location").pl()
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Row count of every table in the main schema."""
+    tables = [
+        r[0]
+        for r in con.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name"
+        ).fetchall()
+    ]
+    counts = []
+    for name in tables:
+        # `name` comes from the catalog, not from a user; quote it as an identifier.
+        quoted = '"' + name.replace('"', '""') + '"'
+        counts.append(con.sql("SELECT count(*) FROM " + quoted).fetchall()[0][0])  # noqa: S608
+    return pl.DataFrame({"table": tables, "rows": counts}, schema={"table": pl.String, "rows": pl.Int64})
+
+
+def bar_coverage(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per (symbol, interval): rows, first and last bar (UTC), sources, distinct UTC days."""
+    return con.sql(
+        "SELECT symbol, interval, count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts, "
+        "count(DISTINCT ts::DATE) AS days, string_agg(DISTINCT source, ',') AS sources "
+        "FROM bars GROUP BY symbol, interval ORDER BY symbol, interval"
+    ).pl()
+
+
+def duplicate_bar_keys(con: duckdb.DuckDBPyConnection) -> int:
+    """Number of (symbol, interval, ts) keys stored more than once (must be 0)."""
+    return int(
+        con.sql(
+            "SELECT count(*) FROM (SELECT symbol, interval, ts FROM bars GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+    )
