@@ -1,0 +1,322 @@
+"""Reading vendor bar files into normalized UTC, bar-start bars.
+
+One reader serves every :class:`~tasks.sources.layouts.Layout`. It never raises on a bad row:
+such rows go to quarantine with the file, the line number and a reason. It raises
+:class:`~tasks.errors.DataError` (naming the file) only when the file as a whole is unusable: empty,
+header only, binary, the wrong encoding, the wrong delimiter, or missing columns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from tasks.bar_checks import check_bars
+from tasks.errors import ConfigError, DataError
+from tasks.sources.layouts import LAYOUTS, Layout, detect_layout, with_interval
+from warehouse.schema import BAR_SCHEMA, INTERVALS, QUARANTINE_SCHEMA, UTC_TS
+from warehouse.symbols import validate_symbol
+
+#: Files larger than this are refused rather than read whole (split them first).
+MAX_FILE_BYTES = 1 << 30
+_SNIFF_BYTES = 64 * 1024
+_INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400}
+
+
+@dataclass
+class ParseResult:
+    """What a file gave: bars, quarantined rows, and what the reader noticed."""
+
+    bars: pl.DataFrame
+    quarantine: pl.DataFrame
+    layout: str
+    interval: str
+    checksum: str
+    lines_read: int
+    notes: list[str] = field(default_factory=list)
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of the file's bytes, streamed (used as the cache key's content hash)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_readable(path: Path) -> bytes:
+    if not path.exists():
+        raise DataError("file not found", location=str(path))
+    if not path.is_file():
+        raise DataError("not a regular file", location=str(path))
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError("file is empty", location=str(path))
+    if size > MAX_FILE_BYTES:
+        raise DataError(
+            f"file is {size / 2**30:.1f} GiB, above the {MAX_FILE_BYTES / 2**30:.0f} GiB limit for one "
+            "file; split it (e.g. by month) and ingest the parts",
+            location=str(path),
+        )
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read file: {exc}", location=str(path)) from exc
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError("file is UTF-16 encoded; re-save it as UTF-8", location=str(path))
+    if b"\x00" in head:
+        raise DataError("file looks binary (NUL bytes); expected a text CSV", location=str(path))
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte char cut by the sniff window
+            raise DataError(
+                f"file is not UTF-8 text (byte {exc.start}); expected a UTF-8 CSV", location=str(path)
+            ) from exc
+    return head
+
+
+def _read_lines(path: Path) -> pl.DataFrame:
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot decompress file: {exc}", location=str(path)) from exc
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = pl.Series("raw", [text]).str.split("\n").explode()
+    frame = pl.DataFrame({"raw": lines.str.strip_suffix("\r")}).with_row_index("line", offset=1)
+    return frame
+
+
+def _infer_interval(ts: pl.Series) -> str:
+    diffs = ts.sort().diff().drop_nulls().dt.total_seconds()
+    diffs = diffs.filter(diffs > 0)
+    if diffs.len() == 0:
+        raise ConfigError(
+            "cannot infer the bar interval from fewer than two distinct timestamps; pass --interval"
+        )
+    step = float(diffs.mode().min())  # type: ignore[arg-type]
+    for name, seconds in _INTERVAL_SECONDS.items():
+        if step == seconds:
+            return name
+    raise ConfigError(
+        f"the most common spacing between bars is {step:g}s, which is none of {list(_INTERVAL_SECONDS)}; "
+        "pass --interval"
+    )
+
+
+def _split_fields(lines: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Split lines into named string columns; rows with the wrong field count are quarantined."""
+    body = lines.filter(pl.col("raw").str.strip_chars() != "")
+    header_names = list(layout.columns)
+    if layout.header:
+        if body.height == 0:
+            raise DataError("file is empty", location=str(path))
+        header = [h.strip() for h in body["raw"][0].split(layout.delimiter)]
+        missing = [c for c in layout.columns if c not in header]
+        if missing:
+            raise DataError(
+                f"header {header} lacks column(s) {missing} required by format {layout.name!r} "
+                f"(expected {list(layout.columns)}, delimiter {layout.delimiter!r})",
+                location=f"{path}:1",
+            )
+        header_names = header
+        body = body.slice(1)
+        if body.height == 0:
+            raise DataError("file has a header but no data rows", location=str(path))
+    n_fields = len(header_names)
+    counts = body["raw"].str.count_matches(layout.delimiter, literal=True) + 1
+    if body.height and int((counts == n_fields).sum()) == 0:
+        raise DataError(
+            f"no row has {n_fields} fields separated by {layout.delimiter!r} as format {layout.name!r} "
+            f"expects; first row: {body['raw'][0][:80]!r}. Wrong delimiter or wrong --format?",
+            location=str(path),
+        )
+    body = body.with_columns(counts.alias("_n"))
+    wrong = body.filter(pl.col("_n") != n_fields).select(
+        pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
+        pl.format("expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n"))
+        .alias("reason"),
+        pl.col("raw"),
+    )
+    good = body.filter(pl.col("_n") == n_fields)
+    parts = good["raw"].str.split_exact(layout.delimiter, n_fields - 1).struct.rename_fields(
+        header_names
+    )
+    fields = pl.concat([good.select("line", "raw"), parts.struct.unnest()], how="horizontal")
+    unknown = [h for h in header_names if h not in layout.columns]
+    return fields, wrong, len(unknown)
+
+
+def _parse_ts(fields: pl.DataFrame, layout: Layout) -> pl.Expr:
+    text = pl.concat_str([pl.col(c).str.strip_chars() for c in layout.ts_columns], separator=" ")
+    if layout.ts_format and "%z" in layout.ts_format:
+        return text.str.strptime(pl.Datetime("us", "UTC"), layout.ts_format, strict=False)
+    return text.str.strptime(pl.Datetime("us"), layout.ts_format, strict=False)
+
+
+def read_bars_file(
+    path: Path | str,
+    *,
+    symbol: str,
+    fmt: str | Layout | None = None,
+    interval: str | None = None,
+    source: str | None = None,
+) -> ParseResult:
+    """Read one vendor file into normalized bars plus quarantined rows.
+
+    Parameters
+    ----------
+    path : Path | str
+        The file.
+    symbol : str
+        The instrument (validated against the symbol pattern).
+    fmt : str | Layout | None
+        A format name from :data:`~tasks.sources.layouts.LAYOUTS`, a custom :class:`Layout`
+        (see :func:`~tasks.sources.layouts.generic_layout`), or ``None`` to detect it.
+    interval : str | None
+        Bar interval; inferred from the stamps when the format does not fix it.
+    source : str | None
+        Source label stored with the bars; defaults to the format name.
+
+    Returns
+    -------
+    ParseResult
+        Bars in UTC stamped at bar start, quarantined rows with reasons, and notes.
+    """
+    path = Path(path)
+    validate_symbol(symbol)
+    if interval is not None and interval not in INTERVALS:
+        raise ConfigError(f"interval {interval!r} is not one of {list(INTERVALS)}")
+    head = _check_readable(path)
+    if fmt is None:
+        layout = detect_layout(path, head.decode("utf-8", errors="replace").splitlines()[:200])
+    elif isinstance(fmt, Layout):
+        layout = fmt
+    elif fmt in LAYOUTS:
+        layout = LAYOUTS[fmt]
+    else:
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
+    layout = with_interval(layout, interval)
+    notes: list[str] = []
+
+    lines = _read_lines(path)
+    fields, wrong_width, n_unknown = _split_fields(lines, layout, path)
+    if n_unknown:
+        extra = [c for c in fields.columns if c not in layout.columns and c not in ("line", "raw")]
+        notes.append(f"ignored unknown columns {extra}")
+
+    naive = _parse_ts(fields, layout)
+    frame = fields.with_columns(naive.alias("_ts_naive"))
+    frame = _apply_prices(frame, layout)
+    frame, tz_bad = _to_utc(frame, layout, path)
+    if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
+        raise DataError("file has no data rows", location=str(path))
+
+    resolved_interval = layout.interval or (
+        _infer_interval(frame["ts"].drop_nulls()) if frame.height > 1 else "1d"
+    )
+    if layout.stamp == "end":
+        frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=_INTERVAL_SECONDS[resolved_interval]))
+    if layout.name == "lean_equity" and resolved_interval == "1h":
+        frame = _lean_first_hour(frame)
+    bars = frame.select(
+        pl.lit(symbol).alias("symbol"),
+        pl.lit(resolved_interval).alias("interval"),
+        pl.col("ts").cast(UTC_TS),
+        *[pl.col(c) for c in ("open", "high", "low", "close", "volume")],
+        pl.lit(source or layout.name).alias("source"),
+        pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
+        pl.col("raw"),
+    )
+    checked = check_bars(bars)
+    quarantine = pl.concat([wrong_width, tz_bad, checked.quarantine]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    if quarantine.height:
+        reasons = quarantine.group_by("reason").len().sort("len", descending=True)
+        summary = ", ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
+        notes.append(f"{quarantine.height} rows quarantined: {summary}")
+    return ParseResult(
+        bars=checked.bars.select(BAR_SCHEMA.keys()),
+        quarantine=quarantine,
+        layout=layout.name,
+        interval=resolved_interval,
+        checksum=file_checksum(path),
+        lines_read=int(lines.filter(pl.col("raw").str.strip_chars() != "").height),
+        notes=notes + checked.notes,
+    )
+
+
+def _apply_prices(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    frame = frame.rename({k: v for k, v in layout.rename.items() if k in frame.columns})
+    if layout.prices == "bidask_mid":
+        frame = frame.with_columns(
+            [
+                (
+                    (pl.col(f"bid_{p}").str.strip_chars().cast(pl.Float64, strict=False)
+                     + pl.col(f"ask_{p}").str.strip_chars().cast(pl.Float64, strict=False))
+                    / 2
+                ).alias(p)
+                for p in ("open", "high", "low", "close")
+            ]
+        ).with_columns(pl.lit(None, dtype=pl.Float64).alias("volume"))
+    else:
+        if "volume" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("volume"))
+        frame = frame.with_columns(
+            [
+                pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+                for c in ("open", "high", "low", "close", "volume")
+            ]
+        )
+    return frame
+
+
+def _to_utc(frame: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Convert local stamps to UTC; unparseable stamps and DST gaps/overlaps are quarantined."""
+    naive = pl.col("_ts_naive")
+    location = pl.format("{}:{}", pl.lit(str(path)), pl.col("line"))
+    ts_text = pl.concat_str([pl.col(c) for c in layout.ts_columns], separator=" ")
+    if frame.schema["_ts_naive"] == UTC_TS:
+        frame = frame.with_columns(naive.alias("ts"))
+        reason: pl.Expr = pl.when(pl.col("ts").is_null()).then(
+            pl.format("unparseable timestamp {} (expected format {})", ts_text, pl.lit(layout.ts_format))
+        )
+    else:
+        early = naive.dt.replace_time_zone(layout.tz, ambiguous="earliest", non_existent="null")
+        late = naive.dt.replace_time_zone(layout.tz, ambiguous="latest", non_existent="null")
+        frame = frame.with_columns(early.alias("_early"), late.alias("_late"))
+        reason = (
+            pl.when(naive.is_null())
+            .then(
+                pl.format(
+                    "unparseable timestamp '{}' (expected format {})",
+                    ts_text,
+                    pl.lit(layout.ts_format or "ISO-8601"),
+                )
+            )
+            .when(pl.col("_early").is_null())
+            .then(pl.format("local time {} does not exist in {} (DST gap)", ts_text, pl.lit(layout.tz)))
+            .when(pl.col("_early") != pl.col("_late"))
+            .then(pl.format("local time {} is ambiguous in {} (DST overlap)", ts_text, pl.lit(layout.tz)))
+        )
+        frame = frame.with_columns(pl.col("_early").dt.convert_time_zone("UTC").alias("ts"))
+    frame = frame.with_columns(reason.alias("_reason"))
+    bad = frame.filter(pl.col("_reason").is_not_null()).select(
+        location.alias("location"), pl.col("_reason").alias("reason"), pl.col("raw")
+    )
+    return frame.filter(pl.col("_reason").is_null()), bad
+
+
+def _lean_first_hour(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lean stamps the 09:30-10:00 hourly bar 09:00 ET; restamp it at its real start, 09:30."""
+    local = pl.col("ts").dt.convert_time_zone("America/New_York")
+    first = (local.dt.hour() == 9) & (local.dt.minute() == 0)
+    return frame.with_columns(
+        pl.when(first).then(pl.col("ts") + pl.duration(minutes=30)).otherwise(pl.col("ts")).alias("ts")
+    )
