@@ -62,8 +62,7 @@ def _partition_of(frame: pl.DataFrame) -> tuple[str, str]:
     pairs = frame.select("symbol", "interval").unique()
     if pairs.height != 1:
         raise ValueError(
-            f"a bar write covers one (symbol, interval) partition; got {pairs.height}: "
-            f"{pairs.rows()[:5]}"
+            f"a bar write covers one (symbol, interval) partition; got {pairs.height}: {pairs.rows()[:5]}"
         )
     symbol, interval = pairs.row(0)
     return validate_symbol(symbol), interval

@@ -7,6 +7,8 @@ A file that is not a DuckDB database raises :class:`~tasks.errors.WarehouseError
 
 from __future__ import annotations
 
+import fcntl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,3 +107,39 @@ def session(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
         yield con
     finally:
         con.close()
+
+
+_WRITE_LOCK = threading.RLock()
+
+
+@contextmanager
+def writer(path: Path | str, *, lock_timeout: float = 300.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive write access to the warehouse: one writer at a time, across threads and processes.
+
+    DuckDB allows one writing process per file. Writers in this process queue on a lock; writers
+    in other processes (parallel flows, a worker) queue on an ``flock`` of ``<warehouse>.lock``. A
+    writer that waits longer than ``lock_timeout`` seconds gets :class:`TransientError`, which
+    tasks retry. Parsing and computing happen outside this block, so only the write is serialized.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout
+    with _WRITE_LOCK, open(path.with_name(path.name + ".lock"), "a") as lock_file:
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"another process has been writing to {path} for over {lock_timeout:.0f}s"
+                    ) from exc
+                time.sleep(0.05)
+        try:
+            con = connect(path, lock_timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

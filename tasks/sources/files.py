@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def _check_readable(path: Path) -> bytes:
     try:
         with opener(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read file: {exc}", location=str(path)) from exc
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError("file is UTF-16 encoded; re-save it as UTF-8", location=str(path))
@@ -86,7 +87,7 @@ def _check_readable(path: Path) -> bytes:
 def _read_lines(path: Path) -> pl.DataFrame:
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot decompress file: {exc}", location=str(path)) from exc
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = pl.Series("raw", [text]).str.split("\n").explode()
@@ -111,10 +112,16 @@ def _infer_interval(ts: pl.Series) -> str:
     )
 
 
-def _split_fields(lines: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Split lines into named string columns; rows with the wrong field count are quarantined."""
+def _split_fields(
+    lines: pl.DataFrame, layout: Layout, path: Path
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """Split lines into named string columns; rows with the wrong field count are quarantined.
+
+    Returns the fields, the quarantined rows and the names of header columns the layout does not use.
+    """
     body = lines.filter(pl.col("raw").str.strip_chars() != "")
     header_names = list(layout.columns)
+    unknown: list[str] = []
     if layout.header:
         if body.height == 0:
             raise DataError("file is empty", location=str(path))
@@ -126,7 +133,17 @@ def _split_fields(lines: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.D
                 f"(expected {list(layout.columns)}, delimiter {layout.delimiter!r})",
                 location=f"{path}:1",
             )
-        header_names = header
+        known = set(layout.columns) | set(layout.rename)
+        repeated = sorted({h for h in header if h in known and header.count(h) > 1})
+        if repeated:
+            raise DataError(
+                f"header {header} names column(s) {repeated} more than once; cannot tell which to use",
+                location=f"{path}:1",
+            )
+        # Columns the layout does not use are carried under internal names: a header may repeat them or
+        # use names the reader needs itself (line, raw, or a rename target such as 'open').
+        unknown = [h for h in header if h not in known]
+        header_names = [h if h in known else f"_unused_{i}" for i, h in enumerate(header)]
         body = body.slice(1)
         if body.height == 0:
             raise DataError("file has a header but no data rows", location=str(path))
@@ -141,24 +158,47 @@ def _split_fields(lines: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.D
     body = body.with_columns(counts.alias("_n"))
     wrong = body.filter(pl.col("_n") != n_fields).select(
         pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
-        pl.format("expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n"))
-        .alias("reason"),
+        pl.format(
+            "expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n")
+        ).alias("reason"),
         pl.col("raw"),
     )
     good = body.filter(pl.col("_n") == n_fields)
-    parts = good["raw"].str.split_exact(layout.delimiter, n_fields - 1).struct.rename_fields(
-        header_names
-    )
+    parts = good["raw"].str.split_exact(layout.delimiter, n_fields - 1).struct.rename_fields(header_names)
     fields = pl.concat([good.select("line", "raw"), parts.struct.unnest()], how="horizontal")
-    unknown = [h for h in header_names if h not in layout.columns]
-    return fields, wrong, len(unknown)
+    return fields, wrong, unknown
 
 
-def _parse_ts(fields: pl.DataFrame, layout: Layout) -> pl.Expr:
+# ISO-8601 as vendors write it. Each row is tried against every format: polars' own inference picks one
+# format from the first row, so a single odd first row would make every other row unparseable.
+_ISO_NAIVE = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+_ISO_OFFSET = (
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M%#z",
+    "%Y-%m-%dT%H:%M%#z",
+)
+
+
+def _parse_ts(fields: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, pl.Expr]:
+    """Timestamp expressions: (naive local time, UTC time of stamps that carry an offset)."""
     text = pl.concat_str([pl.col(c).str.strip_chars() for c in layout.ts_columns], separator=" ")
-    if layout.ts_format and "%z" in layout.ts_format:
-        return text.str.strptime(pl.Datetime("us", "UTC"), layout.ts_format, strict=False)
-    return text.str.strptime(pl.Datetime("us"), layout.ts_format, strict=False)
+    no_offset = pl.lit(None, dtype=UTC_TS)
+    if layout.ts_format is None:
+        naive = pl.coalesce([text.str.strptime(pl.Datetime("us"), f, strict=False) for f in _ISO_NAIVE])
+        aware = pl.coalesce([text.str.strptime(UTC_TS, f, strict=False) for f in _ISO_OFFSET])
+        return naive, aware
+    if "%z" in layout.ts_format:
+        return pl.lit(None, dtype=pl.Datetime("us")), text.str.strptime(
+            UTC_TS, layout.ts_format, strict=False
+        )
+    return text.str.strptime(pl.Datetime("us"), layout.ts_format, strict=False), no_offset
 
 
 def read_bars_file(
@@ -207,13 +247,12 @@ def read_bars_file(
     notes: list[str] = []
 
     lines = _read_lines(path)
-    fields, wrong_width, n_unknown = _split_fields(lines, layout, path)
-    if n_unknown:
-        extra = [c for c in fields.columns if c not in layout.columns and c not in ("line", "raw")]
-        notes.append(f"ignored unknown columns {extra}")
+    fields, wrong_width, unknown = _split_fields(lines, layout, path)
+    if unknown:
+        notes.append(f"ignored unknown columns {unknown}")
 
-    naive = _parse_ts(fields, layout)
-    frame = fields.with_columns(naive.alias("_ts_naive"))
+    naive, aware = _parse_ts(fields, layout)
+    frame = fields.with_columns(naive.alias("_ts_naive"), aware.alias("_ts_aware"))
     frame = _apply_prices(frame, layout)
     frame, tz_bad = _to_utc(frame, layout, path)
     if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
@@ -258,8 +297,10 @@ def _apply_prices(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
         frame = frame.with_columns(
             [
                 (
-                    (pl.col(f"bid_{p}").str.strip_chars().cast(pl.Float64, strict=False)
-                     + pl.col(f"ask_{p}").str.strip_chars().cast(pl.Float64, strict=False))
+                    (
+                        pl.col(f"bid_{p}").str.strip_chars().cast(pl.Float64, strict=False)
+                        + pl.col(f"ask_{p}").str.strip_chars().cast(pl.Float64, strict=False)
+                    )
                     / 2
                 ).alias(p)
                 for p in ("open", "high", "low", "close")
@@ -280,32 +321,30 @@ def _apply_prices(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
 def _to_utc(frame: pl.DataFrame, layout: Layout, path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Convert local stamps to UTC; unparseable stamps and DST gaps/overlaps are quarantined."""
     naive = pl.col("_ts_naive")
+    aware = pl.col("_ts_aware")
     location = pl.format("{}:{}", pl.lit(str(path)), pl.col("line"))
     ts_text = pl.concat_str([pl.col(c) for c in layout.ts_columns], separator=" ")
-    if frame.schema["_ts_naive"] == UTC_TS:
-        frame = frame.with_columns(naive.alias("ts"))
-        reason: pl.Expr = pl.when(pl.col("ts").is_null()).then(
-            pl.format("unparseable timestamp {} (expected format {})", ts_text, pl.lit(layout.ts_format))
-        )
-    else:
-        early = naive.dt.replace_time_zone(layout.tz, ambiguous="earliest", non_existent="null")
-        late = naive.dt.replace_time_zone(layout.tz, ambiguous="latest", non_existent="null")
-        frame = frame.with_columns(early.alias("_early"), late.alias("_late"))
-        reason = (
-            pl.when(naive.is_null())
-            .then(
-                pl.format(
-                    "unparseable timestamp '{}' (expected format {})",
-                    ts_text,
-                    pl.lit(layout.ts_format or "ISO-8601"),
-                )
+    early = naive.dt.replace_time_zone(layout.tz, ambiguous="earliest", non_existent="null")
+    late = naive.dt.replace_time_zone(layout.tz, ambiguous="latest", non_existent="null")
+    frame = frame.with_columns(early.alias("_early"), late.alias("_late"))
+    # A stamp with an offset is an instant already; only naive stamps are read in the layout's zone.
+    reason = (
+        pl.when(aware.is_not_null())
+        .then(pl.lit(None, dtype=pl.String))
+        .when(naive.is_null())
+        .then(
+            pl.format(
+                "unparseable timestamp '{}' (expected format {})",
+                ts_text,
+                pl.lit(layout.ts_format or "ISO-8601"),
             )
-            .when(pl.col("_early").is_null())
-            .then(pl.format("local time {} does not exist in {} (DST gap)", ts_text, pl.lit(layout.tz)))
-            .when(pl.col("_early") != pl.col("_late"))
-            .then(pl.format("local time {} is ambiguous in {} (DST overlap)", ts_text, pl.lit(layout.tz)))
         )
-        frame = frame.with_columns(pl.col("_early").dt.convert_time_zone("UTC").alias("ts"))
+        .when(pl.col("_early").is_null())
+        .then(pl.format("local time {} does not exist in {} (DST gap)", ts_text, pl.lit(layout.tz)))
+        .when(pl.col("_early") != pl.col("_late"))
+        .then(pl.format("local time {} is ambiguous in {} (DST overlap)", ts_text, pl.lit(layout.tz)))
+    )
+    frame = frame.with_columns(pl.coalesce([aware, pl.col("_early").dt.convert_time_zone("UTC")]).alias("ts"))
     frame = frame.with_columns(reason.alias("_reason"))
     bad = frame.filter(pl.col("_reason").is_not_null()).select(
         location.alias("location"), pl.col("_reason").alias("reason"), pl.col("raw")

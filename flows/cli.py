@@ -1,0 +1,336 @@
+"""The ``volrisk`` command line (typer).
+
+Every command turns volrisk's own errors into a one-line message and exit code 2; a raw traceback
+is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flows import progress
+from tasks.config import get_settings
+from tasks.errors import VolriskError
+
+app = typer.Typer(
+    help="volrisk: intraday bars to honest volatility and risk forecasts.", no_args_is_help=True
+)
+ingest_app = typer.Typer(help="Load bars into the warehouse.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="Inspect the warehouse.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(warehouse_app, name="warehouse")
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+F = TypeVar("F", bound=Callable[..., Any])
+_DEBUG = {"on": False}
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
+#: The bundled real data: crypto, FX and an equity index, the research's cross-asset trio.
+SAMPLE_FILES: list[tuple[str, str, str]] = [
+    ("BTC_USDT-1h_binance_2017_2024.csv", "BTC-USDT", "binance"),
+    ("eurusd_oanda_hour.csv.gz", "EURUSD", "lean_fx"),
+    ("spy_hour_1998_2021.csv", "SPY", "lean_equity"),
+    ("nt-spy-minute-2011-01.csv", "SPY", "ninjatrader"),
+    ("nt-spy-minute-2011-03.csv", "SPY", "ninjatrader"),
+]
+
+
+def friendly_errors(fn: F) -> F:
+    """Print volrisk errors as one line and exit 2 instead of showing a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VolriskError as exc:
+            if _DEBUG["on"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]; finished partitions are kept, rerun to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")] = False,
+) -> None:
+    """volrisk command line."""
+    _DEBUG["on"] = debug
+    if not verbose:  # Prefect is imported lazily by the commands, so this takes effect
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _warehouse(path: Path | None) -> str:
+    return str(path or get_settings().warehouse)
+
+
+WarehouseOpt = Annotated[
+    Path | None, typer.Option("--warehouse", "-w", help="DuckDB file (default: $VOLRISK_WAREHOUSE_PATH).")
+]
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise VolriskError(f"--{name} {value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> list[dict[str, Any]]:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal and "pytest" in sys.modules,
+    )
+    task_id = bar.add_task(label, total=None)
+
+    def listener(stage: str, total: int, item: dict[str, Any] | None) -> None:
+        if item is None:
+            bar.update(task_id, total=total)
+        else:
+            bar.advance(task_id)
+
+    with bar, progress.listening(listener):
+        return run()
+
+
+def print_ingest_summary(rows: list[dict[str, Any]]) -> None:
+    """Per-symbol totals: rows new, updated, quarantined and skipped; then any failures and notes."""
+    table = Table(title="ingest summary")
+    for col in ("symbol", "interval", "partitions", "new", "updated", "quarantined", "skipped", "failed"):
+        table.add_column(col, justify="right" if col not in ("symbol", "interval") else "left")
+    totals: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        key = (row["symbol"], row.get("interval") or "?")
+        t = totals.setdefault(
+            key, dict.fromkeys(("partitions", "new", "updated", "quarantined", "skipped", "failed"), 0)
+        )
+        t["partitions"] += 1
+        if row.get("status") == "failed":
+            t["failed"] += 1
+            continue
+        t["new"] += row.get("new", 0)
+        t["updated"] += row.get("updated", 0)
+        t["quarantined"] += row.get("quarantined", 0)
+        t["skipped"] += row.get("unchanged", 0)
+    for (symbol, interval), t in sorted(totals.items()):
+        style = "red" if t["failed"] else None
+        table.add_row(
+            symbol,
+            interval,
+            *[f"{t[k]:,}" for k in ("partitions", "new", "updated", "quarantined", "skipped", "failed")],
+            style=style,
+        )
+    console.print(table)
+    console.print("[dim]skipped = identical to what the warehouse already holds[/]")
+    for row in rows:
+        if row.get("status") == "failed":
+            console.print(f"[red]failed[/] {row['symbol']} {row['location']}: {row.get('error')}")
+        for note in row.get("notes") or []:
+            console.print(f"[dim]{row['symbol']} {Path(str(row['location'])).name}: {note}[/]")
+
+
+def _exit_code(rows: list[dict[str, Any]]) -> None:
+    if any(r.get("status") == "failed" for r in rows):
+        raise typer.Exit(1)
+
+
+@ingest_app.command("file")
+@friendly_errors
+def ingest_file(
+    paths: Annotated[list[Path], typer.Argument(help="Vendor files (CSV, CSV.gz).")],
+    symbol: Annotated[
+        list[str], typer.Option("--symbol", "-s", help="One symbol for all files, or one per file.")
+    ],
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="Format name; detected when omitted.")
+    ] = None,
+    interval: Annotated[str | None, typer.Option(help="Bar interval; inferred when omitted.")] = None,
+    start: Annotated[str | None, typer.Option(help="Keep bars from this UTC date (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Keep bars before this UTC date.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Ingest vendor files: HistData, NinjaTrader, Binance, FTX, Lean, Yahoo CSV and more."""
+    from flows.ingest_flow import ingest_flow
+
+    rows = _run_with_progress(
+        lambda: ingest_flow(
+            symbols=symbol,
+            paths=[str(p) for p in paths],
+            fmt=fmt,
+            interval=interval,
+            source="file",
+            start=_parse_date(start, "start"),
+            end=_parse_date(end, "end"),
+            warehouse=_warehouse(warehouse),
+        ),
+        "ingest files",
+    )
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
+@ingest_app.command("synthetic")
+@friendly_errors
+def ingest_synthetic(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to generate.")],
+    start: Annotated[str, typer.Option(help="First UTC date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="End UTC date, exclusive.")],
+    interval: Annotated[str, typer.Option(help="Bar interval.")] = "1m",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical bars.")] = 0,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Generate seeded jump-diffusion bars (one partition per symbol and month)."""
+    from flows.ingest_flow import ingest_flow
+
+    rows = _run_with_progress(
+        lambda: ingest_flow(
+            symbols=symbols,
+            source="synthetic",
+            start=_parse_date(start, "start"),
+            end=_parse_date(end, "end"),
+            interval=interval,
+            seed=seed,
+            warehouse=_warehouse(warehouse),
+        ),
+        "generate",
+    )
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
+@ingest_app.command("yfinance")
+@friendly_errors
+def ingest_yfinance(
+    symbols: Annotated[list[str], typer.Argument(help="Yahoo symbols, e.g. BTC-USD EURUSD=X ^GSPC.")],
+    start: Annotated[str, typer.Option(help="First UTC date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="End UTC date, exclusive.")],
+    interval: Annotated[str, typer.Option(help="1m, 5m, 1h or 1d.")] = "1d",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Download bars from Yahoo Finance (1m: last 30 days, at most 7 days per request)."""
+    from flows.ingest_flow import ingest_flow
+
+    rows = _run_with_progress(
+        lambda: ingest_flow(
+            symbols=symbols,
+            source="yfinance",
+            start=_parse_date(start, "start"),
+            end=_parse_date(end, "end"),
+            interval=interval,
+            warehouse=_warehouse(warehouse),
+        ),
+        "download",
+    )
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
+@ingest_app.command("samples")
+@friendly_errors
+def ingest_samples(warehouse: WarehouseOpt = None) -> None:
+    """Ingest the bundled real data: BTC/USDT, EUR/USD and SPY (see data/samples/README.md)."""
+    from flows.ingest_flow import ingest_flow
+
+    missing = [name for name, _, _ in SAMPLE_FILES if not (SAMPLES_DIR / name).is_file()]
+    if missing:
+        raise VolriskError(f"bundled sample files missing from {SAMPLES_DIR}: {missing}")
+    rows: list[dict[str, Any]] = []
+
+    def run() -> list[dict[str, Any]]:
+        by_fmt: dict[str, list[tuple[str, str]]] = {}
+        for name, sym, fmt in SAMPLE_FILES:
+            by_fmt.setdefault(fmt, []).append((str(SAMPLES_DIR / name), sym))
+        out: list[dict[str, Any]] = []
+        for fmt, items in by_fmt.items():
+            out += ingest_flow(
+                symbols=[s for _, s in items],
+                paths=[p for p, _ in items],
+                fmt=fmt,
+                source="file",
+                warehouse=_warehouse(warehouse),
+            )
+        return out
+
+    rows = _run_with_progress(run, "ingest samples")
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
+@warehouse_app.command("info")
+@friendly_errors
+def warehouse_info(warehouse: WarehouseOpt = None) -> None:
+    """Tables, row counts and date coverage per symbol."""
+    from warehouse.catalog import bar_coverage, table_counts
+    from warehouse.db import session
+
+    path = _warehouse(warehouse)
+    with session(path, read_only=True) as con:
+        counts = table_counts(con)
+        coverage = bar_coverage(con)
+    console.print(f"[bold]warehouse[/] {path}")
+    t1 = Table(title="tables")
+    t1.add_column("table")
+    t1.add_column("rows", justify="right")
+    for name, n in counts.iter_rows():
+        t1.add_row(name, f"{n:,}")
+    console.print(t1)
+    t2 = Table(title="bars by symbol (UTC)")
+    for col in ("symbol", "interval", "rows", "first bar", "last bar", "days", "sources"):
+        t2.add_column(col, justify="right" if col in ("rows", "days") else "left")
+    for sym, interval, rows, first, last, days, sources in coverage.iter_rows():
+        t2.add_row(sym, interval, f"{rows:,}", _fmt_ts(first), _fmt_ts(last), f"{days:,}", sources)
+    console.print(t2)
+
+
+@warehouse_app.command("check")
+@friendly_errors
+def warehouse_check(warehouse: WarehouseOpt = None) -> None:
+    """Verify invariants: no duplicate bar keys; print content checksums per symbol."""
+    from warehouse.bars import bars_checksum
+    from warehouse.catalog import bar_coverage, duplicate_bar_keys
+    from warehouse.db import session
+
+    with session(_warehouse(warehouse), read_only=True) as con:
+        dups = duplicate_bar_keys(con)
+        symbols = sorted(set(bar_coverage(con)["symbol"].to_list()))
+        sums = {s: bars_checksum(con, s) for s in symbols}
+        total = bars_checksum(con)
+    for s, c in sums.items():
+        console.print(f"{s:<12} {c}")
+    console.print(f"{'ALL':<12} {total}")
+    if dups:
+        err_console.print(f"[red]{dups} duplicate (symbol, interval, ts) keys[/]")
+        raise typer.Exit(1)
+    console.print("[green]ok[/]: no duplicate bar keys")
+
+
+def _fmt_ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+if __name__ == "__main__":
+    app()
