@@ -258,24 +258,16 @@ def ingest_samples(warehouse: WarehouseOpt = None) -> None:
     missing = [name for name, _, _ in SAMPLE_FILES if not (SAMPLES_DIR / name).is_file()]
     if missing:
         raise VolriskError(f"bundled sample files missing from {SAMPLES_DIR}: {missing}")
-    rows: list[dict[str, Any]] = []
-
-    def run() -> list[dict[str, Any]]:
-        by_fmt: dict[str, list[tuple[str, str]]] = {}
-        for name, sym, fmt in SAMPLE_FILES:
-            by_fmt.setdefault(fmt, []).append((str(SAMPLES_DIR / name), sym))
-        out: list[dict[str, Any]] = []
-        for fmt, items in by_fmt.items():
-            out += ingest_flow(
-                symbols=[s for _, s in items],
-                paths=[p for p, _ in items],
-                fmt=fmt,
-                source="file",
-                warehouse=_warehouse(warehouse),
-            )
-        return out
-
-    rows = _run_with_progress(run, "ingest samples")
+    rows = _run_with_progress(
+        lambda: ingest_flow(
+            symbols=[sym for _, sym, _ in SAMPLE_FILES],
+            paths=[str(SAMPLES_DIR / name) for name, _, _ in SAMPLE_FILES],
+            fmt=[fmt for _, _, fmt in SAMPLE_FILES],
+            source="file",
+            warehouse=_warehouse(warehouse),
+        ),
+        "ingest samples",
+    )
     print_ingest_summary(rows)
     _exit_code(rows)
 

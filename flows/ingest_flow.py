@@ -78,7 +78,7 @@ def ingest_flow(
     source: Source = "file",
     interval: str | None = None,
     paths: list[str] | None = None,
-    fmt: str | None = None,
+    fmt: str | list[str] | None = None,
     seed: int = 0,
     warehouse: str | None = None,
     restrict_to_data_roots: bool = False,
@@ -97,8 +97,8 @@ def ingest_flow(
         Bar interval (inferred from files when omitted; ``1m`` for synthetic).
     paths : list[str] | None
         Vendor files, for ``source="file"``.
-    fmt : str | None
-        File format name (detected when omitted).
+    fmt : str | list[str] | None
+        File format name for all files, or one per file (detected when omitted).
     seed : int
         Seed of the synthetic source.
     warehouse : str | None
@@ -116,8 +116,10 @@ def ingest_flow(
     for symbol in symbols:
         validate_symbol(symbol)
     check_range(start, end)
-    if fmt is not None and fmt not in LAYOUTS:
-        raise ConfigError(f"unknown format {fmt!r}; expected one of {sorted(LAYOUTS)}")
+    formats = fmt if isinstance(fmt, list) else [fmt] * len(paths or [])
+    for name in formats:
+        if name is not None and name not in LAYOUTS:
+            raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)}")
     run_id = uuid.uuid4().hex[:12]
     with writer(wh_path) as con:  # creates and migrates a new warehouse once, up front
         wid = warehouse_id(con)
@@ -127,6 +129,8 @@ def ingest_flow(
     if source == "file":
         if not paths:
             raise ConfigError("source 'file' needs at least one path")
+        if len(formats) != len(paths):
+            raise ConfigError(f"give one format for all {len(paths)} files or one per file")
         if len(symbols) not in (1, len(paths)):
             raise ConfigError(
                 f"give one symbol for all {len(paths)} files or one per file; got {len(symbols)}"
@@ -141,7 +145,7 @@ def ingest_flow(
                     str(path),
                     path.name,
                     symbol,
-                    fmt,
+                    formats[i],
                     interval,
                     file_checksum(path),
                     run_id,

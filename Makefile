@@ -1,0 +1,39 @@
+# volrisk: `make demo` and `make test` work on a fresh clone with only Python 3.11 and make.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: setup demo test test-all bench lint clean
+
+setup: $(STAMP)
+
+# pip (not uv): uv ignores this machine's pip configuration and would pull a multi-GB CUDA torch.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m flows.demo
+
+# The default run skips tests marked slow; `make test-all` runs everything.
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	@set -e; for b in bench/*.py; do case $$b in bench/_*) continue;; esac; \
+		echo "== $$b"; $(BIN)/python $$b; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check tasks warehouse flows
+	$(BIN)/mypy tasks warehouse
+
+clean:
+	rm -rf .volrisk reports .pytest_cache .mypy_cache .ruff_cache
