@@ -258,10 +258,13 @@ def read_bars_file(
     if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
         raise DataError("file has no data rows", location=str(path))
 
+    # With no usable row there is nothing to infer from (and nothing to stamp): every line is
+    # in quarantine. A single row cannot show its interval: ask for --interval.
+    distinct = frame["ts"].drop_nulls().n_unique()
     resolved_interval = layout.interval or (
-        _infer_interval(frame["ts"].drop_nulls()) if frame.height > 1 else "1d"
+        _infer_interval(frame["ts"].drop_nulls()) if distinct > 1 else "unknown"
     )
-    if layout.stamp == "end":
+    if layout.stamp == "end" and resolved_interval in _INTERVAL_SECONDS:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=_INTERVAL_SECONDS[resolved_interval]))
     if layout.name == "lean_equity" and resolved_interval == "1h":
         frame = _lean_first_hour(frame)
@@ -275,6 +278,10 @@ def read_bars_file(
         pl.col("raw"),
     )
     checked = check_bars(bars)
+    if resolved_interval == "unknown" and checked.bars.height:
+        raise ConfigError(
+            f"{path}: one usable bar cannot show its interval; pass --interval (one of {list(INTERVALS)})"
+        )
     quarantine = pl.concat([wrong_width, tz_bad, checked.quarantine]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
     if quarantine.height:
         reasons = quarantine.group_by("reason").len().sort("len", descending=True)
