@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from tasks.ingest import (
     check_range,
     ingest_file_task,
     ingest_synthetic_task,
+    ingest_yfinance_task,
     month_windows,
 )
 from tasks.sources.files import file_checksum
@@ -175,13 +176,28 @@ def ingest_flow(
                     }
                 )
     elif source == "yfinance":
-        from flows.yfinance_ingest import submit_yfinance
+        from tasks.sources.yfinance_source import plan_windows
 
         if start is None or end is None:
             raise ConfigError("source 'yfinance' needs both start and end")
-        f2, l2 = submit_yfinance(wh_path, wid, symbols, start, end, interval or "1d", run_id)
-        futures += f2
-        labels += l2
+        yf_interval = interval or "1d"
+        now = datetime.now(UTC)
+        for symbol in symbols:
+            for lo, hi in plan_windows(start, end, yf_interval, now=now):
+                bucket = "closed" if hi <= now - timedelta(days=1) else f"open-{run_id}"
+                futures.append(
+                    ingest_yfinance_task.submit(
+                        wh_path, wid, symbol, lo.isoformat(), hi.isoformat(), yf_interval, bucket, run_id
+                    )
+                )
+                labels.append(
+                    {
+                        "source": "yfinance",
+                        "symbol": symbol,
+                        "interval": yf_interval,
+                        "location": f"yfinance {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}",
+                    }
+                )
     else:
         raise ConfigError(f"unknown source {source!r}; expected file, synthetic or yfinance")
     return _collect(futures, labels)

@@ -344,3 +344,39 @@ def ingest_synthetic_task(
         window=(lo, hi),
         instrument=Instrument(symbol, "crypto", "24x7", "USD", "synthetic"),
     ).as_dict()
+
+
+@task(name="ingest-yfinance", task_run_name="ingest-yfinance-{symbol}-{interval}-{start}", **_INGEST_TASK)
+def ingest_yfinance_task(
+    warehouse_path: str,
+    warehouse_id: str,
+    symbol: str,
+    start: str,
+    end: str,
+    interval: str,
+    cache_bucket: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """Fetch one Yahoo request window and write it as one partition.
+
+    A window that ended over a day ago is closed: its ``cache_bucket`` is ``"closed"`` and a rerun
+    is a cache hit. An open window gets a unique bucket, so it is fetched again on every run.
+    Transient failures (network, HTTP 429/5xx) raise ``TransientError`` and the task retries.
+    """
+    from tasks.sources.yfinance_source import fetch_yfinance
+
+    lo, hi = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    fetched = fetch_yfinance(symbol, lo, hi, interval, attempts=1)
+    return write_partition(
+        warehouse_path,
+        fetched.bars,
+        fetched.quarantine,
+        source="yfinance",
+        symbol=symbol,
+        interval=interval,
+        location=f"yfinance:{symbol}:{interval}:{start}..{end}",
+        run_id=run_id,
+        checksum=fetched.checksum,
+        window=(lo, hi),
+        notes=fetched.notes,
+    ).as_dict()
