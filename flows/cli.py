@@ -249,6 +249,27 @@ def ingest_yfinance(
     _exit_code(rows)
 
 
+@ingest_app.command("realized")
+@friendly_errors
+def ingest_realized(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Realized-measure CSVs (Oxford-Man or date,symbol,rv).")
+    ],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Import daily realized measures into the realized_daily table."""
+    from flows.ingest_flow import ingest_flow
+
+    rows = _run_with_progress(
+        lambda: ingest_flow(
+            symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=_warehouse(warehouse)
+        ),
+        "import realized",
+    )
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
 @ingest_app.command("samples")
 @friendly_errors
 def ingest_samples(warehouse: WarehouseOpt = None) -> None:

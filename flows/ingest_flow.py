@@ -16,6 +16,7 @@ from tasks.errors import ConfigError
 from tasks.ingest import (
     check_range,
     ingest_file_task,
+    ingest_realized_task,
     ingest_synthetic_task,
     ingest_yfinance_task,
     month_windows,
@@ -26,7 +27,7 @@ from warehouse.catalog import warehouse_id
 from warehouse.db import writer
 from warehouse.symbols import validate_symbol
 
-Source = Literal["file", "synthetic", "yfinance"]
+Source = Literal["file", "synthetic", "yfinance", "realized"]
 
 
 def resolve_paths(paths: list[str], roots: list[Path] | None) -> list[Path]:
@@ -92,8 +93,8 @@ def ingest_flow(
         Symbols; for ``source="file"`` either one per path or a single symbol for all paths.
     start, end : date | None
         Half-open UTC date range; files are clipped to it, generated and fetched data cover it.
-    source : {"file", "synthetic", "yfinance"}
-        Where bars come from.
+    source : {"file", "synthetic", "yfinance", "realized"}
+        Where bars come from; ``realized`` imports daily realized measures (Oxford-Man layout).
     interval : str | None
         Bar interval (inferred from files when omitted; ``1m`` for synthetic).
     paths : list[str] | None
@@ -157,6 +158,14 @@ def ingest_flow(
             labels.append(
                 {"source": "file", "symbol": symbol, "interval": interval or "?", "location": str(path)}
             )
+    elif source == "realized":
+        if not paths:
+            raise ConfigError("source 'realized' needs at least one path")
+        for path in resolve_paths(paths, settings.data_roots if restrict_to_data_roots else None):
+            futures.append(
+                ingest_realized_task.submit(wh_path, wid, str(path), path.name, file_checksum(path), run_id)
+            )
+            labels.append({"source": "realized", "symbol": "-", "interval": "1d", "location": str(path)})
     elif source == "synthetic":
         if start is None or end is None:
             raise ConfigError("source 'synthetic' needs both start and end")
@@ -199,5 +208,5 @@ def ingest_flow(
                     }
                 )
     else:
-        raise ConfigError(f"unknown source {source!r}; expected file, synthetic or yfinance")
+        raise ConfigError(f"unknown source {source!r}; expected file, synthetic, yfinance or realized")
     return _collect(futures, labels)

@@ -380,3 +380,39 @@ def ingest_yfinance_task(
         window=(lo, hi),
         notes=fetched.notes,
     ).as_dict()
+
+
+@task(name="ingest-realized", task_run_name="ingest-realized-{file_name}", **_INGEST_TASK)
+def ingest_realized_task(
+    warehouse_path: str,
+    warehouse_id: str,
+    path: str,
+    file_name: str,
+    checksum: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """Import one realized-measure file (Oxford-Man layout or ``date,symbol,rv``) into realized_daily."""
+    from tasks.sources.realized import read_realized_file
+    from warehouse.realized import upsert_realized
+
+    parsed = read_realized_file(path)
+    symbols = sorted(set(parsed.realized["symbol"].to_list()))
+    with writer(warehouse_path) as con:
+        stats = upsert_realized(con, parsed.realized, run_id)
+        n_quarantined = write_quarantine(
+            con, parsed.quarantine, source="realized", symbol=None, run_id=run_id
+        )
+    return PartitionResult(
+        source="realized",
+        symbol=",".join(symbols) or "-",
+        interval="1d",
+        location=path,
+        status="success",
+        rows=parsed.realized.height,
+        new=stats.new,
+        updated=stats.updated,
+        unchanged=stats.unchanged,
+        quarantined=n_quarantined,
+        checksum=checksum,
+        notes=parsed.notes,
+    ).as_dict()

@@ -150,3 +150,41 @@ def test_cli_reports_errors_as_one_line_and_prints_a_summary(tmp_path: Path) -> 
     assert info.exit_code == 0 and "SPY" in info.output and "14,180" in info.output
     check = runner.invoke(app, ["warehouse", "check", "-w", wh])
     assert check.exit_code == 0 and "no duplicate bar keys" in check.output
+
+
+def test_yfinance_flow_with_a_recorded_response(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Yahoo is unreachable here: the boundary (one HTTP request) is replaced by a recorded response."""
+    from datetime import date
+
+    import tasks.sources.yfinance_source as yfs
+    from recorded_yahoo import MANIFEST, recorded_downloader
+
+    calls: list[tuple[object, object]] = []
+    monkeypatch.setattr(yfs, "yfinance_downloader", recorded_downloader("btc-usd_1h", calls))
+    req = MANIFEST["btc-usd_1h"]["request"]
+    start, end = date.fromisoformat(req["start"][:10]), date.fromisoformat(req["end"][:10])
+    wh = tmp_path / "yf.duckdb"
+    rows = ingest_flow(
+        symbols=["BTC-USD"], source="yfinance", interval="1h", start=start, end=end, warehouse=str(wh)
+    )
+    assert [r["status"] for r in rows] == ["success"]
+    assert rows[0]["new"] == 48 and rows[0]["source"] == "yfinance"
+    with session(wh, read_only=True) as con:
+        first = con.sql("SELECT min(ts), max(ts), count(*) FROM bars WHERE symbol = 'BTC-USD'").fetchall()[0]
+    assert first[2] == 48
+    assert first[0].isoformat().startswith(req["start"][:10])
+    again = ingest_flow(
+        symbols=["BTC-USD"], source="yfinance", interval="1h", start=start, end=end, warehouse=str(wh)
+    )
+    assert again[0]["status"] == "cached"  # a closed window is not fetched twice
+    assert len(calls) == 1
+
+
+def test_realized_import_is_idempotent(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[1] / "data" / "realized" / "oxfordman_sample.csv"
+    wh = tmp_path / "r.duckdb"
+    first = ingest_flow(symbols=[], source="realized", paths=[str(sample)], warehouse=str(wh))
+    assert first[0]["status"] == "success" and first[0]["new"] == 12
+    with session(wh, read_only=True) as con:
+        syms = {r[0] for r in con.sql("SELECT DISTINCT symbol FROM realized_daily").fetchall()}
+    assert syms == {".AEX", ".SPX"}
