@@ -1,0 +1,312 @@
+"""Reading and writing daily features and cross-asset correlations.
+
+A write covers one partition in one transaction: it deletes the partition's rows in ``[start, end]``
+(inclusive session dates) for the given feature-set version and inserts the new rows. Running it twice
+therefore leaves exactly one copy, and sessions that disappeared from the input disappear from the table.
+
+Partitions:
+- ``features_daily``: one symbol, a date range, a version.
+- ``cross_asset_daily``: every pair among a set of symbols, a date range, a version, a window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from tasks.errors import ConfigError, DataError
+from tasks.features import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA, FEATURE_SET_VERSION
+from warehouse.symbols import validate_symbol
+
+_VERSION = "feature_set_version"
+_FEATURE_COLS = list(DAILY_FEATURES_SCHEMA)
+_CROSS_COLS = list(CROSS_ASSET_SCHEMA)
+
+
+def _q(name: str) -> str:
+    """Quote an identifier from the fixed column lists (``window`` is an SQL keyword)."""
+    return f'"{name}"'
+
+
+def _check_range(start: date, end: date) -> None:
+    if not isinstance(start, date) or not isinstance(end, date) or start > end:
+        raise ConfigError(f"start/end must be dates with start <= end; got start={start!r}, end={end!r}")
+
+
+def _check_version(version: str) -> str:
+    if not isinstance(version, str) or not version or len(version) > 64:
+        raise ConfigError(f"version must be a non-empty string of at most 64 characters; got {version!r}")
+    return version
+
+
+def _symbols(symbols: Sequence[str] | str) -> list[str]:
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    if not names:
+        raise ConfigError("symbols must name at least one symbol")
+    return [validate_symbol(s) for s in names]
+
+
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str, version: str) -> pl.DataFrame:
+    if not isinstance(frame, pl.DataFrame):
+        raise DataError(f"{what} must be a polars DataFrame; got {type(frame)}")
+    missing = [c for c in schema if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} frame lacks columns {missing}; expected {list(schema)}")
+    if _VERSION in frame.columns and frame.height:
+        found = frame[_VERSION].unique().to_list()
+        if found != [version]:
+            raise DataError(f"{what} frame has {_VERSION} {found}; expected only {version!r}")
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def _in_range(frame: pl.DataFrame, start: date, end: date, what: str) -> None:
+    outside = frame.filter((pl.col("session_date") < start) | (pl.col("session_date") > end))
+    if outside.height:
+        raise DataError(
+            f"{outside.height} {what} row(s) fall outside the partition {start}..{end}, e.g. "
+            f"{outside['session_date'].head(3).to_list()}"
+        )
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[str],
+    stage: pl.DataFrame,
+    where: str,
+    params: list[object],
+) -> None:
+    """Delete ``where`` and insert ``stage`` in one transaction (identifiers from fixed lists only)."""
+    view = "_volrisk_features_stage"
+    cols = ", ".join(_q(c) for c in columns)
+    con.register(view, stage.to_arrow())
+    try:
+        con.sql("BEGIN TRANSACTION")
+        try:
+            con.sql(f"DELETE FROM {table} WHERE {where}", params=params)  # noqa: S608 - fixed identifiers
+            if stage.height:
+                con.sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")  # noqa: S608
+            con.sql("COMMIT")
+        except BaseException:
+            con.sql("ROLLBACK")
+            raise
+    finally:
+        con.unregister(view)
+
+
+def write_features(
+    con: duckdb.DuckDBPyConnection,
+    frame: pl.DataFrame,
+    symbol: str,
+    start: date,
+    end: date,
+    version: str = FEATURE_SET_VERSION,
+) -> int:
+    """Replace one symbol's daily features for sessions ``start..end`` (inclusive) in one transaction.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A writable, migrated warehouse connection.
+    frame : pl.DataFrame
+        Rows in :data:`tasks.features.DAILY_FEATURES_SCHEMA`, all of ``symbol`` and inside the range;
+        an empty frame clears the range.
+    symbol : str
+        The partition's symbol.
+    start, end : date
+        Inclusive session-date range that is replaced.
+    version : str
+        Feature-set version stored in ``feature_set_version``.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    validate_symbol(symbol)
+    _check_range(start, end)
+    _check_version(version)
+    rows = _conform(frame, DAILY_FEATURES_SCHEMA, "features", version)
+    others = rows.filter(pl.col("symbol") != symbol)["symbol"].unique().to_list()
+    if others:
+        raise DataError(f"features frame holds symbols {sorted(others)[:5]}; this partition is {symbol!r}")
+    _in_range(rows, start, end, "features")
+    dupes = rows["session_date"].is_duplicated().sum()
+    if dupes:
+        raise DataError(f"features frame repeats {dupes} session_date row(s) for {symbol!r}")
+    stage = rows.with_columns(pl.lit(version).alias(_VERSION))
+    _replace(
+        con,
+        "features_daily",
+        [*_FEATURE_COLS, _VERSION],
+        stage,
+        "symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?",
+        [symbol, version, start, end],
+    )
+    return stage.height
+
+
+def read_features(
+    con: duckdb.DuckDBPyConnection,
+    symbols: Sequence[str] | str,
+    start: date | None = None,
+    end: date | None = None,
+    version: str = FEATURE_SET_VERSION,
+) -> pl.DataFrame:
+    """Daily features of ``symbols`` with ``start <= session_date <= end``, sorted by symbol and date.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A warehouse connection (read-only is fine).
+    symbols : Sequence[str] | str
+        One or more symbols.
+    start, end : date | None
+        Optional inclusive bounds.
+    version : str
+        Feature-set version.
+
+    Returns
+    -------
+    pl.DataFrame
+        :data:`tasks.features.DAILY_FEATURES_SCHEMA`.
+    """
+    names = _symbols(symbols)
+    _check_version(version)
+    clauses = [f"symbol IN ({', '.join('?' for _ in names)})", "feature_set_version = ?"]
+    params: list[object] = [*names, version]
+    _add_bounds(clauses, params, start, end)
+    cols = ", ".join(_q(c) for c in _FEATURE_COLS)
+    query = f"SELECT {cols} FROM features_daily WHERE {' AND '.join(clauses)} ORDER BY symbol, session_date"  # noqa: S608
+    return _result(con.sql(query, params=params).pl(), DAILY_FEATURES_SCHEMA)
+
+
+def _add_bounds(clauses: list[str], params: list[object], start: date | None, end: date | None) -> None:
+    if start is not None and end is not None:
+        _check_range(start, end)
+    if start is not None:
+        clauses.append("session_date >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("session_date <= ?")
+        params.append(end)
+
+
+def _result(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    if frame.height == 0:
+        return pl.DataFrame(schema=schema)
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def write_cross_asset(
+    con: duckdb.DuckDBPyConnection,
+    frame: pl.DataFrame,
+    symbols: Sequence[str],
+    start: date,
+    end: date,
+    version: str = FEATURE_SET_VERSION,
+    window: int = 30,
+) -> int:
+    """Replace the cross-asset rows of every pair among ``symbols`` for ``start..end`` and ``window``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A writable, migrated warehouse connection.
+    frame : pl.DataFrame
+        Rows in :data:`tasks.features.CROSS_ASSET_SCHEMA` (from ``cross_asset_features``), both symbols
+        of each row in ``symbols``, ``symbol_a < symbol_b``, ``window`` equal to ``window``.
+    symbols : Sequence[str]
+        The symbols whose pairs form the partition.
+    start, end : date
+        Inclusive session-date range that is replaced.
+    version : str
+        Feature-set version.
+    window : int
+        Rolling window of the partition.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    names = _symbols(symbols)
+    if len(set(names)) < 2:
+        raise ConfigError(f"symbols must list at least two distinct symbols; got {names!r}")
+    _check_range(start, end)
+    _check_version(version)
+    if not isinstance(window, int) or window < 2:
+        raise ConfigError(f"window must be an integer >= 2; got {window!r}")
+    rows = _conform(frame, CROSS_ASSET_SCHEMA, "cross-asset", version)
+    stray = rows.filter(~pl.col("symbol_a").is_in(names) | ~pl.col("symbol_b").is_in(names))
+    if stray.height:
+        pairs = stray.select("symbol_a", "symbol_b").unique().rows()[:5]
+        raise DataError(f"cross-asset frame holds pairs outside {names}: {pairs}")
+    if rows.filter(pl.col("symbol_a") >= pl.col("symbol_b")).height:
+        raise DataError("cross-asset pairs must be ordered symbol_a < symbol_b")
+    if rows.filter(pl.col("window") != window).height:
+        found = rows["window"].unique().to_list()
+        raise DataError(f"cross-asset frame holds windows {found}; expected {window}")
+    _in_range(rows, start, end, "cross-asset")
+    dupes = rows.select(pl.struct("session_date", "symbol_a", "symbol_b").is_duplicated().sum()).item()
+    if dupes:
+        raise DataError(f"cross-asset frame repeats {dupes} (session_date, symbol_a, symbol_b) row(s)")
+    marks = ", ".join("?" for _ in names)
+    _replace(
+        con,
+        "cross_asset_daily",
+        [*_CROSS_COLS, _VERSION],
+        rows.with_columns(pl.lit(version).alias(_VERSION)),
+        f'symbol_a IN ({marks}) AND symbol_b IN ({marks}) AND feature_set_version = ? AND "window" = ? '
+        "AND session_date BETWEEN ? AND ?",
+        [*names, *names, version, window, start, end],
+    )
+    return rows.height
+
+
+def read_cross_asset(
+    con: duckdb.DuckDBPyConnection,
+    symbols: Sequence[str],
+    start: date | None = None,
+    end: date | None = None,
+    version: str = FEATURE_SET_VERSION,
+    window: int | None = None,
+) -> pl.DataFrame:
+    """Cross-asset rows whose two symbols are both in ``symbols``, sorted by pair and date.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A warehouse connection (read-only is fine).
+    symbols : Sequence[str]
+        Symbols; pairs among them are returned.
+    start, end : date | None
+        Optional inclusive bounds.
+    version : str
+        Feature-set version.
+    window : int | None
+        Only this rolling window (all windows when None).
+
+    Returns
+    -------
+    pl.DataFrame
+        :data:`tasks.features.CROSS_ASSET_SCHEMA`.
+    """
+    names = _symbols(symbols)
+    _check_version(version)
+    marks = ", ".join("?" for _ in names)
+    clauses = [f"symbol_a IN ({marks})", f"symbol_b IN ({marks})", "feature_set_version = ?"]
+    params: list[object] = [*names, *names, version]
+    if window is not None:
+        clauses.append('"window" = ?')
+        params.append(window)
+    _add_bounds(clauses, params, start, end)
+    cols = ", ".join(_q(c) for c in _CROSS_COLS)
+    query = (
+        f"SELECT {cols} FROM cross_asset_daily WHERE {' AND '.join(clauses)} "  # noqa: S608
+        'ORDER BY symbol_a, symbol_b, "window", session_date'
+    )
+    return _result(con.sql(query, params=params).pl(), CROSS_ASSET_SCHEMA)
