@@ -71,9 +71,13 @@ LAYOUTS: dict[str, Layout] = {
         columns=_MINUTE_NO_HEADER,
         ts_columns=("date_time",),
         ts_format="%Y%m%d %H%M%S",
-        tz="Etc/GMT+5",
+        # HistData documents "EST without DST", but its files follow New York local time: in winter
+        # and in summer alike every week opens Sunday 17:00 and closes Friday 16:59 in the file's
+        # clock, and NFP/CPI spikes sit at 08:30 local. Read as fixed UTC-5, summer Fridays would fall
+        # after the 17:00 New York FX close. DST switches fall on Sunday 02:00, when FX is closed.
+        tz="America/New_York",
         interval="1m",
-        description="HistData ASCII M1: YYYYMMDD HHMMSS;O;H;L;C;V, EST without DST, bar start",
+        description="HistData ASCII M1: YYYYMMDD HHMMSS;O;H;L;C;V, New York local time, bar start",
     ),
     "ninjatrader": Layout(
         name="ninjatrader",

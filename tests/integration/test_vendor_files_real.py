@@ -3,7 +3,8 @@
 The expectations come from ../shared/data/MANIFEST.md (row counts, spans, time zones, stamping) and
 from the files' own first and last lines, converted by hand:
 
-* HistData stamps are EST without DST (UTC-5), bar start: ``20170102 020000`` -> 2017-01-02 07:00 UTC.
+* HistData stamps are New York local time (the files' weeks open Sunday 17:00 in winter and summer), bar
+  start: ``20170102 020000`` -> 2017-01-02 07:00 UTC, ``20170601 000000`` -> 2017-06-01 04:00 UTC.
 * NinjaTrader stamps are UTC at bar END: ``20110103 090100`` -> bar starting 09:00 UTC.
 * Lean SPY hourly is US/Eastern bar start, and the 09:00 bar covers 09:30-10:00, so it is restamped
   09:30 ET: ``1998-01-02 09:00`` -> 14:30 UTC.
@@ -60,31 +61,31 @@ CASES = [
         "1m",
         32660,
         _utc(2017, 3, 1, 5, 0),
-        _utc(2017, 3, 31, 21, 58),
+        _utc(2017, 3, 31, 20, 58),
     ),
     (
         "eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201704.csv",
         "histdata",
         "1m",
         29161,
-        _utc(2017, 4, 2, 22, 0),
-        _utc(2017, 5, 1, 4, 58),
+        _utc(2017, 4, 2, 21, 0),
+        _utc(2017, 5, 1, 3, 58),
     ),
     (
         "eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201705.csv",
         "histdata",
         "1m",
         33054,
-        _utc(2017, 5, 1, 5, 0),
-        _utc(2017, 6, 1, 4, 58),
+        _utc(2017, 5, 1, 4, 0),
+        _utc(2017, 6, 1, 3, 58),
     ),
     (
         "eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201706.csv",
         "histdata",
         "1m",
         31194,
-        _utc(2017, 6, 1, 5, 0),
-        _utc(2017, 6, 30, 21, 58),
+        _utc(2017, 6, 1, 4, 0),
+        _utc(2017, 6, 30, 20, 58),
     ),
     (
         "btc_perp_1m_ftx_202201/btc-perp-20211231-20220201_1m.csv",
@@ -192,8 +193,10 @@ def test_manifest_totals() -> None:
     assert ninja == 31_757
 
 
-def test_histdata_is_est_without_dst() -> None:
-    # 20170102 020000 is EST (UTC-5) all year: in summer the offset stays -5, not New York's -4.
+def test_histdata_follows_new_york_local_time() -> None:
+    # The FX week opens Sunday 17:00 and closes Friday 17:00 New York time, winter and summer.
+    # In the files it opens at 17:00 and closes at 16:59 in both seasons, so the stamps are New
+    # York local time (EST in January, EDT in June), not fixed EST as HistData's docs say.
     jan = _read("eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201701.csv")
     assert "20170102 020000" in _first_data_line("eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201701.csv")
     assert jan.bars["ts"][0] == _utc(2017, 1, 2, 7, 0)
@@ -201,8 +204,14 @@ def test_histdata_is_est_without_dst() -> None:
     assert _first_data_line("eurusd_m1_histdata_2017h1/DAT_ASCII_EURUSD_M1_201706.csv").startswith(
         "20170601 000000"
     )
-    assert jun.bars["ts"][0] == _utc(2017, 6, 1, 5, 0)
+    assert jun.bars["ts"][0] == _utc(2017, 6, 1, 4, 0)
     assert set(jun.bars["volume"]) == {0.0}
+    for frame in (jan.bars, jun.bars):
+        local = frame["ts"].dt.convert_time_zone("America/New_York")
+        gaps = frame.with_columns(local.alias("local")).filter(frame["ts"].diff() > pl.duration(days=1))
+        # Every weekend gap ends at the Sunday 17:00 New York open.
+        assert gaps.height >= 3
+        assert set(gaps["local"].dt.strftime("%a %H:%M").to_list()) == {"Sun 17:00"}
 
 
 def test_ninjatrader_bar_end_becomes_bar_start() -> None:
