@@ -47,11 +47,12 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when already current)."""
+    """Apply every migration not yet recorded, in order; return the names applied."""
     applied: list[str] = []
-    version = current_version(con)
+    current_version(con)  # creates schema_version on a new warehouse
+    done = {int(r[0]) for r in con.sql("SELECT version FROM schema_version").fetchall()}
     for migration in available_migrations():
-        if migration.version <= version:
+        if migration.version in done:  # applied: skip. Any missing number is applied, even a lower one.
             continue
         con.sql("BEGIN TRANSACTION")
         try:
