@@ -30,6 +30,8 @@ ingest_app = typer.Typer(help="Load bars into the warehouse.", no_args_is_help=T
 warehouse_app = typer.Typer(help="Inspect the warehouse.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(warehouse_app, name="warehouse")
+quality_app = typer.Typer(help="Data-quality results and reports.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -74,7 +76,9 @@ def main(
     """volrisk command line."""
     _DEBUG["on"] = debug
     if not verbose:  # Prefect is imported lazily by the commands, so this takes effect
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # Quiet the terminal only; run logs still reach the Prefect API (and the UI).
+        for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
 
 
 def _warehouse(path: Path | None) -> str:
@@ -291,6 +295,145 @@ def ingest_samples(warehouse: WarehouseOpt = None) -> None:
     )
     print_ingest_summary(rows)
     _exit_code(rows)
+
+
+def _parse_intervals(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for item in values:
+        symbol, sep, interval = item.partition("=")
+        if not sep or not symbol or not interval:
+            raise VolriskError(f"--interval {item!r}: expected SYMBOL=INTERVAL, e.g. SPY=1m")
+        out[symbol] = interval
+    return out
+
+
+def print_features_summary(result: dict[str, Any]) -> None:
+    """Per-symbol partitions built, cached, blocked by data quality or failed; sessions; checks."""
+    table = Table(title="features summary")
+    for col in (
+        "symbol",
+        "interval",
+        "months",
+        "built",
+        "cached",
+        "blocked",
+        "failed",
+        "sessions",
+        "low coverage",
+        "jump days",
+    ):
+        table.add_column(col, justify="left" if col in ("symbol", "interval") else "right")
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for r in result["partitions"]:
+        t = per.setdefault(
+            (r["symbol"], r["interval"]),
+            dict.fromkeys(
+                ("months", "success", "cached", "blocked", "failed", "sessions", "low_coverage", "jump_days"),
+                0,
+            ),
+        )
+        t["months"] += 1
+        t[r["status"]] += 1
+        for k in ("sessions", "low_coverage", "jump_days"):
+            t[k] += int(r.get(k) or 0)
+    for (sym, interval), t in sorted(per.items()):
+        table.add_row(
+            sym,
+            interval,
+            *[
+                f"{t[k]:,}"
+                for k in (
+                    "months",
+                    "success",
+                    "cached",
+                    "blocked",
+                    "failed",
+                    "sessions",
+                    "low_coverage",
+                    "jump_days",
+                )
+            ],
+            style="red" if t["failed"] or t["blocked"] else None,
+        )
+    console.print(table)
+    for check in result.get("feature_checks") or []:
+        verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
+        console.print(
+            f"feature checks {check.get('symbol', '')}: {verdict} "
+            f"({len(check.get('warnings', []))} warnings) {check.get('error') or ''}"
+        )
+    if result.get("cross_asset"):
+        c = result["cross_asset"]
+        console.print(f"cross-asset: {c['pairs']} pairs, {c['rows']:,} rows")
+    for r in result["failed"]:
+        console.print(f"[red]{r['status']}[/] {r['symbol']} {r['start']}..{r['end']}: {r.get('error')}")
+
+
+@app.command("features")
+@friendly_errors
+def features(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols with bars in the warehouse.")],
+    start: Annotated[str | None, typer.Option(help="First session date (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="End session date, exclusive.")] = None,
+    interval: Annotated[
+        list[str] | None, typer.Option("--interval", help="SYMBOL=INTERVAL (default: most intraday bars).")
+    ] = None,
+    no_cross_asset: Annotated[bool, typer.Option("--no-cross-asset", help="Skip correlations.")] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Quality-check bars, then build daily features (one partition per symbol and month)."""
+    from flows.features_flow import features_flow
+
+    result: dict[str, Any] = {}
+
+    def run() -> list[dict[str, Any]]:
+        result.update(
+            features_flow(
+                symbols=symbols,
+                start=_parse_date(start, "start"),
+                end=_parse_date(end, "end"),
+                intervals=_parse_intervals(interval),
+                cross_asset=not no_cross_asset,
+                warehouse=_warehouse(warehouse),
+            )
+        )
+        return list(result["partitions"])
+
+    _run_with_progress(run, "features")
+    print_features_summary(result)
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+@quality_app.command("report")
+@friendly_errors
+def quality_report(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to report on.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: reports/quality-YYMMDD).")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write a markdown data-quality report with one RV/jumps/coverage chart per symbol."""
+    from tasks.quality_report import write_quality_report
+    from warehouse.db import session
+    from warehouse.features import read_features
+    from warehouse.quality import read_dq_results
+
+    with session(_warehouse(warehouse), read_only=True) as con:
+        feats = read_features(con, symbols)
+        dq = read_dq_results(con)
+    if feats.height == 0:
+        raise VolriskError(
+            f"no features stored for {symbols}; run `volrisk features {' '.join(symbols)}` first"
+        )
+    wanted = {s.lower() for s in symbols}
+    dq = dq.filter(dq["partition"].str.split("/").list.first().str.to_lowercase().is_in(list(wanted)))
+    folder = out or get_settings().reports / f"quality-{datetime.now():%y%m%d}"
+    path = write_quality_report(feats, dq, folder, f"Data quality: {', '.join(symbols)}")
+    console.print(f"report written to [bold]{path}[/]")
+    for png in sorted(folder.glob("*.png")):
+        console.print(f"  plot {png}")
 
 
 @warehouse_app.command("info")

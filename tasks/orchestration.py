@@ -15,7 +15,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from prefect.cache_policies import INPUTS, CachePolicy
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
@@ -53,8 +53,9 @@ def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> boo
     return False
 
 
-#: Cache policy for partition tasks: keyed on the task's plain inputs (partition keys + data version).
-PARTITION_CACHE: CachePolicy = INPUTS
+#: Cache policy for partition tasks: the task's plain inputs (partition keys + data version) and its
+#: source code, so editing a task's code never serves results computed by the old code.
+PARTITION_CACHE: CachePolicy = INPUTS + TASK_SOURCE
 
 #: Defaults every partition task passes to ``@task``.
 TASK_DEFAULTS: dict[str, Any] = {

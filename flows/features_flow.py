@@ -1,0 +1,228 @@
+"""``features_flow``: bars quality gate, then daily features per (symbol, month), then cross-asset."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.futures import as_completed
+
+from flows import progress
+from tasks.config import get_settings
+from tasks.errors import ConfigError, VolriskError
+from tasks.features import (
+    build_cross_asset,
+    build_features_partition,
+    partition_read_window,
+)
+from tasks.ingest import check_range, month_windows
+from tasks.quality import check_bars_partition, check_features_partition
+from warehouse.bars import bars_version, stored_intervals
+from warehouse.catalog import get_instrument, warehouse_id
+from warehouse.db import session
+from warehouse.symbols import validate_symbol
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """What the flow will compute for one symbol."""
+
+    symbol: str
+    interval: str
+    calendar: str
+    windows: list[tuple[datetime, datetime]]
+    versions: list[str]
+
+
+def _as_utc(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def plan_features(
+    wh_path: str,
+    symbols: list[str],
+    start: date | None,
+    end: date | None,
+    intervals: dict[str, str] | None = None,
+) -> tuple[str, list[FeaturePlan]]:
+    """Pick each symbol's bar interval and month partitions, and hash each partition's bars.
+
+    The default interval is the intraday interval with the most stored bars (so SPY uses its 23
+    years of hourly bars rather than two months of minute bars); ``intervals`` overrides it.
+    """
+    plans: list[FeaturePlan] = []
+    with session(wh_path) as con:
+        wid = warehouse_id(con)
+        for symbol in symbols:
+            validate_symbol(symbol)
+            inst = get_instrument(con, symbol)
+            if inst is None:
+                raise ConfigError(f"symbol {symbol!r} has no bars in {wh_path}; ingest it first")
+            stored = [s for s in stored_intervals(con, symbol) if s[0] != "1d"]
+            chosen = (intervals or {}).get(symbol) or (stored[0][0] if stored else None)
+            match = [s for s in stored if s[0] == chosen]
+            if not match:
+                have = [s[0] for s in stored] or "none"
+                raise ConfigError(f"{symbol}: no intraday bars at interval {chosen!r} (stored: {have})")
+            interval, _, first, last = match[0]
+            lo = max(_as_utc(start), first) if start else first
+            day_after_last = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            hi = min(_as_utc(end), day_after_last) if end else day_after_last
+            lo = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+            if hi <= lo:
+                raise ConfigError(
+                    f"{symbol}: no bars between {start} and {end} (stored {first:%Y-%m-%d}..{last:%Y-%m-%d})"
+                )
+            windows = month_windows(lo, hi)
+            versions = [bars_version(con, symbol, interval, *partition_read_window(a, b)) for a, b in windows]
+            plans.append(FeaturePlan(symbol, interval, inst.calendar, windows, versions))
+    return wid, plans
+
+
+@flow(name="features", log_prints=True)
+def features_flow(
+    symbols: list[str],
+    start: date | None = None,
+    end: date | None = None,
+    intervals: dict[str, str] | None = None,
+    cross_asset: bool = True,
+    warehouse: str | None = None,
+    quality_policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Quality-check bars, build daily features per (symbol, month), then cross-asset correlations.
+
+    Parameters
+    ----------
+    symbols : list[str]
+        Symbols with bars in the warehouse.
+    start, end : date | None
+        Half-open range of session dates (defaults: all stored bars).
+    intervals : dict[str, str] | None
+        Bar interval per symbol (default: the intraday interval with the most bars).
+    cross_asset : bool
+        Also compute rolling cross-asset correlations when two or more symbols are given.
+    warehouse : str | None
+        DuckDB file; defaults to the configured warehouse.
+    quality_policy : dict | None
+        Severity overrides for the data-quality checks (see ``tasks.quality.QualityPolicy``).
+
+    Returns
+    -------
+    dict
+        ``partitions``: one row per (symbol, month) with its quality verdict and features status;
+        ``feature_checks`` per symbol; ``cross_asset``; and ``failed``, the partitions that did not
+        reach features and why.
+    """
+    check_range(start, end)
+    wh_path = str(Path(warehouse) if warehouse else get_settings().warehouse)
+    if not Path(wh_path).is_file():
+        raise ConfigError(f"warehouse {wh_path} does not exist; ingest bars first")
+    run_id = uuid.uuid4().hex[:12]
+    wid, plans = plan_features(wh_path, symbols, start, end, intervals)
+
+    total = sum(len(p.windows) for p in plans)
+    progress.report("features", total=total)
+    dq_futures: dict[Any, tuple[FeaturePlan, datetime, datetime, str]] = {}
+    for plan in plans:
+        for (lo, hi), version in zip(plan.windows, plan.versions, strict=True):
+            fut = check_bars_partition.submit(
+                wh_path,
+                plan.symbol,
+                plan.interval,
+                lo.isoformat(),
+                hi.isoformat(),
+                version,
+                run_id,
+                quality_policy,
+                plan.calendar,
+            )
+            dq_futures[fut] = (plan, lo, hi, version)
+
+    rows: list[dict[str, Any]] = []
+    feature_futures: dict[Any, dict[str, Any]] = {}
+    for fut in as_completed(list(dq_futures)):
+        plan, lo, hi, version = dq_futures[fut]
+        row: dict[str, Any] = {
+            "symbol": plan.symbol,
+            "interval": plan.interval,
+            "start": lo.date().isoformat(),
+            "end": hi.date().isoformat(),
+        }
+        try:
+            dq = fut.result()
+        except Exception as exc:  # noqa: BLE001 - reported per partition
+            row.update(status="failed", error=f"quality check failed to run: {type(exc).__name__}: {exc}")
+            rows.append(row)
+            progress.report("features", item=row)
+            continue
+        row.update(dq_passed=dq["passed"], dq_errors=len(dq["errors"]), dq_warnings=len(dq["warnings"]))
+        if not dq["passed"]:
+            names = sorted({e["check"] for e in dq["errors"]})
+            row.update(status="blocked", error=f"error-level data-quality checks failed: {names}")
+            rows.append(row)
+            progress.report("features", item=row)
+            continue
+        ffut = build_features_partition.submit(
+            wh_path,
+            wid,
+            plan.symbol,
+            plan.interval,
+            plan.calendar,
+            lo.isoformat(),
+            hi.isoformat(),
+            version,
+            run_id,
+        )
+        feature_futures[ffut] = row
+    for ffut in as_completed(list(feature_futures)):
+        row = feature_futures[ffut]
+        try:
+            out = ffut.result()
+            row.update(status="cached" if ffut.state.name == "Cached" else "success", **out)
+        except Exception as exc:  # noqa: BLE001
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+        progress.report("features", item=row)
+
+    checks: list[dict[str, Any]] = []
+    built = {r["symbol"] for r in rows if r["status"] in ("success", "cached")}
+    for plan in plans:
+        if plan.symbol not in built:
+            continue
+        lo, hi = plan.windows[0][0], plan.windows[-1][1]
+        try:
+            checks.append(
+                {"symbol": plan.symbol}
+                | check_features_partition(
+                    wh_path,
+                    plan.symbol,
+                    lo.date().isoformat(),
+                    hi.date().isoformat(),
+                    "|".join(plan.versions),
+                    run_id,
+                    policy=quality_policy,
+                )
+            )
+        except VolriskError as exc:
+            checks.append({"symbol": plan.symbol, "passed": False, "error": str(exc)})
+
+    cross: dict[str, Any] | None = None
+    if cross_asset and len(built) >= 2:
+        lo = min(p.windows[0][0] for p in plans if p.symbol in built)
+        hi = max(p.windows[-1][1] for p in plans if p.symbol in built)
+        cross = build_cross_asset(
+            wh_path, sorted(built), lo.date().isoformat(), hi.date().isoformat(), run_id
+        )
+
+    failed = [r for r in rows if r["status"] in ("failed", "blocked")]
+    return {
+        "run_id": run_id,
+        "partitions": sorted(rows, key=lambda r: (r["symbol"], r["start"])),
+        "feature_checks": checks,
+        "cross_asset": cross,
+        "failed": failed,
+    }
