@@ -40,6 +40,13 @@ _Q_INSERT_DELTA = f"INSERT INTO bars SELECT {_COLS}, ingest_run FROM _volrisk_de
 _CHECKSUM_EXPR = (
     "count(*), coalesce(sum(hash(symbol, interval, ts, open, high, low, close, volume, source)::HUGEINT), 0)"
 )
+_Q_CHECKSUM_RANGE = (
+    f"SELECT {_CHECKSUM_EXPR} FROM bars "  # noqa: S608
+    "WHERE symbol = ? AND interval = ? AND ts >= ? AND ts < ?"
+)
+_Q_INTERVALS = (
+    "SELECT interval, count(*), min(ts), max(ts) FROM bars WHERE symbol = ? GROUP BY interval ORDER BY 2 DESC"
+)
 _Q_SELECT = f"SELECT {_COLS} FROM bars WHERE "  # noqa: S608
 _Q_CHECKSUM_ALL = f"SELECT {_CHECKSUM_EXPR} FROM bars"  # noqa: S608
 _Q_CHECKSUM_SYMBOL = f"SELECT {_CHECKSUM_EXPR} FROM bars WHERE symbol = ?"  # noqa: S608
@@ -190,3 +197,25 @@ def bars_checksum(con: duckdb.DuckDBPyConnection, symbol: str | None = None) -> 
     else:
         row = con.sql(_Q_CHECKSUM_ALL).fetchall()[0]
     return f"{int(row[0])}:{int(row[1]) & ((1 << 64) - 1):016x}"
+
+
+def bars_version(
+    con: duckdb.DuckDBPyConnection, symbol: str, interval: str, start: datetime, end: datetime
+) -> str:
+    """Content checksum of one symbol's bars in ``[start, end)``: the data version of a partition.
+
+    Anything that depends on those bars (features, quality results) keys its cache on it, so a
+    changed bar recomputes exactly the partitions that read it.
+    """
+    row = con.sql(_Q_CHECKSUM_RANGE, params=[validate_symbol(symbol), interval, start, end]).fetchall()[0]
+    return f"{int(row[0])}:{int(row[1]) & ((1 << 64) - 1):016x}"
+
+
+def stored_intervals(
+    con: duckdb.DuckDBPyConnection, symbol: str
+) -> list[tuple[str, int, datetime, datetime]]:
+    """(interval, rows, first ts, last ts) of one symbol's stored bars, most rows first."""
+    return [
+        (str(r[0]), int(r[1]), r[2], r[3])
+        for r in con.sql(_Q_INTERVALS, params=[validate_symbol(symbol)]).fetchall()
+    ]
