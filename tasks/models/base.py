@@ -1,0 +1,140 @@
+"""The one forecaster interface, its prediction schema, and the model registry.
+
+Every model forecasts, per (symbol, origin session t, horizon h), the distribution of the return of
+session t+h: a variance, its realized-variance forecast, a mean and the return quantiles in
+:data:`QUANTILES`. VaR, ES, envelopes and strategy signals are all derived from that one output,
+so every evaluation serves every model.
+
+Time rules (DESIGN.md): ``fit(data, train_end)`` may use only sessions ``<= train_end``, and a
+training target must itself be known by then; ``predict(data, origins)`` may use, for origin ``t``,
+only sessions ``<= t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol, Self, runtime_checkable
+
+import polars as pl
+
+from tasks.errors import ConfigError
+
+#: Return quantile levels every model predicts.
+QUANTILES: tuple[float, ...] = (0.01, 0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975, 0.99)
+
+
+def quantile_column(level: float) -> str:
+    """Column name of a quantile level: 0.01 -> ``q01``, 0.025 -> ``q025``, 0.5 -> ``q50``."""
+    text = f"{level:.3f}".rstrip("0").split(".")[1]
+    return "q" + (text if len(text) > 1 else text + "0")
+
+
+QUANTILE_COLUMNS: tuple[str, ...] = tuple(quantile_column(q) for q in QUANTILES)
+
+#: One row per (model, symbol, origin, horizon).
+PREDICTION_SCHEMA: dict[str, pl.DataType] = {
+    "model": pl.String(),
+    "symbol": pl.String(),
+    "origin": pl.Date(),  # session t: everything used is known at its end
+    "target": pl.Date(),  # session t + horizon
+    "horizon": pl.Int32(),
+    "var": pl.Float64(),  # variance of the target session's return
+    "rv": pl.Float64(),  # realized-variance forecast for the target session
+    "mean": pl.Float64(),
+    **{c: pl.Float64() for c in QUANTILE_COLUMNS},
+    "family": pl.String(),  # gaussian | student_t | fhs | quantile
+    "params": pl.String(),  # JSON: the family's fitted parameters
+}
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """What a model may read, all sorted by (symbol, session_date).
+
+    Attributes
+    ----------
+    features : pl.DataFrame
+        ``features_daily`` rows (see ``tasks.features.DAILY_FEATURES_SCHEMA``).
+    cross_asset : pl.DataFrame | None
+        ``cross_asset_daily`` rows, for models with cross-asset inputs.
+    events : pl.DataFrame | None
+        Economic events (``tasks.events``), for event-conditioned models.
+    bars : pl.DataFrame | None
+        Intraday bars, for minute-mode models.
+    """
+
+    features: pl.DataFrame
+    cross_asset: pl.DataFrame | None = None
+    events: pl.DataFrame | None = None
+    bars: pl.DataFrame | None = None
+
+    def upto(self, last: date) -> ModelData:
+        """The same data cut to sessions ``<= last`` (bars: those ending by the session's end)."""
+        feats = self.features.filter(pl.col("session_date") <= last)
+        cross = None if self.cross_asset is None else self.cross_asset.filter(pl.col("session_date") <= last)
+        bars = self.bars
+        if bars is not None and feats.height:
+            cutoff = feats["session_end"].max()
+            bars = bars.filter(pl.col("ts") < cutoff)
+        events = self.events
+        return ModelData(feats, cross, events, bars)
+
+
+@runtime_checkable
+class Forecaster(Protocol):
+    """The interface every registry entry implements."""
+
+    name: str
+
+    def fit(self, data: ModelData, train_end: date) -> Self:
+        """Fit on sessions ``<= train_end`` (targets included) and return ``self``."""
+        ...
+
+    def predict(self, data: ModelData, origins: Sequence[date], horizon: int = 1) -> pl.DataFrame:
+        """One row per (symbol, origin) in :data:`PREDICTION_SCHEMA`, using sessions ``<= origin``."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able configuration (hashed into cache keys and stored with checkpoints)."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., Forecaster]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Forecaster]], Callable[..., Forecaster]]:
+    """Class decorator: make a forecaster available as ``get_model(name)``."""
+
+    def deco(factory: Callable[..., Forecaster]) -> Callable[..., Forecaster]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"model name {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def get_model(name: str, **config: Any) -> Forecaster:
+    """A new, unfitted forecaster by registry name, with ``config`` overriding its defaults."""
+    _load_builtin_models()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**config)
+
+
+def model_names() -> list[str]:
+    """Every registered model name."""
+    _load_builtin_models()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin_models() -> None:
+    # Importing the package registers the built-in models (tasks/models/__init__.py).
+    import tasks.models  # noqa: F401
+
+
+def empty_predictions() -> pl.DataFrame:
+    """A zero-row frame in :data:`PREDICTION_SCHEMA`."""
+    return pl.DataFrame(schema=PREDICTION_SCHEMA)
