@@ -25,13 +25,18 @@ def _step(title: str, args: list[str]) -> None:
 
 
 def main() -> None:
-    """Ingest the bundled samples and show what the warehouse holds."""
+    """Ingest the bundled samples, check them, build daily features and write the quality report."""
     settings = get_settings()
     console.print(f"warehouse: {settings.warehouse}")
+    symbols = ["BTC-USDT", "EURUSD", "SPY"]
     _step("ingest bundled real data", ["ingest", "samples"])
     _step("warehouse contents", ["warehouse", "info"])
     _step("warehouse invariants and checksums", ["warehouse", "check"])
+    _step("data quality gate + daily features + cross-asset", ["features", *symbols])
+    report_dir = settings.reports / "demo-quality"
+    _step("data-quality report", ["quality", "report", *symbols, "--out", str(report_dir)])
     console.print(f"\n[bold green]demo finished[/]; warehouse at {settings.warehouse}")
+    console.print(f"data-quality report: [bold]{report_dir / 'quality_report.md'}[/]")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""features_flow on real BTC/USDT hourly bars: caching on bar content, the quality gate, idempotence."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.features_flow import features_flow
+from tasks.ingest import default_instrument
+from tasks.sources.files import read_bars_file
+from warehouse.bars import upsert_bars
+from warehouse.catalog import upsert_instrument
+from warehouse.db import session
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def btc_warehouse(tmp_path: Path) -> Path:
+    bars = read_bars_file(SAMPLES / "BTC_USDT-1h_binance_2017_2024.csv", symbol="BTC-USDT").bars
+    bars = bars.filter(
+        pl.col("ts").is_between(datetime(2018, 11, 1, tzinfo=UTC), datetime(2019, 4, 2, tzinfo=UTC))
+    )
+    path = tmp_path / "wh.duckdb"
+    with session(path) as con:
+        upsert_instrument(con, default_instrument("BTC-USDT"))
+        upsert_bars(con, bars, "seed")
+    return path
+
+
+def _status(result: dict, month: str) -> str:
+    return next(r["status"] for r in result["partitions"] if r["start"].startswith(month))
+
+
+def _run(path: Path) -> dict:
+    return features_flow(["BTC-USDT"], start=date(2019, 1, 1), end=date(2019, 4, 1), warehouse=str(path))
+
+
+def test_features_are_cached_on_the_bars_they_read(btc_warehouse: Path) -> None:
+    first = _run(btc_warehouse)
+    assert [_status(first, m) for m in ("2019-01", "2019-02", "2019-03")] == ["success"] * 3
+    with session(btc_warehouse, read_only=True) as con:
+        stored = con.sql(
+            "SELECT count(*), min(session_date), max(session_date) FROM features_daily"
+        ).fetchall()[0]
+    assert stored == (90, date(2019, 1, 1), date(2019, 3, 31))
+
+    second = _run(btc_warehouse)
+    assert {r["status"] for r in second["partitions"]} == {"cached"}
+
+    # Change one February bar: February and March (whose 40-day lookback reaches into February)
+    # are recomputed; January is not.
+    with session(btc_warehouse) as con:
+        row = con.sql(
+            "SELECT * EXCLUDE (ingest_run) FROM bars WHERE ts = TIMESTAMPTZ '2019-02-10 12:00:00+00'"
+        ).pl()
+        changed = row.with_columns(
+            (pl.col("close") * 1.01).alias("close"), (pl.col("high") * 1.02).alias("high")
+        )
+        assert upsert_bars(con, changed, "edit").updated == 1
+    third = _run(btc_warehouse)
+    assert [_status(third, m) for m in ("2019-01", "2019-02", "2019-03")] == ["cached", "success", "success"]
+    with session(btc_warehouse, read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM features_daily").fetchall()[0][0] == 90
+
+
+def test_an_error_level_quality_failure_keeps_that_month_out_of_features(btc_warehouse: Path) -> None:
+    with session(btc_warehouse) as con:
+        bad = con.sql(
+            "SELECT * EXCLUDE (ingest_run) FROM bars WHERE ts = TIMESTAMPTZ '2019-03-05 00:00:00+00'"
+        ).pl()
+        bad = bad.with_columns((pl.col("low") * 0.5).alias("high"))  # high < low
+        upsert_bars(con, bad, "corrupt")
+    result = _run(btc_warehouse)
+    assert _status(result, "2019-03") == "blocked"
+    blocked = next(r for r in result["failed"] if r["start"].startswith("2019-03"))
+    assert "error-level data-quality checks failed" in blocked["error"]
+    assert [_status(result, m) for m in ("2019-01", "2019-02")] == ["success", "success"]
+    with session(btc_warehouse, read_only=True) as con:
+        months = {r[0] for r in con.sql("SELECT DISTINCT month(session_date) FROM features_daily").fetchall()}
+        failures = con.sql(
+            "SELECT count(*) FROM dq_results WHERE NOT success AND severity = 'error'"
+        ).fetchall()[0][0]
+    assert months == {1, 2}
+    assert failures >= 1
