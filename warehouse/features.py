@@ -71,30 +71,49 @@ def _in_range(frame: pl.DataFrame, start: date, end: date, what: str) -> None:
         )
 
 
+_STAGE_VIEW = "_volrisk_features_stage"
+
+
+def _insert_query(table: str, columns: list[str]) -> str:
+    cols = ", ".join(_q(c) for c in columns)
+    return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_STAGE_VIEW}"  # noqa: S608
+
+
+# Assembled once from fixed identifiers; every value is bound.
+_Q_DELETE_FEATURES = (
+    "DELETE FROM features_daily "
+    "WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?"
+)
+_Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION])
+_Q_DELETE_CROSS = (
+    "DELETE FROM cross_asset_daily WHERE list_contains(?::VARCHAR[], symbol_a) "
+    'AND list_contains(?::VARCHAR[], symbol_b) AND feature_set_version = ? AND "window" = ? '
+    "AND session_date BETWEEN ? AND ?"
+)
+_Q_INSERT_CROSS = _insert_query("cross_asset_daily", [*_CROSS_COLS, _VERSION])
+
+
 def _replace(
     con: duckdb.DuckDBPyConnection,
-    table: str,
-    columns: list[str],
+    delete_query: str,
+    insert_query: str,
     stage: pl.DataFrame,
-    where: str,
     params: list[object],
 ) -> None:
-    """Delete ``where`` and insert ``stage`` in one transaction (identifiers from fixed lists only)."""
-    view = "_volrisk_features_stage"
-    cols = ", ".join(_q(c) for c in columns)
-    con.register(view, stage.to_arrow())
+    """Run ``delete_query`` and insert ``stage`` in one transaction."""
+    con.register(_STAGE_VIEW, stage.to_arrow())
     try:
         con.sql("BEGIN TRANSACTION")
         try:
-            con.sql(f"DELETE FROM {table} WHERE {where}", params=params)  # noqa: S608 - fixed identifiers
+            con.sql(delete_query, params=params)
             if stage.height:
-                con.sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")  # noqa: S608
+                con.sql(insert_query)
             con.sql("COMMIT")
         except BaseException:
             con.sql("ROLLBACK")
             raise
     finally:
-        con.unregister(view)
+        con.unregister(_STAGE_VIEW)
 
 
 def write_features(
@@ -138,14 +157,7 @@ def write_features(
     if dupes:
         raise DataError(f"features frame repeats {dupes} session_date row(s) for {symbol!r}")
     stage = rows.with_columns(pl.lit(version).alias(_VERSION))
-    _replace(
-        con,
-        "features_daily",
-        [*_FEATURE_COLS, _VERSION],
-        stage,
-        "symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?",
-        [symbol, version, start, end],
-    )
+    _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, [symbol, version, start, end])
     return stage.height
 
 
@@ -254,15 +266,12 @@ def write_cross_asset(
     dupes = rows.select(pl.struct("session_date", "symbol_a", "symbol_b").is_duplicated().sum()).item()
     if dupes:
         raise DataError(f"cross-asset frame repeats {dupes} (session_date, symbol_a, symbol_b) row(s)")
-    marks = ", ".join("?" for _ in names)
     _replace(
         con,
-        "cross_asset_daily",
-        [*_CROSS_COLS, _VERSION],
+        _Q_DELETE_CROSS,
+        _Q_INSERT_CROSS,
         rows.with_columns(pl.lit(version).alias(_VERSION)),
-        f'symbol_a IN ({marks}) AND symbol_b IN ({marks}) AND feature_set_version = ? AND "window" = ? '
-        "AND session_date BETWEEN ? AND ?",
-        [*names, *names, version, window, start, end],
+        [names, names, version, window, start, end],
     )
     return rows.height
 

@@ -112,6 +112,57 @@ def _infer_interval(ts: pl.Series) -> str:
     )
 
 
+def split_lines(
+    body: pl.DataFrame,
+    names: list[str],
+    delimiter: str,
+    path: Path,
+    *,
+    hint: str = "",
+    wrong_what: str = "Wrong delimiter?",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split text lines into string columns ``names``; lines with another field count are quarantined.
+
+    Parameters
+    ----------
+    body : pl.DataFrame
+        ``line`` (1-based number) and ``raw`` (text) of the data lines.
+    names : list[str]
+        One column name per field.
+    delimiter : str
+        Field separator.
+    path : Path
+        The file, for locations and messages.
+    hint, wrong_what : str
+        Extra words for the error raised when no line has the expected field count.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, pl.DataFrame]
+        ``line``, ``raw`` and one column per name; and quarantined rows (location, reason, raw).
+    """
+    n_fields = len(names)
+    counts = body["raw"].str.count_matches(delimiter, literal=True) + 1
+    if body.height and int((counts == n_fields).sum()) == 0:
+        raise DataError(
+            f"no row has {n_fields} fields separated by {delimiter!r} {hint}; first row: "
+            f"{body['raw'][0][:80]!r}. {wrong_what}".replace("  ", " "),
+            location=str(path),
+        )
+    body = body.with_columns(counts.alias("_n"))
+    wrong = body.filter(pl.col("_n") != n_fields).select(
+        pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
+        pl.format(
+            "expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n")
+        ).alias("reason"),
+        pl.col("raw"),
+    )
+    good = body.filter(pl.col("_n") == n_fields)
+    parts = good["raw"].str.split_exact(delimiter, n_fields - 1).struct.rename_fields(names)
+    fields = pl.concat([good.select("line", "raw"), parts.struct.unnest()], how="horizontal")
+    return fields, wrong
+
+
 def _split_fields(
     lines: pl.DataFrame, layout: Layout, path: Path
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
@@ -147,25 +198,14 @@ def _split_fields(
         body = body.slice(1)
         if body.height == 0:
             raise DataError("file has a header but no data rows", location=str(path))
-    n_fields = len(header_names)
-    counts = body["raw"].str.count_matches(layout.delimiter, literal=True) + 1
-    if body.height and int((counts == n_fields).sum()) == 0:
-        raise DataError(
-            f"no row has {n_fields} fields separated by {layout.delimiter!r} as format {layout.name!r} "
-            f"expects; first row: {body['raw'][0][:80]!r}. Wrong delimiter or wrong --format?",
-            location=str(path),
-        )
-    body = body.with_columns(counts.alias("_n"))
-    wrong = body.filter(pl.col("_n") != n_fields).select(
-        pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
-        pl.format(
-            "expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n")
-        ).alias("reason"),
-        pl.col("raw"),
+    fields, wrong = split_lines(
+        body,
+        header_names,
+        layout.delimiter,
+        path,
+        hint=f"as format {layout.name!r} expects",
+        wrong_what="Wrong delimiter or wrong --format?",
     )
-    good = body.filter(pl.col("_n") == n_fields)
-    parts = good["raw"].str.split_exact(layout.delimiter, n_fields - 1).struct.rename_fields(header_names)
-    fields = pl.concat([good.select("line", "raw"), parts.struct.unnest()], how="horizontal")
     return fields, wrong, unknown
 
 

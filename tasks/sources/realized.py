@@ -33,7 +33,7 @@ from typing import Literal
 import polars as pl
 
 from tasks.errors import ConfigError, DataError, VolriskError
-from tasks.sources.files import _check_readable, _read_lines, file_checksum
+from tasks.sources.files import _check_readable, _read_lines, file_checksum, split_lines
 from warehouse.schema import QUARANTINE_SCHEMA, REALIZED_SCHEMA
 from warehouse.symbols import validate_symbol
 
@@ -285,27 +285,9 @@ def read_realized_file(
 
 
 def _split(body: pl.DataFrame, header: list[str], path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split data lines into string columns named by the header; wrong field counts are quarantined."""
-    n_fields = len(header)
-    counts = body["raw"].str.count_matches(_DELIMITER, literal=True) + 1
-    if int((counts == n_fields).sum()) == 0:
-        raise DataError(
-            f"no row has {n_fields} comma-separated fields like the header; first row: "
-            f"{body['raw'][0][:80]!r}. Wrong delimiter?",
-            location=str(path),
-        )
-    body = body.with_columns(counts.alias("_n"))
-    wrong = body.filter(pl.col("_n") != n_fields).select(
-        pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
-        pl.format(
-            "expected {} fields, got {} (truncated or malformed line)", pl.lit(n_fields), pl.col("_n")
-        ).alias("reason"),
-        pl.col("raw"),
-    )
-    good = body.filter(pl.col("_n") == n_fields)
-    internal = [f"_f{i}" for i in range(n_fields)]
-    parts = good["raw"].str.split_exact(_DELIMITER, n_fields - 1).struct.rename_fields(internal)
-    fields = pl.concat([good.select("line", "raw"), parts.struct.unnest()], how="horizontal")
+    """Split data lines into string columns named ``c:<header>``; wrong field counts are quarantined."""
+    internal = [f"_f{i}" for i in range(len(header))]
+    fields, wrong = split_lines(body, internal, _DELIMITER, path, hint="like the header")
     fields = fields.rename({f"_f{i}": f"c:{name}" for i, name in enumerate(header)})
     return fields.with_columns(pl.col(f"c:{name}").str.strip_chars() for name in header), wrong
 
