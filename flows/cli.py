@@ -175,10 +175,35 @@ def ingest_file(
     interval: Annotated[str | None, typer.Option(help="Bar interval; inferred when omitted.")] = None,
     start: Annotated[str | None, typer.Option(help="Keep bars from this UTC date (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option(help="Keep bars before this UTC date.")] = None,
+    ts_column: Annotated[str | None, typer.Option(help="generic: the timestamp column.")] = None,
+    tz: Annotated[str | None, typer.Option(help="generic: IANA time zone of naive stamps.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--column", help="generic: CANONICAL=COLUMN, e.g. open=Open.")
+    ] = None,
+    ts_format: Annotated[str | None, typer.Option(help="generic: strptime format (default ISO).")] = None,
+    stamp: Annotated[str, typer.Option(help="generic: bar 'start' or 'end' stamps.")] = "start",
+    delimiter: Annotated[str, typer.Option(help="generic: CSV field separator.")] = ",",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Ingest vendor files: HistData, NinjaTrader, Binance, FTX, Lean, Yahoo CSV and more."""
+    """Ingest vendor files: HistData, NinjaTrader, Binance, FTX, Lean, Yahoo CSV, or any CSV/Parquet.
+
+    For any other layout use --format generic with --ts-column, --tz and --column CANONICAL=COLUMN.
+    """
     from flows.ingest_flow import ingest_flow
+
+    generic: dict[str, Any] | None = None
+    if fmt == "generic" or ts_column or tz:
+        generic = {
+            "ts_column": ts_column,
+            "tz": tz,
+            "stamp": stamp,
+            "delimiter": delimiter,
+            "column_map": _parse_pairs(column, "--column"),
+            "interval": interval,
+        }
+        if ts_format:
+            generic["ts_format"] = ts_format
+        fmt = "generic"
 
     rows = _run_with_progress(
         lambda: ingest_flow(
@@ -190,6 +215,7 @@ def ingest_file(
             start=_parse_date(start, "start"),
             end=_parse_date(end, "end"),
             warehouse=_warehouse(warehouse),
+            generic=generic,
         ),
         "ingest files",
     )
@@ -297,15 +323,16 @@ def ingest_samples(warehouse: WarehouseOpt = None) -> None:
     _exit_code(rows)
 
 
-def _parse_intervals(values: list[str] | None) -> dict[str, str] | None:
+def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
+    """``["A=x", "B=y"]`` -> ``{"A": "x", "B": "y"}``, or a one-line error naming the option."""
     if not values:
         return None
     out: dict[str, str] = {}
     for item in values:
-        symbol, sep, interval = item.partition("=")
-        if not sep or not symbol or not interval:
-            raise VolriskError(f"--interval {item!r}: expected SYMBOL=INTERVAL, e.g. SPY=1m")
-        out[symbol] = interval
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise VolriskError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} SPY=1m")
+        out[key] = value
     return out
 
 
@@ -394,7 +421,7 @@ def features(
                 symbols=symbols,
                 start=_parse_date(start, "start"),
                 end=_parse_date(end, "end"),
-                intervals=_parse_intervals(interval),
+                intervals=_parse_pairs(interval, "--interval"),
                 cross_asset=not no_cross_asset,
                 warehouse=_warehouse(warehouse),
             )

@@ -22,7 +22,7 @@ from tasks.ingest import (
     month_windows,
 )
 from tasks.sources.files import file_checksum
-from tasks.sources.layouts import LAYOUTS
+from tasks.sources.layouts import LAYOUTS, generic_from_params
 from warehouse.catalog import warehouse_id
 from warehouse.db import writer
 from warehouse.symbols import validate_symbol
@@ -84,6 +84,7 @@ def ingest_flow(
     seed: int = 0,
     warehouse: str | None = None,
     restrict_to_data_roots: bool = False,
+    generic: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest bars into the warehouse, one cached and retried task per (symbol, window).
 
@@ -107,6 +108,9 @@ def ingest_flow(
         DuckDB file; defaults to the configured warehouse.
     restrict_to_data_roots : bool
         Refuse files outside ``VOLRISK_DATA_ROOTS`` (deployments set this).
+    generic : dict | None
+        For ``fmt="generic"`` (CSV or Parquet): ``ts_column``, ``tz`` and optionally ``column_map``
+        (canonical name -> column), ``ts_format``, ``stamp``, ``delimiter``, ``interval``.
 
     Returns
     -------
@@ -120,8 +124,10 @@ def ingest_flow(
     check_range(start, end)
     formats = fmt if isinstance(fmt, list) else [fmt] * len(paths or [])
     for name in formats:
-        if name is not None and name not in LAYOUTS:
-            raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)}")
+        if name is not None and name not in LAYOUTS and name != "generic":
+            raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
+        if name == "generic":
+            generic_from_params(generic)  # refuse a bad mapping before any task runs
     run_id = uuid.uuid4().hex[:12]
     with writer(wh_path) as con:  # creates and migrates a new warehouse once, up front
         wid = warehouse_id(con)
@@ -153,6 +159,7 @@ def ingest_flow(
                     run_id,
                     _iso(start),
                     _iso(end),
+                    generic if formats[i] == "generic" else None,
                 )
             )
             labels.append(

@@ -19,7 +19,7 @@ from prefect import task
 from tasks.errors import ConfigError
 from tasks.orchestration import TASK_DEFAULTS, content_hash
 from tasks.sources.files import ParseResult, read_bars_file
-from tasks.sources.layouts import LAYOUTS, Layout
+from tasks.sources.layouts import LAYOUTS, Layout, generic_from_params
 from warehouse.bars import upsert_bars
 from warehouse.catalog import (
     Instrument,
@@ -284,16 +284,21 @@ def ingest_file_task(
     run_id: str,
     start: str | None = None,
     end: str | None = None,
+    generic: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Parse one vendor file and write it as one partition.
 
-    Cached on (warehouse id, path, symbol, format, interval, file checksum, range); ``run_id`` is
-    excluded from the key.
+    Cached on (warehouse id, path, symbol, format, interval, file checksum, range, generic layout);
+    ``run_id`` is excluded from the key. ``fmt="generic"`` reads any CSV or Parquet file described by
+    ``generic``: the keyword arguments of :func:`tasks.sources.layouts.generic_layout`.
     """
+    layout: str | Layout | None = fmt
+    if fmt == "generic":
+        layout = generic_from_params(generic)
     parsed = parse_file(
         path,
         symbol=symbol,
-        fmt=fmt,
+        fmt=layout,
         interval=interval,
         start=datetime.fromisoformat(start) if start else None,
         end=datetime.fromisoformat(end) if end else None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -241,6 +241,70 @@ def _parse_ts(fields: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, pl.Expr]:
     return text.str.strptime(pl.Datetime("us"), layout.ts_format, strict=False), no_offset
 
 
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _check_parquet(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataError("file not found", location=str(path))
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(
+            f"file is above the {MAX_FILE_BYTES / 2**30:.0f} GiB limit for one file; split it",
+            location=str(path),
+        )
+    try:
+        pl.read_parquet_schema(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the same to the user
+        raise DataError(
+            f"not a readable Parquet file ({type(exc).__name__}: {exc})", location=str(path)
+        ) from exc
+    return b""
+
+
+def _parquet_fields(path: Path, layout: Layout) -> tuple[pl.DataFrame, Layout, list[str]]:
+    """A Parquet file as the text fields the CSV path produces: one string column per field.
+
+    Datetime columns become ISO-8601 text (tz-aware ones in UTC with ``+00:00``), so the same
+    time-zone, DST and quarantine rules apply as for CSV; ``line`` is the 1-based row number.
+    """
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(
+            f"cannot read Parquet file ({type(exc).__name__}: {exc})", location=str(path)
+        ) from exc
+    missing = [c for c in layout.columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Parquet columns {frame.columns} lack {missing} required by format {layout.name!r}",
+            location=str(path),
+        )
+    if frame.height == 0:
+        raise DataError("Parquet file has no rows", location=str(path))
+    known = set(layout.columns) | set(layout.rename)
+    unknown = [c for c in frame.columns if c not in known]
+    frame = frame.drop(unknown)
+    exprs: list[pl.Expr] = []
+    iso = False
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            iso = iso or name in layout.ts_columns
+            if dtype.time_zone:
+                exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00"))
+            else:
+                exprs.append(col.dt.strftime("%Y-%m-%dT%H:%M:%S%.f"))
+        elif dtype == pl.Date:
+            iso = iso or name in layout.ts_columns
+            exprs.append(col.dt.strftime("%Y-%m-%d"))
+        else:
+            exprs.append(col.cast(pl.String))
+    raw = pl.struct(pl.all()).struct.json_encode().alias("raw")
+    fields = frame.select(raw, *exprs).with_row_index("line", offset=1)
+    return fields, (replace(layout, ts_format=None) if iso else layout), unknown
+
+
 def read_bars_file(
     path: Path | str,
     *,
@@ -274,8 +338,10 @@ def read_bars_file(
     validate_symbol(symbol)
     if interval is not None and interval not in INTERVALS:
         raise ConfigError(f"interval {interval!r} is not one of {list(INTERVALS)}")
-    head = _check_readable(path)
-    if fmt is None:
+    head = _check_readable(path) if not _is_parquet(path) else _check_parquet(path)
+    if fmt is None and _is_parquet(path):
+        layout = detect_layout(path, [",".join(pl.read_parquet_schema(path))])
+    elif fmt is None:
         layout = detect_layout(path, head.decode("utf-8", errors="replace").splitlines()[:200])
     elif isinstance(fmt, Layout):
         layout = fmt
@@ -286,8 +352,14 @@ def read_bars_file(
     layout = with_interval(layout, interval)
     notes: list[str] = []
 
-    lines = _read_lines(path)
-    fields, wrong_width, unknown = _split_fields(lines, layout, path)
+    if _is_parquet(path):
+        fields, layout, unknown = _parquet_fields(path, layout)
+        wrong_width = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        lines_read = fields.height
+    else:
+        lines = _read_lines(path)
+        fields, wrong_width, unknown = _split_fields(lines, layout, path)
+        lines_read = int(lines.filter(pl.col("raw").str.strip_chars() != "").height)
     if unknown:
         notes.append(f"ignored unknown columns {unknown}")
 
@@ -333,7 +405,7 @@ def read_bars_file(
         layout=layout.name,
         interval=resolved_interval,
         checksum=file_checksum(path),
-        lines_read=int(lines.filter(pl.col("raw").str.strip_chars() != "").height),
+        lines_read=lines_read,
         notes=notes + checked.notes,
     )
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tasks.errors import ConfigError, DataError
 
@@ -231,6 +232,36 @@ def generic_layout(
         rename={v: k for k, v in mapping.items()},
         description="generic CSV with a column mapping",
     )
+
+
+_GENERIC_KEYS = {"ts_column", "tz", "delimiter", "column_map", "ts_format", "stamp", "interval"}
+
+
+def generic_from_params(params: dict[str, object] | None) -> Layout:
+    """:func:`generic_layout` from plain parameters (CLI, deployments), with clear errors.
+
+    Parameters
+    ----------
+    params : dict | None
+        ``ts_column`` and ``tz`` (required), and optionally ``column_map``, ``ts_format``, ``stamp``,
+        ``delimiter``, ``interval``.
+    """
+    params = dict(params or {})
+    unknown = sorted(set(params) - _GENERIC_KEYS)
+    if unknown:
+        raise ConfigError(f"generic format: unknown parameter(s) {unknown}; expected {sorted(_GENERIC_KEYS)}")
+    for key in ("ts_column", "tz"):
+        if not params.get(key):
+            raise ConfigError(f"generic format needs {key!r} (CLI: --ts-column / --tz)")
+    try:
+        ZoneInfo(str(params["tz"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"generic format: tz {params['tz']!r} is not an IANA time zone (e.g. UTC, America/New_York)"
+        ) from None
+    if params.get("stamp", "start") not in ("start", "end"):
+        raise ConfigError(f"generic format: stamp must be 'start' or 'end', got {params['stamp']!r}")
+    return generic_layout(**params)  # type: ignore[arg-type]
 
 
 _HEADER_SIGNATURES: list[tuple[str, tuple[str, ...]]] = [

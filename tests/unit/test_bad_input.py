@@ -417,3 +417,67 @@ def test_everything_bad_still_reports_every_line(tmp_path: Path) -> None:
     result = _read(path)
     assert result.bars.height == 0
     assert [loc for loc, _ in _quarantined(result)] == [f"{path}:2", f"{path}:3", f"{path}:4"]
+
+
+def test_generic_parquet_with_a_column_map_and_time_zone(tmp_path: Path) -> None:
+    """Generic Parquet: tz-aware and naive stamps, a column map, and a DST gap in local time."""
+    from datetime import datetime as dt
+
+    from tasks.sources.files import read_bars_file
+    from tasks.sources.layouts import generic_from_params
+
+    naive = pl.DataFrame(
+        {
+            "Time": [dt(2017, 3, 12, 1, 0), dt(2017, 3, 12, 2, 30), dt(2017, 3, 12, 3, 0), dt(2017, 3, 12, 4, 0)],
+            "O": [10.0, 10.0, 10.0, 11.0],
+            "H": [11.0, 11.0, 11.0, 12.0],
+            "L": [9.0, 9.0, 9.0, 10.0],
+            "C": [10.5, 10.5, 10.5, 11.5],
+            "extra": ["a", "b", "c", "d"],
+        }
+    )
+    path = tmp_path / "bars.parquet"
+    naive.write_parquet(path)
+    layout = generic_from_params(
+        {"ts_column": "Time", "tz": "America/New_York", "interval": "1h",
+         "column_map": {"open": "O", "high": "H", "low": "L", "close": "C"}}
+    )
+    result = read_bars_file(path, symbol="SPY", fmt=layout)
+    # 02:30 does not exist on 2017-03-12 in New York: quarantined with the row number; the rest arrive.
+    assert result.bars.height == 3
+    assert result.bars["ts"][0] == dt(2017, 3, 12, 6, 0, tzinfo=UTC)
+    assert result.quarantine["location"].to_list() == [f"{path}:2"]
+    assert "DST gap" in result.quarantine["reason"][0]
+    assert any("extra" in n for n in result.notes)
+
+    aware = naive.head(1).with_columns(pl.col("Time").dt.replace_time_zone("Europe/Berlin"))
+    aware_path = tmp_path / "aware.parquet"
+    aware.write_parquet(aware_path)
+    one = read_bars_file(aware_path, symbol="SPY", fmt=layout, interval="1h")
+    assert one.bars["ts"][0] == dt(2017, 3, 12, 0, 0, tzinfo=UTC)  # 01:00 Berlin = 00:00 UTC
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"tz": "UTC"}, "ts_column"),
+        ({"ts_column": "t"}, "'tz'"),
+        ({"ts_column": "t", "tz": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"ts_column": "t", "tz": "UTC", "bogus": 1}, "unknown parameter"),
+        ({"ts_column": "t", "tz": "UTC", "column_map": {"price": "p"}}, "column_map keys"),
+    ],
+)
+def test_generic_format_parameters_are_checked(params: dict, message: str) -> None:
+    from tasks.sources.layouts import generic_from_params
+
+    with pytest.raises(ConfigError, match=message):
+        generic_from_params(params)
+
+
+def test_not_a_parquet_file(tmp_path: Path) -> None:
+    from tasks.sources.files import read_bars_file
+
+    path = tmp_path / "fake.parquet"
+    path.write_text("time,open\n")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_bars_file(path, symbol="SPY")
