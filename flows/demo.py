@@ -17,10 +17,12 @@ def _step(title: str, args: list[str]) -> None:
     console.rule(f"[bold]{title}[/]  (volrisk {' '.join(args)})")
     t0 = time.perf_counter()
     try:
-        app(args, standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit inside standalone_mode=False
-        if exc.code:
-            sys.exit(exc.code)
+        code = app(args, standalone_mode=False)  # returns typer.Exit's code instead of raising it
+    except SystemExit as exc:
+        code = exc.code
+    if code:
+        console.print(f"[bold red]{title} failed (exit {code}); see above[/]")
+        sys.exit(int(code))
     console.print(f"[dim]{title}: {time.perf_counter() - t0:.1f}s[/]")
 
 

@@ -19,7 +19,17 @@ import duckdb
 from tasks.errors import TransientError, WarehouseError
 from warehouse.migrate import migrate
 
-_LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked", "lock on file")
+_LOCK_MARKERS = (
+    "could not set lock",
+    "conflicting lock",
+    "database is locked",
+    "lock on file",
+    "unique file handle conflict",  # another thread of this process is attaching the same file
+)
+# Threads of one process take turns to attach a file and to migrate it: DuckDB's per-process
+# database cache and concurrent catalog writes (CREATE TABLE IF NOT EXISTS) conflict otherwise.
+_OPEN_LOCK = threading.Lock()
+_MIGRATE_LOCK = threading.Lock()
 _CORRUPT_MARKERS = (
     "not a valid duckdb database",
     "corrupt",
@@ -34,7 +44,8 @@ _CORRUPT_MARKERS = (
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=read_only)
+    with _OPEN_LOCK:
+        con = duckdb.connect(str(path), read_only=read_only)
     con.sql("SET TimeZone = 'UTC'")
     return con
 
@@ -91,11 +102,12 @@ def connect(
                 ) from exc
             raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
     if not read_only:
-        try:
-            migrate(con)
-        except duckdb.Error as exc:
-            con.close()
-            raise WarehouseError(f"cannot migrate warehouse {path}: {exc}") from exc
+        with _MIGRATE_LOCK:  # checking a current file is one catalog read: every writer checks
+            try:
+                migrate(con)
+            except duckdb.Error as exc:
+                con.close()
+                raise WarehouseError(f"cannot migrate warehouse {path}: {exc}") from exc
     return con
 
 

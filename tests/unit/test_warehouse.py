@@ -200,3 +200,37 @@ def test_connect_sets_utc_session(warehouse_path: Path) -> None:
     with session(warehouse_path) as con:
         tz = con.sql("SELECT current_setting('TimeZone')").fetchall()[0][0]
         assert tz == "UTC"
+
+
+def test_many_threads_open_the_same_warehouse_at_once(warehouse_path: Path) -> None:
+    """Threads attaching and migrating one file together used to fail (catalog write-write conflict,
+    "Unique file handle conflict"); connect() now serializes attach and migration per process."""
+    import threading
+
+    import duckdb
+
+    errors: list[str] = []
+    for round_ in range(20):
+        fresh = warehouse_path.with_name(f"fresh{round_}.duckdb")
+        fresh.parent.mkdir(parents=True, exist_ok=True)
+        duckdb.connect(str(fresh)).close()  # an empty file: every thread finds migrations to run
+        barrier = threading.Barrier(8)
+        opened: list[object] = []
+
+        def open_one(
+            barrier: threading.Barrier = barrier, opened: list[object] = opened, fresh: Path = fresh
+        ) -> None:
+            barrier.wait()
+            try:
+                opened.append(connect(fresh))
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for con in opened:
+            con.close()  # type: ignore[attr-defined]
+    assert errors == []
