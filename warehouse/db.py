@@ -72,7 +72,7 @@ def connect(
     duckdb.DuckDBPyConnection
         A connection with the session time zone set to UTC.
     """
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # one spelling per file: DuckDB caches by path text
     if read_only and not path.exists():
         raise WarehouseError(f"warehouse {path} does not exist yet; run `volrisk ingest` first")
     if not read_only:
@@ -133,7 +133,7 @@ def writer(path: Path | str, *, lock_timeout: float = 300.0) -> Iterator[duckdb.
     writer that waits longer than ``lock_timeout`` seconds gets :class:`TransientError`, which
     tasks retry. Parsing and computing happen outside this block, so only the write is serialized.
     """
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # one spelling per file: DuckDB caches by path text
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_timeout
     with _WRITE_LOCK, open(path.with_name(path.name + ".lock"), "a") as lock_file:
