@@ -1,0 +1,489 @@
+"""``voltransformer``: the research Transformer, in daily mode (registry) and minute mode.
+
+Network (:class:`VolTransformerNet`, research notebook 000)
+-----------------------------------------------------------
+``Linear(n_inputs, d)`` projection, sinusoidal positional encoding, ``nn.TransformerEncoder`` (batch
+first, GELU, ``dim_feedforward = ff``), the LAST token's state, then an MLP head. In minute mode the
+head ends in ``Softplus`` (a variance is positive), as in the research; in daily mode the head's
+location output (log RV) is unbounded and ``Softplus`` makes its scale positive (see
+``tasks.models.daily_nn``).
+
+Only the last token feeds the head, so the last encoder layer is evaluated for that token only
+(``last_token_only=True``): its queries, attention output, feed-forward block and norms run on one
+position while keys and values still come from the whole window. The result equals
+``encoder(z)[:, -1]`` (tested) at about ``(L - 1) / L`` of the cost of the last layer's per-token work.
+
+Daily mode (``get_model("voltransformer")``)
+-------------------------------------------
+A window of the last ``window`` sessions of daily features (log rv_d, log rv_w, log rv_m, return,
+downside share, jump share by default) forecasts next-session log RV. Losses: ``mse`` (the research's),
+``qlike`` or ``gaussian_nll`` on log RV. Research size is ``d_model=64, heads=8, layers=4`` on a
+60-step window; the daily default is smaller (``d_model=32, heads=4, layers=2, ff=64``, window 22):
+about 2,000 training windows do not support 200k parameters, and a default fit takes well under a
+minute on two CPU cores.
+
+Minute mode (:class:`MinuteTransformer`)
+---------------------------------------
+A window of ``m`` (60 or 120) one-minute log returns forecasts the next squared return: ``fit`` on a
+return array (the training span, oldest first) with a chronological validation tail, ``forecast``
+aligned so that ``out[p]`` uses ``r[p - m : p]`` only. Unlike the research notebook, the target is the
+return right after the window (the notebook skipped one), returns are scaled by their training
+standard deviation (squared returns of order 1e-7 starve MSE of gradient) and the split is never random.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from tasks.errors import ConfigError, DataError
+from tasks.models.base import QUANTILES, register
+from tasks.models.daily_nn import (
+    DailyConfig,
+    DailyTorchForecaster,
+    DistHead,
+    config_dict,
+)
+from tasks.models.families import Family, family_names, get_family
+from tasks.train import (
+    EpochStats,
+    History,
+    TrainConfig,
+    chronological_split,
+    fit_torch,
+    make_windows,
+    pick_device,
+    predict_batches,
+    seeded,
+    torch_threads,
+)
+
+
+# ------------------------------------------------------------------------------------------ network
+class SinusoidalPositionalEncoding(nn.Module):
+    """``x + P[:, :len]`` with the fixed sine/cosine table of Vaswani et al."""
+
+    P: torch.Tensor
+
+    def __init__(self, d_model: int, max_len: int) -> None:
+        super().__init__()
+        pe = torch.zeros(max_len, d_model)
+        pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div[: d_model // 2])
+        self.register_buffer("P", pe.unsqueeze(0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.P[:, : x.size(1)].to(x.dtype)
+
+
+def _last_token_layer(layer: nn.TransformerEncoderLayer, z: torch.Tensor) -> torch.Tensor:
+    """``layer(z)[:, -1]`` computed for the last position only (keys/values from every position)."""
+    q = z[:, -1:, :]
+
+    def ff(x: torch.Tensor) -> torch.Tensor:
+        return layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(x)))))
+
+    if layer.norm_first:
+        zn = layer.norm1(z)
+        h = q + layer.dropout1(layer.self_attn(zn[:, -1:, :], zn, zn, need_weights=False)[0])
+        h = h + ff(layer.norm2(h))
+    else:
+        h = layer.norm1(q + layer.dropout1(layer.self_attn(q, z, z, need_weights=False)[0]))
+        h = layer.norm2(h + ff(h))
+    return h[:, 0]
+
+
+class VolTransformerNet(nn.Module):
+    """Linear projection, sinusoidal PE, TransformerEncoder, last token, head.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Features per time step (1 for returns).
+    window : int
+        Longest input sequence.
+    d_model, heads, layers, ff : int
+        Encoder width, attention heads, layers and feed-forward width.
+    dropout : float
+        Encoder dropout.
+    head : nn.Module
+        Maps the last token's ``(batch, d_model)`` state to the outputs.
+    last_token_only : bool
+        Evaluate the last encoder layer for the last position only (same result, less work).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        window: int,
+        d_model: int,
+        heads: int,
+        layers: int,
+        ff: int,
+        dropout: float,
+        head: nn.Module,
+        last_token_only: bool = True,
+    ) -> None:
+        super().__init__()
+        if d_model % heads:
+            raise ConfigError(f"d_model must be a multiple of heads; got d_model={d_model}, heads={heads}")
+        self.proj = nn.Linear(n_inputs, d_model)
+        self.pos = SinusoidalPositionalEncoding(d_model, window)
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = head
+        self.last_token_only = last_token_only
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The last token's state ``(batch, d_model)`` for inputs ``(batch, steps, n_inputs)``."""
+        z = self.pos(self.proj(x))
+        if not self.last_token_only:
+            return self.encoder(z)[:, -1]
+        layers = self.encoder.layers
+        for layer in layers[:-1]:
+            z = layer(z)
+        h = _last_token_layer(layers[-1], z)
+        if self.encoder.norm is not None:
+            h = self.encoder.norm(h)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(x))
+
+
+def positive_head(d_model: int) -> nn.Module:
+    """The research head: ``Linear(d, d) -> GELU -> Linear(d, 1) -> Softplus``, squeezed to ``(batch,)``."""
+    return nn.Sequential(
+        nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 1), nn.Softplus(), nn.Flatten(0)
+    )
+
+
+def _check_arch(d_model: object, heads: object, layers: object, ff: object, dropout: object) -> None:
+    for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers), ("ff", ff)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1; got {value!r}")
+    assert isinstance(d_model, int) and isinstance(heads, int)
+    if d_model % heads:
+        raise ConfigError(f"d_model must be a multiple of heads; got d_model={d_model}, heads={heads}")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be a number in [0, 1); got {dropout!r}")
+
+
+# ------------------------------------------------------------------------------------------ daily mode
+@dataclass(frozen=True)
+class TransformerConfig(DailyConfig):
+    """:class:`~tasks.models.daily_nn.DailyConfig` plus the encoder's size (daily defaults are small)."""
+
+    d_model: int = 32
+    heads: int = 4
+    layers: int = 2
+    ff: int = 64
+    dropout: float = 0.1
+    last_token_only: bool = True
+
+
+@register("voltransformer")
+class VolTransformer(DailyTorchForecaster):
+    """Daily-mode research Transformer: daily-feature window -> next-session log RV (module docstring)."""
+
+    name: str = "voltransformer"
+    config_class: ClassVar[type[DailyConfig]] = TransformerConfig
+    allowed_losses: ClassVar[tuple[str, ...]] = ("mse", "qlike", "gaussian_nll")
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        c = self.cfg
+        assert isinstance(c, TransformerConfig)
+        _check_arch(c.d_model, c.heads, c.layers, c.ff, c.dropout)
+
+    def build_net(self, n_inputs: int) -> nn.Module:
+        c = self.cfg
+        assert isinstance(c, TransformerConfig)
+        return VolTransformerNet(
+            n_inputs,
+            c.window,
+            c.d_model,
+            c.heads,
+            c.layers,
+            c.ff,
+            c.dropout,
+            DistHead(c.d_model, c.loss),
+            c.last_token_only,
+        )
+
+
+# ------------------------------------------------------------------------------------------ minute mode
+@dataclass(frozen=True)
+class MinuteConfig:
+    """Settings of :class:`MinuteTransformer` (research size by default).
+
+    Attributes
+    ----------
+    window : int
+        Returns per input window (the research used 60 and 120).
+    d_model, heads, layers, ff, dropout, last_token_only
+        Encoder (see :class:`VolTransformerNet`).
+    loss : str
+        ``mse`` on scaled squared returns (the research's) or ``qlike`` (``y / f + log f``).
+    family : str
+        Distribution of the standardized return for :meth:`MinuteTransformer.quantiles`.
+    val_fraction : float
+        Last share of the training windows used for early stopping.
+    max_train_windows : int | None
+        Keep only the most recent windows of the training span (CPU budgets); None keeps all.
+    clip_inputs : float
+        Scaled returns are clipped to +- this.
+    epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp, num_threads
+        :class:`~tasks.train.TrainConfig` (``num_threads`` also applies to ``forecast``).
+    """
+
+    window: int = 60
+    d_model: int = 64
+    heads: int = 8
+    layers: int = 4
+    ff: int = 256
+    dropout: float = 0.1
+    last_token_only: bool = True
+    loss: str = "mse"
+    family: str = "student_t"
+    val_fraction: float = 0.2
+    max_train_windows: int | None = None
+    clip_inputs: float = 50.0
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 3
+    min_delta: float = 0.0
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
+            raise ConfigError(f"window must be an integer >= 2; got {self.window!r}")
+        _check_arch(self.d_model, self.heads, self.layers, self.ff, self.dropout)
+        if self.loss not in ("mse", "qlike"):
+            raise ConfigError(f"loss must be 'mse' or 'qlike'; got {self.loss!r}")
+        if self.family not in family_names():
+            raise ConfigError(f"family must be one of {family_names()}; got {self.family!r}")
+        vf = self.val_fraction
+        if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0 <= vf < 0.9:
+            raise ConfigError(f"val_fraction must be a number in [0, 0.9); got {vf!r}")
+        if self.max_train_windows is not None and (
+            isinstance(self.max_train_windows, bool)
+            or not isinstance(self.max_train_windows, int)
+            or self.max_train_windows < 10
+        ):
+            raise ConfigError(
+                f"max_train_windows must be None or an integer >= 10; got {self.max_train_windows!r}"
+            )
+        TrainConfig.from_mapping(config_dict(self))
+
+
+def minute_loss(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on scaled squared returns ``y`` and positive forecasts ``f``: MSE or QLIKE (``y/f + log f``)."""
+    if loss == "mse":
+        return lambda f, y: torch.mean((f - y) ** 2)
+    if loss == "qlike":
+        return lambda f, y: torch.mean(y / (f + 1e-6) + torch.log(f + 1e-6))
+    raise ConfigError(f"loss must be 'mse' or 'qlike'; got {loss!r}")
+
+
+def minute_returns(bars: pl.DataFrame, symbol: str | None = None) -> tuple[pl.Series, np.ndarray]:
+    """Close-to-close log returns of consecutive bars, oldest first.
+
+    Parameters
+    ----------
+    bars : pl.DataFrame
+        Bars with ``ts`` and ``close`` (and ``symbol`` when several are present).
+    symbol : str | None
+        The symbol to use when ``bars`` holds several.
+
+    Returns
+    -------
+    tuple[pl.Series, np.ndarray]
+        The stamp of each return's bar and the returns ``log(close_i / close_{i-1})``. A return across a
+        gap in the bars spans the gap (the caller decides whether that matters).
+    """
+    frame = bars
+    if symbol is not None:
+        frame = frame.filter(pl.col("symbol") == symbol)
+    elif "symbol" in frame.columns and frame["symbol"].n_unique() > 1:
+        raise ConfigError("bars hold several symbols: pass symbol=")
+    frame = frame.sort("ts")
+    close = frame["close"].cast(pl.Float64).to_numpy()
+    if close.size < 2 or not np.all(np.isfinite(close) & (close > 0)):
+        raise DataError("minute returns need at least two bars with positive finite closes")
+    return frame["ts"][1:], np.log(close[1:] / close[:-1])
+
+
+class MinuteTransformer:
+    """Minute mode: a window of ``m`` one-minute log returns -> variance of the next return.
+
+    ``fit(returns)`` trains on one chronological span (oldest first); its last ``val_fraction`` of
+    windows is the validation split for early stopping. ``forecast(returns)[p]`` is the variance
+    forecast of ``returns[p]`` from ``returns[p - m : p]`` (NaN for ``p < m``; the extra last entry is the
+    next, unseen return), so hold-out evaluation is a plain slice.
+
+    Parameters
+    ----------
+    **config
+        Fields of :class:`MinuteConfig`.
+    """
+
+    name: str = "voltransformer_minute"
+
+    def __init__(self, **config: Any) -> None:
+        known = set(MinuteConfig.__dataclass_fields__)
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ConfigError(f"unknown {self.name} config key(s) {unknown}; known: {sorted(known)}")
+        self.cfg = MinuteConfig(**config)
+        self.progress: Callable[[EpochStats], None] | None = None
+        self.history: History | None = None
+        self.net: VolTransformerNet | None = None
+        self.sigma: float = 1.0
+        self.family_fit: Family | None = None
+        self.residuals: list[float] = []
+        self.device = torch.device("cpu")
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able configuration."""
+        return config_dict(self.cfg)
+
+    def input_names(self) -> list[str]:
+        """The single input: scaled one-minute log returns."""
+        return ["ret_1m"]
+
+    def _net(self) -> VolTransformerNet:
+        c = self.cfg
+        return VolTransformerNet(
+            1,
+            c.window,
+            c.d_model,
+            c.heads,
+            c.layers,
+            c.ff,
+            c.dropout,
+            positive_head(c.d_model),
+            c.last_token_only,
+        )
+
+    def _scaled(self, r: np.ndarray) -> np.ndarray:
+        return np.clip(
+            np.nan_to_num(r / self.sigma, nan=0.0, posinf=0.0, neginf=0.0),
+            -self.cfg.clip_inputs,
+            self.cfg.clip_inputs,
+        )
+
+    def fit(self, returns: np.ndarray) -> Self:
+        """Train on ``returns`` (one chronological span; nothing after it is ever passed in).
+
+        Raises
+        ------
+        DataError
+            Too few returns for one training window, or non-finite returns.
+        """
+        r = np.asarray(returns, dtype=np.float64).ravel()
+        m = self.cfg.window
+        if r.size < m + 20:
+            raise DataError(f"{self.name}: {r.size} returns are too few for window={m}")
+        if not np.isfinite(r).all():
+            raise DataError(f"{self.name}: returns contain non-finite values")
+        pos = np.arange(m, r.size)  # forecast target positions; window r[p - m : p]
+        if self.cfg.max_train_windows is not None:
+            pos = pos[-self.cfg.max_train_windows :]
+        tr, va = chronological_split(pos, self.cfg.val_fraction)
+        self.sigma = float(np.std(r[: pos[tr].max() + 1]))  # training span only
+        if not self.sigma > 0:
+            raise DataError(f"{self.name}: training returns have zero variance")
+        z = self._scaled(r)
+        y = (r / self.sigma) ** 2
+        self.device = pick_device(self.cfg.device)
+        cfg = TrainConfig.from_mapping(config_dict(self.cfg))
+        with torch_threads(self.cfg.num_threads), seeded(self.cfg.seed):
+            net = self._net().to(self.device)
+            train_xy = make_windows(z, pos[tr] - 1, y[pos[tr]], m, self.device)
+            val_xy = make_windows(z, pos[va] - 1, y[pos[va]], m, self.device) if va.size else None
+            self.history = fit_torch(net, minute_loss(self.cfg.loss), train_xy, val_xy, cfg, self.progress)
+        self.net = net.eval()
+        with torch_threads(self.cfg.num_threads):
+            var = self._forecast_positions(r, pos)
+        std = r[pos] / np.sqrt(var)
+        self.residuals = [float(v) for v in std[np.isfinite(std)]]
+        self.family_fit = get_family(self.cfg.family).fit(np.asarray(self.residuals))
+        return self
+
+    def _forecast_positions(self, r: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        assert self.net is not None
+        xy = make_windows(self._scaled(r), pos - 1, np.zeros(pos.size), self.cfg.window, self.device)
+        f = predict_batches(self.net, xy).double().numpy()
+        return np.maximum(f, 1e-12) * self.sigma**2
+
+    def forecast(self, returns: np.ndarray) -> np.ndarray:
+        """Variance forecasts aligned with ``returns``: ``out[p]`` from ``returns[p - m : p]``.
+
+        Returns
+        -------
+        np.ndarray
+            Length ``len(returns) + 1``; NaN for ``p < window``.
+        """
+        if self.net is None:
+            raise ConfigError(f"{self.name} is not fitted: call fit(returns) first")
+        r = np.asarray(returns, dtype=np.float64).ravel()
+        out = np.full(r.size + 1, np.nan)
+        pos = np.arange(self.cfg.window, r.size + 1)
+        if pos.size:
+            with torch_threads(self.cfg.num_threads):
+                out[pos] = self._forecast_positions(r, pos)
+        return out
+
+    def quantiles(self, returns: np.ndarray, levels: Sequence[float] = QUANTILES) -> np.ndarray:
+        """Return quantiles ``(len(returns) + 1, len(levels))`` with a zero mean and the fitted family."""
+        if self.family_fit is None:
+            raise ConfigError(f"{self.name} is not fitted: call fit(returns) first")
+        var = self.forecast(returns)
+        out = np.full((var.size, len(levels)), np.nan)
+        ok = np.isfinite(var)
+        out[ok] = self.family_fit.quantiles(0.0, var[ok], levels)
+        return out
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Weights and plain metadata for :func:`tasks.train.save_checkpoint`."""
+        if self.net is None:
+            raise ConfigError(f"{self.name} is not fitted: nothing to checkpoint")
+        meta = {
+            "model": self.name,
+            "config": self.config(),
+            "features": self.input_names(),
+            "sigma": self.sigma,
+            "family": self.cfg.family,
+            "residuals": list(self.residuals),
+            "history": None if self.history is None else self.history.as_dict(),
+        }
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}, meta
+
+    def restore_checkpoint(self, weights: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Self:
+        """Load what :meth:`checkpoint_state` gave."""
+        if meta.get("model") != self.name:
+            raise ConfigError(f"checkpoint is of model {meta.get('model')!r}, not {self.name!r}")
+        net = self._net()
+        net.load_state_dict(dict(weights), strict=True)
+        self.device = pick_device(self.cfg.device)
+        self.net = net.to(self.device).eval()
+        self.sigma = float(meta["sigma"])
+        self.residuals = [float(v) for v in meta["residuals"]]
+        self.family_fit = get_family(str(meta["family"])).fit(np.asarray(self.residuals))
+        return self
