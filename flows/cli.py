@@ -463,6 +463,121 @@ def quality_report(
         console.print(f"  plot {png}")
 
 
+def _features_version(wh: str, symbols: list[str], end: date) -> str:
+    """Content hash of the features a training run reads (its data version)."""
+    from tasks.orchestration import content_hash
+    from warehouse.db import session
+    from warehouse.features import read_features
+
+    with session(wh, read_only=True) as con:
+        frame = read_features(con, symbols, None, end)
+    if frame.height == 0:
+        raise VolriskError(f"no features stored for {symbols} up to {end}; run `volrisk features` first")
+    return content_hash(frame.height, int(frame.hash_rows().sum()))
+
+
+@app.command("train")
+@friendly_errors
+def train(
+    model: Annotated[str, typer.Argument(help="Registry name, e.g. har, garch, voltransformer, prob_lstm.")],
+    symbols: Annotated[list[str], typer.Argument(help="Symbols whose daily features train the model.")],
+    train_end: Annotated[str, typer.Option(help="Last session of the training window (YYYY-MM-DD).")],
+    train_start: Annotated[str | None, typer.Option(help="First session (default: all history).")] = None,
+    config: Annotated[
+        list[str] | None, typer.Option("--set", help="Model config KEY=VALUE (JSON values), e.g. epochs=5.")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Train one model on stored daily features; records a model_runs row (and a checkpoint)."""
+    import json
+
+    from tasks.train import train_and_record
+
+    wh = _warehouse(warehouse)
+    end = _parse_date(train_end, "train-end")
+    assert end is not None
+    cfg: dict[str, Any] = {}
+    for key, raw in (_parse_pairs(config, "--set") or {}).items():
+        try:
+            cfg[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            cfg[key] = raw
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    task_id = bar.add_task(f"train {model}", total=None, loss="")
+
+    def on_epoch(stats: Any) -> None:
+        val = f"val {stats.val_loss:.4g}" if stats.val_loss is not None else ""
+        bar.update(
+            task_id,
+            completed=stats.epoch + 1,  # EpochStats counts epochs from 0
+            total=stats.epochs,
+            loss=f"train {stats.train_loss:.4g} {val} best@{stats.best_epoch}",
+        )
+
+    with bar:
+        run = train_and_record(
+            wh,
+            model,
+            symbols,
+            end,
+            cfg,
+            _features_version(wh, symbols, end),
+            train_start=_parse_date(train_start, "train-start"),
+            progress=on_epoch,
+        )
+    console.print(
+        f"model run [bold]{run['model_run']}[/] ({run['model']}, {run['device']}, {run['wall_s']:.1f}s)"
+    )
+    for key, value in sorted((run.get("metrics") or {}).items()):
+        console.print(f"  {key:<24} {value}")
+    if run.get("checkpoint"):
+        console.print(f"  checkpoint {run['checkpoint']}")
+
+
+@app.command("predict")
+@friendly_errors
+def predict(
+    model_run: Annotated[str, typer.Argument(help="A model run id printed by `volrisk train`.")],
+    start: Annotated[str, typer.Option(help="First origin session (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last origin session.")],
+    horizon: Annotated[int, typer.Option(help="Sessions ahead.")] = 1,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Forecast from a trained run for every stored session in [start, end]; writes predictions."""
+    from tasks.train import predict_and_record
+    from warehouse.db import session
+    from warehouse.models import read_model_run
+
+    wh = _warehouse(warehouse)
+    lo, hi = _parse_date(start, "start"), _parse_date(end, "end")
+    assert lo is not None and hi is not None
+    if lo > hi:
+        raise VolriskError(f"--start {lo} is after --end {hi}")
+    with session(wh, read_only=True) as con:
+        run = read_model_run(con, model_run)
+        if run is None:
+            raise VolriskError(f"model run {model_run!r} not found; `volrisk train` prints run ids")
+        origins = [
+            r[0]
+            for r in con.sql(
+                "SELECT DISTINCT session_date FROM features_daily WHERE list_contains(?::VARCHAR[], symbol) "
+                "AND session_date BETWEEN ? AND ? ORDER BY 1",
+                params=[list(run["symbols"]), lo, hi],
+            ).fetchall()
+        ]
+    if not origins:
+        raise VolriskError(f"no stored sessions between {lo} and {hi} for {run['symbols']}")
+    out = predict_and_record(wh, model_run, origins, horizon=horizon)
+    console.print(f"wrote predictions for {len(origins)} origins: {out}")
+
+
 @warehouse_app.command("info")
 @friendly_errors
 def warehouse_info(warehouse: WarehouseOpt = None) -> None:

@@ -188,3 +188,36 @@ def test_realized_import_is_idempotent(tmp_path: Path) -> None:
     with session(wh, read_only=True) as con:
         syms = {r[0] for r in con.sql("SELECT DISTINCT symbol FROM realized_daily").fetchall()}
     assert syms == {".AEX", ".SPX"}
+
+
+def test_cli_train_and_predict_a_baseline(tmp_path: Path) -> None:
+    """`volrisk train` records a model run; `volrisk predict` writes its forecasts; bad ids are one line."""
+    from tasks.features import build_daily_features
+    from tasks.ingest import default_instrument
+    from tasks.sources.files import read_bars_file
+    from warehouse.catalog import upsert_instrument
+    from warehouse.features import write_features
+
+    bars = read_bars_file(SAMPLES / "BTC_USDT-1h_binance_2017_2024.csv", symbol="BTC-USDT").bars
+    daily = build_daily_features(bars, "24x7", "1h")
+    wh = tmp_path / "m.duckdb"
+    with session(wh) as con:
+        upsert_instrument(con, default_instrument("BTC-USDT"))
+        write_features(con, daily, "BTC-USDT", daily["session_date"].min(), daily["session_date"].max())
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "har", "BTC-USDT", "--train-end", "2022-12-31", "-w", str(wh)])
+    assert trained.exit_code == 0, trained.output
+    run_id = next(w for w in trained.output.split() if w.startswith("har-"))
+    predicted = runner.invoke(
+        app, ["predict", run_id, "--start", "2023-01-01", "--end", "2023-01-31", "-w", str(wh)]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    with session(wh, read_only=True) as con:
+        rows = con.sql(
+            "SELECT count(*), min(origin), max(target) FROM predictions WHERE model_run = ?", params=[run_id]
+        ).fetchall()[0]
+    assert rows[0] == 31 and str(rows[1]) == "2023-01-01" and str(rows[2]) == "2023-02-01"
+    missing = runner.invoke(
+        app, ["predict", "nosuch", "--start", "2023-01-01", "--end", "2023-01-02", "-w", str(wh)]
+    )
+    assert missing.exit_code == 2 and "not found" in missing.output
