@@ -55,8 +55,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any, Self
@@ -88,6 +87,7 @@ from tasks.train import (
     fit_torch,
     pick_device,
     seeded,
+    torch_threads,
 )
 
 _Z90 = float(norm.ppf(0.9))
@@ -167,14 +167,25 @@ class QuantileConfig:
     min_train: int = 100
 
     def __post_init__(self) -> None:
-        ints = {"window": 1, "hidden": 1, "depth": 1, "epochs": 1, "batch_size": 1, "patience": 1,
-                "min_scale_obs": 2, "horizon": 1, "event_epochs": 1, "min_train": 10}
+        ints = {
+            "window": 1,
+            "hidden": 1,
+            "depth": 1,
+            "epochs": 1,
+            "batch_size": 1,
+            "patience": 1,
+            "min_scale_obs": 2,
+            "horizon": 1,
+            "event_epochs": 1,
+            "min_train": 10,
+        }
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
             raise ConfigError(f"threads must be None or an integer >= 1; got {self.threads!r}")
         ranges = {
             "dropout": (0.0, 1.0, True),
@@ -257,20 +268,6 @@ def infer_calendar(features: pl.DataFrame) -> str:
     )
 
 
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads (None: leave as is), restoring the setting."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass
 class _Samples:
     """Model inputs of one or more symbols, aligned row by row."""
@@ -292,8 +289,14 @@ class _Samples:
     def take(self, idx: np.ndarray) -> _Samples:
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx
         return _Samples(
-            [self.symbol[i] for i in idx], [self.origin[i] for i in idx], [self.target[i] for i in idx],
-            self.x[idx], self.e[idx], self.scale[idx], self.y[idx], [self.flags[i] for i in idx],
+            [self.symbol[i] for i in idx],
+            [self.origin[i] for i in idx],
+            [self.target[i] for i in idx],
+            self.x[idx],
+            self.e[idx],
+            self.scale[idx],
+            self.y[idx],
+            [self.flags[i] for i in idx],
             self.covered[idx],
         )
 
@@ -301,13 +304,26 @@ class _Samples:
     def concat(parts: list[_Samples], k: int, j: int) -> _Samples:
         parts = [p for p in parts if p.n]
         if not parts:
-            return _Samples([], [], [], np.zeros((0, k)), np.zeros((0, j)), np.zeros(0), np.zeros(0), [],
-                            np.zeros(0, dtype=bool))
+            return _Samples(
+                [],
+                [],
+                [],
+                np.zeros((0, k)),
+                np.zeros((0, j)),
+                np.zeros(0),
+                np.zeros(0),
+                [],
+                np.zeros(0, dtype=bool),
+            )
         return _Samples(
-            [s for p in parts for s in p.symbol], [d for p in parts for d in p.origin],
-            [d for p in parts for d in p.target], np.concatenate([p.x for p in parts]),
-            np.concatenate([p.e for p in parts]), np.concatenate([p.scale for p in parts]),
-            np.concatenate([p.y for p in parts]), [f for p in parts for f in p.flags],
+            [s for p in parts for s in p.symbol],
+            [d for p in parts for d in p.origin],
+            [d for p in parts for d in p.target],
+            np.concatenate([p.x for p in parts]),
+            np.concatenate([p.e for p in parts]),
+            np.concatenate([p.scale for p in parts]),
+            np.concatenate([p.y for p in parts]),
+            [f for p in parts for f in p.flags],
             np.concatenate([p.covered for p in parts]),
         )
 
@@ -537,7 +553,7 @@ class QuantileForecaster:
         self.scaler = Scaler.fit(samples.x[tr])
         self.rv_ratio, self.rv_ratio_pooled = _rv_ratios(cut.features)
         self.device = pick_device(cfg.device)
-        with _threads(cfg.threads):
+        with torch_threads(cfg.threads):
             with seeded(cfg.seed):
                 net = _QuantileNet(samples.x.shape[1], samples.e.shape[1], cfg).to(self.device)
                 x = self._x(samples)
@@ -545,8 +561,12 @@ class QuantileForecaster:
                 tr_t = torch.as_tensor(tr, device=self.device)
                 va_t = torch.as_tensor(va, device=self.device)
                 self.history = fit_torch(
-                    net, pinball_torch, (x[tr_t], y[tr_t]), (x[va_t], y[va_t]) if va.size else None,
-                    cfg.train_config(), self.progress,
+                    net,
+                    pinball_torch,
+                    (x[tr_t], y[tr_t]),
+                    (x[va_t], y[va_t]) if va.size else None,
+                    cfg.train_config(),
+                    self.progress,
                 )
             if self.use_events:
                 covered = np.flatnonzero(samples.covered)
@@ -582,7 +602,7 @@ class QuantileForecaster:
         s = self._samples(data, origins=set(wanted), with_target=False)
         if s.n == 0:
             return empty_predictions()
-        with _threads(self.cfg.threads), torch.no_grad():
+        with torch_threads(self.cfg.threads), torch.no_grad():
             u = self.net(self._x(s), self._e(s) if self.use_events else None).double().cpu().numpy()
         q = u * s.scale[:, None]
         var = ((q[:, QUANTILES.index(0.9)] - q[:, QUANTILES.index(0.1)]) / (2.0 * _Z90)) ** 2
@@ -661,8 +681,9 @@ class QuantileForecaster:
         if sel.height == 0:
             return _Samples.concat([], x.shape[1], j)
         windows = target_windows(calendar, sel["session_date"], cfg.horizon)
-        sel = sel.join(windows.select("session_date", "target"), on="session_date", how="left",
-                       maintain_order="left")
+        sel = sel.join(
+            windows.select("session_date", "target"), on="session_date", how="left", maintain_order="left"
+        )
         scale_sel = scale[usable]
         y = np.full(sel.height, np.nan)
         if with_target:
@@ -671,16 +692,26 @@ class QuantileForecaster:
             y = y_ret.cast(pl.Float64).fill_null(np.nan).to_numpy() / scale_sel
         if events is not None:
             ev = event_features(
-                sel.select("symbol", "session_date", "session_end"), events, calendar,
-                horizon=cfg.horizon, types=cfg.event_types,
+                sel.select("symbol", "session_date", "session_end"),
+                events,
+                calendar,
+                horizon=cfg.horizon,
+                types=cfg.event_types,
             )
             e, flags, covered = _event_inputs(ev, cfg)
         else:
             e, flags = np.zeros((sel.height, 0)), [{} for _ in range(sel.height)]
             covered = np.zeros(sel.height, dtype=bool)
         return _Samples(
-            [symbol] * sel.height, sel["session_date"].to_list(), sel["target"].to_list(),
-            x[usable], e, scale_sel, y, flags, covered,
+            [symbol] * sel.height,
+            sel["session_date"].to_list(),
+            sel["target"].to_list(),
+            x[usable],
+            e,
+            scale_sel,
+            y,
+            flags,
+            covered,
         )
 
 
@@ -690,4 +721,3 @@ class QuantileEventForecaster(QuantileForecaster):
 
     name = "quantile_event"
     use_events = True
-
