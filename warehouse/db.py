@@ -25,6 +25,9 @@ _LOCK_MARKERS = (
     "database is locked",
     "lock on file",
     "unique file handle conflict",  # another thread of this process is attaching the same file
+    # another thread of this process holds the file open in the other mode (read-only vs read-write):
+    # DuckDB refuses a second configuration of one file per process until that connection closes
+    "different configuration than existing connections",
 )
 # Threads of one process take turns to attach a file and to migrate it: DuckDB's per-process
 # database cache and concurrent catalog writes (CREATE TABLE IF NOT EXISTS) conflict otherwise.
@@ -111,12 +114,32 @@ def connect(
     return con
 
 
+# Query-time signs of a damaged file (narrower than _CORRUPT_MARKERS: "checksum" is also a column name).
+_DAMAGED_MARKERS = ("corrupt database file", "could not read enough bytes", "not a valid duckdb database")
+
+
+def _raise_if_corrupt(path: Path | str, exc: duckdb.Error) -> None:
+    """Re-raise a query-time sign of a damaged file (bad block checksum, short read) as WarehouseError."""
+    if any(marker in str(exc).lower() for marker in _DAMAGED_MARKERS):
+        raise WarehouseError(
+            f"warehouse {Path(path).expanduser().resolve()} is damaged ({str(exc).splitlines()[0]}). "
+            "Move it aside and rebuild it with `volrisk ingest`, or restore it from a backup."
+        ) from exc
+
+
 @contextmanager
 def session(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Context manager around :func:`connect` that always closes the connection."""
+    """Context manager around :func:`connect` that always closes the connection.
+
+    DuckDB reads blocks lazily, so a damaged file may open and fail only when a query reaches the bad
+    block; such an error is raised as :class:`WarehouseError` naming the file.
+    """
     con = connect(path, read_only=read_only)
     try:
         yield con
+    except duckdb.Error as exc:
+        _raise_if_corrupt(path, exc)
+        raise
     finally:
         con.close()
 
@@ -151,6 +174,9 @@ def writer(path: Path | str, *, lock_timeout: float = 300.0) -> Iterator[duckdb.
             con = connect(path, lock_timeout=max(1.0, deadline - time.monotonic()))
             try:
                 yield con
+            except duckdb.Error as exc:
+                _raise_if_corrupt(path, exc)
+                raise
             finally:
                 con.close()
         finally:

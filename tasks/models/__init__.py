@@ -8,3 +8,6 @@ from tasks.models import quantile  # noqa: F401
 
 # Neural volatility models: voltransformer, prob_lstm, lstm_point.
 from tasks.models import lstm_point, prob_lstm, transformer  # noqa: F401
+
+# The LightGBM stack of the others: ensemble (tasks/stacking.py).
+from tasks import stacking  # noqa: F401, E402

@@ -63,12 +63,16 @@ class ModelData:
         Economic events (``tasks.events``), for event-conditioned models.
     bars : pl.DataFrame | None
         Intraday bars, for minute-mode models.
+    predictions : pl.DataFrame | None
+        Out-of-fold predictions of other models (:data:`PREDICTION_SCHEMA` plus ``fold``), for the
+        stacked ``ensemble``; a row is usable at its ``origin``.
     """
 
     features: pl.DataFrame
     cross_asset: pl.DataFrame | None = None
     events: pl.DataFrame | None = None
     bars: pl.DataFrame | None = None
+    predictions: pl.DataFrame | None = None
 
     def upto(self, last: date) -> ModelData:
         """The same data cut to sessions ``<= last`` (bars: those ending by the session's end)."""
@@ -79,7 +83,8 @@ class ModelData:
             cutoff = feats["session_end"].max()
             bars = bars.filter(pl.col("ts") < cutoff)
         events = self.events
-        return ModelData(feats, cross, events, bars)
+        preds = None if self.predictions is None else self.predictions.filter(pl.col("origin") <= last)
+        return ModelData(feats, cross, events, bars, preds)
 
 
 @runtime_checkable

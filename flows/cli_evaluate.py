@@ -1,0 +1,130 @@
+"""``volrisk evaluate`` and ``volrisk report``: the evaluation commands (registered on ``flows.cli.app``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flows.cli import (
+    WarehouseOpt,
+    _parse_date,
+    _run_with_progress,
+    _warehouse,
+    app,
+    console,
+    err_console,
+    friendly_errors,
+)
+from tasks.errors import VolriskError
+
+
+def _print_summary(out: dict[str, Any]) -> None:
+    table = Table(title="evaluation: best model per asset")
+    for col in ("symbol", "best model", "QLIKE", "HAR QLIKE", "DM p", "beats HAR", "VaR95", "VaR99"):
+        table.add_column(col)
+    for r in out.get("summary", []):
+        table.add_row(
+            r["symbol"],
+            r["best_model"],
+            f"{r['best_qlike']:.4f}",
+            f"{r['har_qlike']:.4f}",
+            "n/a" if r["dm_p_vs_har"] is None else f"{r['dm_p_vs_har']:.3g}",
+            "[green]yes[/]" if r["beats_har"] else "[red]no[/]",
+            "[green]pass[/]" if r["var95_pass"] else "[red]fail[/]",
+            "[green]pass[/]" if r["var99_pass"] else "[red]fail[/]",
+        )
+    console.print(table)
+    for cls, d in (out.get("stacking") or {}).items():
+        console.print(f"stacking {cls}: {d['mode']} (serves {d['serves']}, lift {d['lift']:+.3f} Sharpe)")
+    console.print(f"all gates passed: {out.get('passed_gates')}")
+    for f in out.get("failed", []):
+        err_console.print(f"[red]failed[/] {f['model']} {f['symbol']} fold {f['fold']}: {f.get('error')}")
+    console.print(f"report written to [bold]{out['report']}[/] (and {out['json']})")
+
+
+@app.command("evaluate")
+@friendly_errors
+def evaluate(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols with daily features in the warehouse.")],
+    models: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Registry name (repeat); default: every model.")
+    ] = None,
+    test_start: Annotated[
+        str | None, typer.Option(help="First test session (default: 2 years before the end).")
+    ] = None,
+    test_end: Annotated[
+        str | None, typer.Option(help="Last test session (default: the last stored).")
+    ] = None,
+    train_start: Annotated[str | None, typer.Option(help="Earliest training session.")] = None,
+    refit_every: Annotated[int, typer.Option(help="Sessions per walk-forward fold.")] = 63,
+    window: Annotated[str, typer.Option(help="expanding or rolling.")] = "expanding",
+    train_size: Annotated[int | None, typer.Option(help="Rolling window length in sessions.")] = None,
+    name: Annotated[str, typer.Option(help="Evaluation name (report file suffix).")] = "manual",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    no_stack: Annotated[bool, typer.Option("--no-stack", help="Skip the LightGBM ensemble.")] = False,
+    config: Annotated[
+        str | None, typer.Option(help='Per-model config as JSON, e.g. \'{"voltransformer": {"epochs": 5}}\'.')
+    ] = None,
+    cost_bps: Annotated[float, typer.Option(help="Strategy cost in basis points of turnover.")] = 5.0,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
+    from flows.evaluate_flow import evaluate_flow
+
+    for label, value in (("test-start", test_start), ("test-end", test_end), ("train-start", train_start)):
+        _parse_date(value, label)
+    try:
+        overrides = json.loads(config) if config else None
+    except json.JSONDecodeError as exc:
+        raise VolriskError(f"--config is not valid JSON: {exc}") from None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise VolriskError("--config must be a JSON object of {model: {key: value}}")
+    result: dict[str, Any] = {}
+
+    def run() -> list[dict[str, Any]]:
+        result.update(
+            evaluate_flow(
+                symbols=symbols,
+                models=models,
+                test_start=test_start,
+                test_end=test_end,
+                train_start=train_start,
+                refit_every=refit_every,
+                name=name,
+                device=device,
+                warehouse=str(_warehouse(warehouse)),
+                window=window,
+                train_size=train_size,
+                stack=not no_stack,
+                config=overrides,
+                cost_bps=cost_bps,
+            )
+        )
+        return []
+
+    _run_with_progress(run, "evaluate folds")
+    _print_summary(result)
+    if result.get("failed"):
+        raise typer.Exit(1)
+
+
+@app.command("report")
+@friendly_errors
+def report(
+    name: Annotated[str | None, typer.Argument(help="Evaluation name (default: the latest).")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Rewrite an evaluation's report (and re-stack it) from its stored out-of-fold predictions."""
+    from flows.evaluate_flow import stack_flow
+
+    result: dict[str, Any] = {}
+
+    def run() -> list[dict[str, Any]]:
+        result.update(stack_flow(name=name, warehouse=str(_warehouse(warehouse))))
+        return []
+
+    _run_with_progress(run, "report")
+    _print_summary(result)

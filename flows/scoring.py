@@ -1,0 +1,158 @@
+"""Score an evaluation's stored predictions, write its report and publish Prefect artifacts.
+
+Shared by ``evaluate_flow`` and ``stack_flow``: it reads the out-of-fold predictions of the model runs
+the evaluation produced (never recomputing them), builds the :class:`~tasks.scorecard.Scorecard`,
+writes ``reports/eval-YYMMDD-<name>.md`` / ``.json`` / PNGs, publishes a markdown and a table
+artifact under stable keys (``eval-<name>-report``, ``eval-<name>-leaderboard``), and records the
+evaluation's manifest in the warehouse (the first run that passes every gate becomes the baseline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tasks.config import get_settings
+
+#: ForexFactory calendar (US CPI / NFP actual vs forecast) looked for under the data roots.
+FOREXFACTORY_GLOB = "econ_calendar/forexfactory_calendar_*.csv"
+
+
+def _events() -> pl.DataFrame:
+    """The shipped FOMC dates plus a ForexFactory export found under the configured data roots."""
+    from tasks.events import load_event_calendar
+
+    ff = None
+    for root in get_settings().data_roots:
+        found = sorted(Path(root).glob(FOREXFACTORY_GLOB))
+        if found:
+            ff = found[-1]
+            break
+    return load_event_calendar(forexfactory=ff)
+
+
+def _artifact_key(name: str, what: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:40] or "eval"
+    return f"eval-{slug}-{what}"
+
+
+def _publish(card: Any, paths: dict[str, str]) -> None:
+    """Markdown and table artifacts with stable keys (a no-op outside a flow run)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    md = Path(paths["md"]).read_text(encoding="utf-8")
+    create_markdown_artifact(key=_artifact_key(card.name, "report"), markdown=md, description=paths["md"])
+    rows = card.leaderboard.select("symbol", "model", "qlike", "dm_p", "in_mcs", "loses_to_har").to_dicts()
+    create_table_artifact(
+        key=_artifact_key(card.name, "leaderboard"), table=rows, description=f"{card.name}: QLIKE leaderboard"
+    )
+
+
+def _histories(con: Any, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Training history of each neural model's last fold (first symbol)."""
+    from warehouse.models import read_model_run
+
+    first_symbol = min(r["symbol"] for r in runs)
+    last: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r["symbol"] == first_symbol and (r["model"] not in last or r["fold"] > last[r["model"]]["fold"]):
+            last[r["model"]] = r
+    out: dict[str, dict[str, Any]] = {}
+    for model, r in last.items():
+        run = read_model_run(con, r["model_run"])
+        hist = ((run or {}).get("metrics") or {}).get("history")
+        if hist:
+            out[f"{model} ({r['symbol']}, fold {r['fold']})"] = hist
+    return out
+
+
+def _shap(
+    predictions: pl.DataFrame, features: pl.DataFrame, classes: dict[str, str], bases: list[str]
+) -> pl.DataFrame | None:
+    """Attributions of a meta-learner fitted on every out-of-fold row (the one that serves next)."""
+    from tasks.models.base import ModelData
+    from tasks.stacking import Ensemble
+
+    base = predictions.filter(pl.col("model").is_in(bases))
+    if base.height == 0:
+        return None
+    end = features["session_date"].max()
+    try:
+        ens = Ensemble(base_models=bases, groups=classes).fit(ModelData(features, predictions=base), end)
+    except Exception:  # noqa: BLE001 - attributions are optional; the report says they are missing
+        return None
+    return ens.attributions()
+
+
+def score_and_report(
+    wh: str,
+    name: str,
+    params: dict[str, Any],
+    runs: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
+    classes: dict[str, str],
+    calendars: dict[str, str],
+    reports_dir: str | None = None,
+) -> dict[str, Any]:
+    """Score the runs' predictions, write the report, publish artifacts, record the manifest."""
+    from tasks.report import write_report
+    from tasks.scorecard import build_scorecard
+    from warehouse.db import session, writer
+    from warehouse.evaluations import first_passed_evaluation, write_evaluation
+    from warehouse.features import read_features
+    from warehouse.models import read_predictions
+
+    if not runs:
+        raise RuntimeError(f"evaluation {name!r}: every fold failed: {failed[:3]}")
+    with session(wh, read_only=True) as con:
+        preds = pl.concat(
+            [read_predictions(con, model_run=r) for r in sorted({r["model_run"] for r in runs})],
+            how="vertical_relaxed",
+        )
+        feats = read_features(con, params["symbols"])
+        histories = _histories(con, runs)
+        baseline = first_passed_evaluation(con)
+    preds = preds.filter(pl.col("symbol").is_in(params["symbols"])).drop("created_at")
+    models = [m for m in params["models"] if m in set(preds["model"].unique().to_list())]
+    card = build_scorecard(
+        name,
+        params,
+        preds.drop("model_run"),
+        feats,
+        classes,
+        _events(),
+        models,
+        failed,
+        params.get("cost_bps", 5.0),
+        calendars=calendars,
+    )
+    card.histories = histories
+    bases = [m for m in models if m != "ensemble"]
+    card.shap = _shap(preds.drop("model_run"), feats, classes, bases) if "ensemble" in models else None
+    baseline_payload = None
+    if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
+        import json
+
+        baseline_payload = json.loads(Path(str(baseline["report"])).with_suffix(".json").read_text())
+    folder = Path(reports_dir) if reports_dir else get_settings().reports
+    paths = write_report(card, folder, baseline_payload)
+    _publish(card, paths)
+    with writer(wh) as con:
+        write_evaluation(
+            con, name, params, {"runs": runs, "failed": failed}, card.stacking, paths["md"], card.passed_gates
+        )
+    return {
+        "report": paths["md"],
+        "json": paths["json"],
+        "failed": failed,
+        "runs": len(runs),
+        "scored": card.scored.select("symbol", "target").unique().height,
+        "passed_gates": card.passed_gates,
+        "summary": card.summary().to_dicts(),
+        "stacking": card.stacking,
+    }

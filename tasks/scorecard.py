@@ -1,0 +1,152 @@
+"""Everything an evaluation measures, computed from its stored out-of-fold predictions.
+
+:func:`build_scorecard` is pure: predictions, features and events in, a :class:`Scorecard` out. It
+restricts every model to the same scoring set (``tasks.evaluate.common_scoring_set``), then runs the
+forecast tests (``tasks.evaluate.leaderboard``), the VaR/ES backtests (``tasks.risk``), the strategy
+backtest (``tasks.backtest``) and the event gates (``tasks.event_tests``), and decides whether the
+stacked ensemble earned its keep or falls back to the best single model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
+
+ENSEMBLE = "ensemble"
+#: Stacked Sharpe must beat the best single model by this much (the research plan's gate).
+LIFT = 0.1
+
+
+@dataclass
+class Scorecard:
+    """The results of one evaluation (see the module docstring)."""
+
+    name: str
+    params: dict[str, Any]
+    scored: pl.DataFrame
+    dropped: dict[str, int]
+    leaderboard: pl.DataFrame
+    risk: pl.DataFrame
+    strategy: pl.DataFrame
+    equity: pl.DataFrame
+    gates: list[dict[str, Any]]
+    stacking: dict[str, dict[str, Any]]
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    shap: pl.DataFrame | None = None
+    histories: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def passed_gates(self) -> bool:
+        """Every gate passed (a gate that could not be computed does not pass)."""
+        return bool(self.gates) and all(bool(g.get("passed")) for g in self.gates)
+
+    def summary(self) -> pl.DataFrame:
+        """Per symbol: the best model on QLIKE, whether it beats HAR-RV (DM p), VaR test verdicts."""
+        rows: list[dict[str, Any]] = []
+        for symbol in sorted(self.leaderboard["symbol"].unique().to_list()):
+            board = self.leaderboard.filter(pl.col("symbol") == symbol).sort("qlike")
+            best = board.row(0, named=True)
+            har = board.filter(pl.col("model") == BENCHMARK)
+            risk = self.risk.filter((pl.col("symbol") == symbol) & (pl.col("model") == best["model"]))
+            r = risk.row(0, named=True) if risk.height else {}
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "best_model": best["model"],
+                    "best_qlike": best["qlike"],
+                    "har_qlike": har["qlike"][0] if har.height else math.nan,
+                    "dm_p_vs_har": best["dm_p"],
+                    "beats_har": bool(best["beats_har"]),
+                    "var95_kupiec_p": r.get("var95_kupiec_p", math.nan),
+                    "var95_cc_p": r.get("var95_cc_p", math.nan),
+                    "var95_pass": r.get("var95_pass"),
+                    "var99_kupiec_p": r.get("var99_kupiec_p", math.nan),
+                    "var99_cc_p": r.get("var99_cc_p", math.nan),
+                    "var99_pass": r.get("var99_pass"),
+                }
+            )
+        return pl.DataFrame(rows)
+
+
+def _with_classes(frame: pl.DataFrame, classes: Mapping[str, str]) -> pl.DataFrame:
+    mapping = pl.DataFrame({"symbol": list(classes), "asset_class": list(classes.values())})
+    return frame.join(mapping, on="symbol", how="left").with_columns(
+        pl.col("asset_class").fill_null("unknown")
+    )
+
+
+def stacking_decision(strategy: pl.DataFrame, classes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Per asset class: serve the stack, or fall back to the best single model (lift < 0.1 Sharpe)."""
+    out: dict[str, dict[str, Any]] = {}
+    if ENSEMBLE not in strategy["model"].unique().to_list():
+        return out
+    with_class = _with_classes(strategy, classes)
+    for cls in sorted(set(classes.values())):
+        part = with_class.filter(pl.col("asset_class") == cls)
+        mean = part.group_by("model").agg(pl.col("sharpe").mean()).filter(pl.col("sharpe").is_not_nan())
+        ens = mean.filter(pl.col("model") == ENSEMBLE)["sharpe"]
+        singles = mean.filter(pl.col("model") != ENSEMBLE).sort("sharpe", descending=True)
+        if ens.len() == 0 or singles.height == 0:
+            continue
+        best, best_sharpe = singles.row(0)
+        stacked = float(ens[0])
+        lifted = stacked >= float(best_sharpe) + LIFT
+        out[cls] = {
+            "mode": "stacked" if lifted else "fallback",
+            "serves": ENSEMBLE if lifted else best,
+            "stacked_sharpe": stacked,
+            "best_single": best,
+            "best_single_sharpe": float(best_sharpe),
+            "lift": stacked - float(best_sharpe),
+        }
+    return out
+
+
+def build_scorecard(
+    name: str,
+    params: dict[str, Any],
+    predictions: pl.DataFrame,
+    features: pl.DataFrame,
+    classes: Mapping[str, str],
+    events: pl.DataFrame | None,
+    models: Sequence[str],
+    failed: list[dict[str, Any]] | None = None,
+    cost_bps: float = 5.0,
+    mcs_reps: int = 1000,
+    calendars: Mapping[str, str] | None = None,
+) -> Scorecard:
+    """Score ``models`` on their common out-of-sample dates (see the module docstring)."""
+    from tasks.backtest import compare_strategies
+    from tasks.event_tests import event_gates
+    from tasks.events import empty_events
+    from tasks.risk import risk_backtest
+
+    ok_models = [m for m in models if m in set(predictions["model"].unique().to_list())]
+    sset = common_scoring_set(predictions, features, ok_models)
+    scored = _with_classes(sset.scored, classes)
+    board = leaderboard(scored, mcs_reps=mcs_reps)
+    risk = risk_backtest(scored)
+    strategy, equity = compare_strategies(scored, cost_bps=cost_bps)
+    stacking = stacking_decision(strategy, classes)
+    gates = event_gates(
+        scored, events if events is not None else empty_events(), strategy, calendars=calendars
+    )
+    return Scorecard(
+        name=name,
+        params=params,
+        scored=scored,
+        dropped=sset.dropped,
+        leaderboard=board,
+        risk=risk,
+        strategy=strategy,
+        equity=equity,
+        gates=[asdict(g) for g in gates],
+        stacking=stacking,
+        failed=list(failed or []),
+    )
