@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all bench lint clean server server-stop
 
 setup: $(STAMP)
 
@@ -34,6 +34,13 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check tasks warehouse flows
 	$(BIN)/mypy tasks warehouse
+
+# Local Prefect server (127.0.0.1:4200, home .volrisk/prefect-server) + workers + deployments.
+server: $(STAMP)
+	deployments/server.sh start
+
+server-stop:
+	deployments/server.sh stop
 
 clean:
 	rm -rf .volrisk reports .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,7 +60,7 @@ def friendly_errors(fn: F) -> F:
         except VolriskError as exc:
             if _DEBUG["on"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; finished partitions are kept, rerun to resume")
@@ -100,6 +101,9 @@ def _parse_date(value: str | None, name: str) -> date | None:
 
 
 def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> list[dict[str, Any]]:
+    from flows.runtime import check_prefect_api
+
+    check_prefect_api()  # a dead PREFECT_API_URL: one clear line, not a hang or a traceback
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -152,9 +156,10 @@ def print_ingest_summary(rows: list[dict[str, Any]]) -> None:
     console.print("[dim]skipped = identical to what the warehouse already holds[/]")
     for row in rows:
         if row.get("status") == "failed":
-            console.print(f"[red]failed[/] {row['symbol']} {row['location']}: {row.get('error')}")
+            where, why = escape(str(row["location"])), escape(str(row.get("error")))  # file text: no markup
+            console.print(f"[red]failed[/] {row['symbol']} {where}: {why}")
         for note in row.get("notes") or []:
-            console.print(f"[dim]{row['symbol']} {Path(str(row['location'])).name}: {note}[/]")
+            console.print(f"[dim]{row['symbol']} {escape(Path(str(row['location'])).name)}: {escape(note)}")
 
 
 def _exit_code(rows: list[dict[str, Any]]) -> None:
@@ -395,7 +400,8 @@ def print_features_summary(result: dict[str, Any]) -> None:
         c = result["cross_asset"]
         console.print(f"cross-asset: {c['pairs']} pairs, {c['rows']:,} rows")
     for r in result["failed"]:
-        console.print(f"[red]{r['status']}[/] {r['symbol']} {r['start']}..{r['end']}: {r.get('error')}")
+        why = escape(str(r.get("error")))
+        console.print(f"[red]{r['status']}[/] {r['symbol']} {r['start']}..{r['end']}: {why}")
 
 
 @app.command("features")
@@ -628,6 +634,14 @@ def warehouse_check(warehouse: WarehouseOpt = None) -> None:
 
 def _fmt_ts(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+from flows.backfill import register as _register_backfill  # noqa: E402 - needs friendly_errors above
+
+_register_backfill(app)
+
+# `volrisk evaluate` / `volrisk report` live in their own module and register on `app` when imported.
+from flows import cli_evaluate  # noqa: E402, F401, I001
 
 
 if __name__ == "__main__":

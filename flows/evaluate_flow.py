@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
 from tasks.config import get_settings
@@ -223,7 +225,16 @@ def run_ensemble(
     return runs, failed
 
 
-@flow(name="evaluate", log_prints=True)
+def fold_runner() -> ThreadPoolTaskRunner:
+    """Fold tasks run in threads, at most one per core (``VOLRISK_EVAL_WORKERS`` overrides).
+
+    Fits are CPU-bound (torch, arch, LightGBM); hundreds of concurrent fold threads only thrash.
+    """
+    workers = int(os.environ.get("VOLRISK_EVAL_WORKERS", "0")) or max(2, os.cpu_count() or 2)
+    return ThreadPoolTaskRunner(max_workers=workers)
+
+
+@flow(name="evaluate", log_prints=True, task_runner=fold_runner())
 def evaluate_flow(
     symbols: list[str],
     models: list[str] | None = None,
@@ -358,7 +369,7 @@ def evaluate_flow(
     return out
 
 
-@flow(name="stack", log_prints=True)
+@flow(name="stack", log_prints=True, task_runner=fold_runner())
 def stack_flow(
     symbols: list[str] | None = None,
     name: str | None = None,
