@@ -16,9 +16,10 @@ Pure part (no I/O except checkpoints and plots, no Prefect)
   for windows, one gather ``series[ends[idx, None] - offsets]``), so no per-sample ``__getitem__`` or
   ``DataLoader`` runs in the hot loop. Host arrays go to CUDA through pinned memory with
   ``non_blocking=True``; everything is then prefetched, i.e. resident, for the whole fit.
-- :func:`fit_torch`: AdamW, seeded shuffling inside the training split, bf16 autocast on CUDA,
-  gradient clipping, early stopping on the validation loss with the best weights restored, and a
-  per-epoch history; :func:`plot_history` draws it (matplotlib's Agg canvas, no pyplot state).
+- :func:`fit_torch`: AdamW, seeded shuffling inside the training split, bf16 autocast on CUDA (and,
+  with ``cpu_amp``, on a CPU with native bf16), gradient clipping, early stopping on the validation
+  loss with the best weights restored, and a per-epoch history; :func:`plot_history` draws it
+  (matplotlib's Agg canvas, no pyplot state).
 - :func:`save_checkpoint` / :func:`load_checkpoint`: weights plus plain metadata (config, feature
   list, scaler state, data version, code version), read back with ``torch.load(weights_only=True)``,
   so a checkpoint that carries code (any pickled object beyond tensors and plain containers) is
@@ -387,7 +388,11 @@ class TrainConfig:
     device : str
         See :func:`pick_device`.
     amp : bool
-        bf16 autocast on CUDA (the CPU always runs float32).
+        bf16 autocast on CUDA (training and validation passes).
+    cpu_amp : bool
+        With ``amp``, bf16 autocast of the training steps on a CPU that computes in bf16 natively
+        (AVX512-BF16 or AMX, see :func:`cpu_bf16_native`); elsewhere the CPU runs float32. Weights,
+        optimizer state, the loss, validation passes and predictions stay float32.
     eval_batch_size : int
         Batch size of validation and prediction passes.
     shuffle : bool
@@ -407,6 +412,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    cpu_amp: bool = False
     eval_batch_size: int = 2048
     shuffle: bool = True
     num_threads: int | None = None
@@ -429,6 +435,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0; got {self.lr!r}")
+        for name in ("amp", "cpu_amp", "shuffle"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.grad_clip is not None and not (
             isinstance(self.grad_clip, int | float) and self.grad_clip > 0
         ):
@@ -492,9 +501,22 @@ def _as_batches(xy: Batches | tuple[torch.Tensor, torch.Tensor] | None) -> Batch
     return xy
 
 
-def _autocast(device: torch.device, amp: bool) -> Any:
+@lru_cache(maxsize=1)
+def cpu_bf16_native() -> bool:
+    """Whether this CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX tiles).
+
+    Without them bf16 matrix products are emulated in float32 and autocast only adds conversions.
+    """
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def _autocast(device: torch.device, amp: bool, cpu_amp: bool = False) -> Any:
+    """bf16 autocast on CUDA with ``amp``; on the CPU with ``amp`` and ``cpu_amp`` when bf16 is native."""
     if device.type == "cuda" and amp:
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and amp and cpu_amp and cpu_bf16_native():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -597,7 +619,7 @@ def fit_torch(
             idx = order[lo : lo + cfg.batch_size]
             x, y = train.batch(idx)
             opt.zero_grad(set_to_none=True)
-            with _autocast(device, cfg.amp):
+            with _autocast(device, cfg.amp, cfg.cpu_amp):
                 out = model(x)
             loss = loss_fn(out.float(), y)
             loss.backward()

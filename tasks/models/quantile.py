@@ -49,13 +49,19 @@ Training (:func:`tasks.train.fit_torch`): chronological split of the training sa
 dates dropped in between), AdamW, minibatches shuffled inside the training split with a seeded
 generator, early stopping on validation pinball with the best weights restored. Same data, config and
 seed give identical forecasts on the CPU (with the same ``threads``).
+
+Checkpoints: both models implement :class:`~tasks.train.Checkpointable`. The checkpoint holds the
+weights (event head included), the config, the input list (:meth:`QuantileForecaster.input_names`,
+which follows from ``window`` and ``event_types``), the scaler, the RV ratios and the training
+history, so ``restore_run`` loads a run instead of refitting it; a checkpoint whose input list differs
+from the configuration's is refused.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any, Self
@@ -475,6 +481,15 @@ def _rv_ratios(features: pl.DataFrame) -> tuple[dict[str, float], float]:
     return ratios, (num / den if num > 0 and den > 0 else 1.0)
 
 
+def _history(state: object) -> History | None:
+    """A :class:`~tasks.train.History` from its ``as_dict`` form (None when absent)."""
+    if not isinstance(state, Mapping):
+        return None
+    h = dict(state)
+    h["best_loss"] = math.inf if h.get("best_loss") is None else h["best_loss"]
+    return History(**h)
+
+
 # ------------------------------------------------------------------------------------------ model
 @register("quantile")
 class QuantileForecaster:
@@ -637,6 +652,78 @@ class QuantileForecaster:
             schema=empty_predictions().schema,
         )
         return concat_predictions([frame])
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def input_names(self) -> list[str]:
+        """The network's inputs in column order (the checkpoint's feature list).
+
+        ``ret_lag{k}`` / ``log_vol_d_lag{k}``: scaled return and log daily volatility ``k`` sessions
+        before the origin (oldest first); then the weekly and monthly log volatilities and the log
+        scale; for ``quantile_event`` the target-session flags and surprises of each event type.
+        """
+        lags = range(self.cfg.window - 1, -1, -1)
+        names = [f"ret_lag{k}" for k in lags] + [f"log_vol_d_lag{k}" for k in lags]
+        names += ["log_vol_w", "log_vol_m", "log_scale"]
+        if self.use_events:
+            for prefix in ("sched", "surprise", "abs_surprise"):
+                names += [f"{prefix}_{t.lower()}" for t in self.cfg.event_types]
+        return names
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Weights and plain metadata for :func:`tasks.train.save_checkpoint`.
+
+        Raises
+        ------
+        ConfigError
+            When the model is not fitted.
+        """
+        if self.net is None or self.scaler is None or self.train_end is None:
+            raise ConfigError(f"model {self.name!r} is not fitted: nothing to checkpoint")
+        meta = {
+            "model": self.name,
+            "config": self.config(),
+            "features": self.input_names(),
+            "train_end": self.train_end.isoformat(),
+            "scaler": self.scaler.state(),
+            "rv_ratio": dict(self.rv_ratio),
+            "rv_ratio_pooled": self.rv_ratio_pooled,
+            "history": None if self.history is None else self.history.as_dict(),
+            "event_history": list(self.event_history),
+            "event_samples": self.event_samples,
+        }
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}, meta
+
+    def restore_checkpoint(self, weights: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Self:
+        """Load what :meth:`checkpoint_state` gave (the same config must have built ``self``).
+
+        Raises
+        ------
+        ConfigError
+            A checkpoint of another model, or one trained on other inputs (window, event types).
+        """
+        if meta.get("model") != self.name:
+            raise ConfigError(f"checkpoint is of model {meta.get('model')!r}, not {self.name!r}")
+        stored = list(meta.get("features") or [])
+        if stored != self.input_names():
+            raise ConfigError(
+                f"model {self.name!r}: the checkpoint was trained on {len(stored)} inputs {stored}, but this "
+                f"configuration feeds {len(self.input_names())}: {self.input_names()}. Retrain the model "
+                "for this configuration."
+            )
+        n_event = 3 * len(self.cfg.event_types) if self.use_events else 0
+        with seeded(self.cfg.seed):  # the initial weights are overwritten; keep the caller's RNG as is
+            net = _QuantileNet(len(stored) - n_event, n_event, self.cfg)
+        net.load_state_dict(dict(weights), strict=True)
+        self.device = pick_device(self.cfg.device)
+        self.net = net.to(self.device).eval()
+        self.scaler = Scaler.from_state(meta["scaler"])
+        self.rv_ratio = {str(k): float(v) for k, v in dict(meta["rv_ratio"]).items()}
+        self.rv_ratio_pooled = float(meta["rv_ratio_pooled"])
+        self.train_end = date.fromisoformat(str(meta["train_end"]))
+        self.event_history = [float(v) for v in meta.get("event_history") or []]
+        self.event_samples = int(meta.get("event_samples") or 0)
+        self.history = _history(meta.get("history"))
+        return self
 
     # -- internals -------------------------------------------------------------------------------
     def _x(self, s: _Samples) -> torch.Tensor:

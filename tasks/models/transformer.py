@@ -13,6 +13,19 @@ Only the last token feeds the head, so the last encoder layer is evaluated for t
 position while keys and values still come from the whole window. The result equals
 ``encoder(z)[:, -1]`` (tested) at about ``(L - 1) / L`` of the cost of the last layer's per-token work.
 
+Training path (``fast_train=True``, the default)
+------------------------------------------------
+In training mode the encoder layers run through :func:`_train_layer`: the same parameters and the
+same computation as ``nn.TransformerEncoderLayer`` (equal to it with dropout off, tested), but
+attention is formed directly (``softmax(q k^T / sqrt(d_head))``, dropped, times ``v``) and every
+dropout draws its keep-mask from 16-bit random integers (:func:`fast_dropout`) instead of one
+``bernoulli_`` double per element. On the CPU at research size dropout masks were about a fifth of a
+step and the generic attention kernel's masking guards another 5%. Eval mode (validation,
+predictions) runs the ``nn`` modules unchanged, so forecasts of given weights are what they were; only
+the dropout masks drawn in training differ. The minute model also trains in bf16 autocast where the
+CPU computes bf16 natively (``cpu_amp``; float32 master weights and loss). ``bench/train.py`` measures
+both against the research's DataLoader loop.
+
 Daily mode (``get_model("voltransformer")``)
 -------------------------------------------
 A window of the last ``window`` sessions of daily features (log rv_d, log rv_w, log rv_m, return,
@@ -41,6 +54,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tasks.errors import ConfigError, DataError
@@ -102,6 +116,108 @@ def _last_token_layer(layer: nn.TransformerEncoderLayer, z: torch.Tensor) -> tor
     return h[:, 0]
 
 
+# ------------------------------------------------------------------------------------------ training path
+_MASK_LEVELS = 1 << 16  # keep-masks come from 16-bit random integers
+
+
+def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """A dropout keep-mask for ``x`` and the scale of kept elements.
+
+    The mask comes from 16-bit uniform integers (four per ``int64`` of ``random_``): an element is
+    dropped when its integer falls below ``round(p * 65536)``, i.e. with probability ``p`` to within
+    ``2**-17``, and the scale is the exact inverse of the resulting keep probability. On the CPU this
+    is several times faster than ``bernoulli_``, which draws one double per element.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The tensor to drop from (its shape and device are used).
+    p : float
+        Drop probability in ``(0, 1)``.
+
+    Returns
+    -------
+    tuple[torch.Tensor, float]
+        A bool tensor shaped like ``x`` (True: keep) drawn from torch's default generator (seeded runs
+        repeat), and ``1 / P(keep)``.
+    """
+    n = x.numel()
+    threshold = round(p * _MASK_LEVELS)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    bits = words.view(torch.int16)[:n].view(x.shape)
+    return bits >= threshold - _MASK_LEVELS // 2, _MASK_LEVELS / (_MASK_LEVELS - threshold)
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout(x, p, training)`` with the CPU keep-mask of :func:`keep_mask`.
+
+    Identity in eval mode or for ``p == 0``; off the CPU (CUDA's fused dropout is already fast, MPS
+    lacks 64-bit ``random_``) it is ``F.dropout`` itself. In float32/float64 the kept elements are
+    multiplied by the scale folded into the mask (one multiply forward and backward); in a reduced
+    precision (bf16 autocast) ``x * mask`` is rescaled in place so that each element is rounded once,
+    as ``F.dropout`` does, instead of every element carrying the rounded scale.
+    """
+    if not training or p <= 0:
+        return x
+    if x.device.type != "cpu" or p >= 1:
+        return F.dropout(x, p, True)
+    keep, scale = keep_mask(x, p)
+    if x.dtype in (torch.float32, torch.float64):
+        return x * keep.to(x.dtype).mul_(scale)
+    return (x * keep.to(x.dtype)).mul_(scale)
+
+
+def _attention(attn: nn.MultiheadAttention, q_in: torch.Tensor, kv_in: torch.Tensor) -> torch.Tensor:
+    """``attn(q_in, kv_in, kv_in)[0]`` (batch first, no masks) computed head by head with fast dropout.
+
+    With attention dropout active on the CPU, the scores ``softmax(q k^T / sqrt(d_head))`` are formed
+    directly and dropped with a :func:`keep_mask` (``scaled_dot_product_attention`` would take its
+    generic math path, which also spends time guarding against fully masked rows that cannot occur
+    here); otherwise the fused ``scaled_dot_product_attention`` kernel runs.
+    """
+    b, lq, d = q_in.shape
+    heads = attn.num_heads
+    w, bias = attn.in_proj_weight, attn.in_proj_bias
+    if q_in is kv_in:
+        q, k, v = F.linear(q_in, w, bias).chunk(3, dim=-1)
+    else:
+        q = F.linear(q_in, w[:d], None if bias is None else bias[:d])
+        k, v = F.linear(kv_in, w[d:], None if bias is None else bias[d:]).chunk(2, dim=-1)
+    q, k, v = (t.unflatten(-1, (heads, d // heads)).transpose(1, 2) for t in (q, k, v))
+    p = attn.dropout if attn.training else 0.0
+    if p > 0 and q.device.type == "cpu":
+        probs = torch.softmax(torch.matmul(q * (d // heads) ** -0.5, k.transpose(-2, -1)), dim=-1)
+        keep, scale = keep_mask(probs, p)
+        # the dropout scale goes on the (heads x window) smaller output, not on every probability
+        out = torch.matmul(probs * keep.to(probs.dtype), v) * scale
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+    return attn.out_proj(out.transpose(1, 2).reshape(b, lq, d))
+
+
+def _train_layer(layer: nn.TransformerEncoderLayer, z: torch.Tensor, last_only: bool) -> torch.Tensor:
+    """``layer(z)`` (or its last position, ``(batch, 1, d)``) with :func:`fast_dropout` everywhere.
+
+    The same computation as ``nn.TransformerEncoderLayer.forward`` without masks (post- or pre-norm),
+    through :func:`_attention`; with dropout off it equals ``layer(z)`` to float rounding (tested).
+    """
+
+    def attend(xq: torch.Tensor, xkv: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(_attention(layer.self_attn, xq, xkv), layer.dropout1.p, layer.training)
+
+    def ff(x: torch.Tensor) -> torch.Tensor:
+        hidden = fast_dropout(layer.activation(layer.linear1(x)), layer.dropout.p, layer.training)
+        return fast_dropout(layer.linear2(hidden), layer.dropout2.p, layer.training)
+
+    q = z[:, -1:, :] if last_only else z
+    if layer.norm_first:
+        zn = layer.norm1(z)
+        h = q + attend(zn[:, -1:, :] if last_only else zn, zn)
+        return h + ff(layer.norm2(h))
+    h = layer.norm1(q + attend(q, z))
+    return layer.norm2(h + ff(h))
+
+
 class VolTransformerNet(nn.Module):
     """Linear projection, sinusoidal PE, TransformerEncoder, last token, head.
 
@@ -119,6 +235,10 @@ class VolTransformerNet(nn.Module):
         Maps the last token's ``(batch, d_model)`` state to the outputs.
     last_token_only : bool
         Evaluate the last encoder layer for the last position only (same result, less work).
+    fast_train : bool
+        In training mode, run the encoder layers through :func:`_train_layer` (direct attention,
+        :func:`fast_dropout` for every dropout); same parameters and eval-mode outputs, only the
+        dropout masks are drawn differently. False runs ``nn.TransformerEncoderLayer`` as is.
     """
 
     def __init__(
@@ -132,6 +252,7 @@ class VolTransformerNet(nn.Module):
         dropout: float,
         head: nn.Module,
         last_token_only: bool = True,
+        fast_train: bool = True,
     ) -> None:
         super().__init__()
         if d_model % heads:
@@ -142,16 +263,29 @@ class VolTransformerNet(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = head
         self.last_token_only = last_token_only
+        self.fast_train = fast_train
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The last token's state ``(batch, d_model)`` for inputs ``(batch, steps, n_inputs)``."""
         z = self.pos(self.proj(x))
+        if self.training and self.fast_train:
+            return self._encode_train(z)
         if not self.last_token_only:
             return self.encoder(z)[:, -1]
         layers = self.encoder.layers
         for layer in layers[:-1]:
             z = layer(z)
         h = _last_token_layer(layers[-1], z)
+        if self.encoder.norm is not None:
+            h = self.encoder.norm(h)
+        return h
+
+    def _encode_train(self, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode`'s training-mode path through :func:`_train_layer`."""
+        layers = self.encoder.layers
+        for i, layer in enumerate(layers):
+            z = _train_layer(layer, z, self.last_token_only and i == len(layers) - 1)
+        h = z[:, -1]
         if self.encoder.norm is not None:
             h = self.encoder.norm(h)
         return h
@@ -178,10 +312,27 @@ def _check_arch(d_model: object, heads: object, layers: object, ff: object, drop
         raise ConfigError(f"dropout must be a number in [0, 1); got {dropout!r}")
 
 
+def _check_flags(**flags: object) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false; got {value!r}")
+
+
 # ------------------------------------------------------------------------------------------ daily mode
 @dataclass(frozen=True)
 class TransformerConfig(DailyConfig):
-    """:class:`~tasks.models.daily_nn.DailyConfig` plus the encoder's size (daily defaults are small)."""
+    """:class:`~tasks.models.daily_nn.DailyConfig` plus the encoder (daily defaults are small).
+
+    Attributes
+    ----------
+    d_model, heads, layers, ff, dropout, last_token_only, fast_train
+        Encoder (see :class:`VolTransformerNet`).
+    cpu_amp : bool
+        bf16 autocast of the training steps on a CPU with native bf16 (see
+        :class:`~tasks.train.TrainConfig`); float32 master weights, validation and predictions. Off
+        by default here: the small daily network is no faster in bf16 (the minute model's default
+        is on).
+    """
 
     d_model: int = 32
     heads: int = 4
@@ -189,6 +340,8 @@ class TransformerConfig(DailyConfig):
     ff: int = 64
     dropout: float = 0.1
     last_token_only: bool = True
+    fast_train: bool = True
+    cpu_amp: bool = False
 
 
 @register("voltransformer")
@@ -204,6 +357,7 @@ class VolTransformer(DailyTorchForecaster):
         c = self.cfg
         assert isinstance(c, TransformerConfig)
         _check_arch(c.d_model, c.heads, c.layers, c.ff, c.dropout)
+        _check_flags(last_token_only=c.last_token_only, fast_train=c.fast_train)
 
     def build_net(self, n_inputs: int) -> nn.Module:
         c = self.cfg
@@ -218,6 +372,7 @@ class VolTransformer(DailyTorchForecaster):
             c.dropout,
             DistHead(c.d_model, c.loss),
             c.last_token_only,
+            c.fast_train,
         )
 
 
@@ -230,7 +385,7 @@ class MinuteConfig:
     ----------
     window : int
         Returns per input window (the research used 60 and 120).
-    d_model, heads, layers, ff, dropout, last_token_only
+    d_model, heads, layers, ff, dropout, last_token_only, fast_train
         Encoder (see :class:`VolTransformerNet`).
     loss : str
         ``mse`` on scaled squared returns (the research's) or ``qlike`` (``y / f + log f``).
@@ -242,8 +397,10 @@ class MinuteConfig:
         Keep only the most recent windows of the training span (CPU budgets); None keeps all.
     clip_inputs : float
         Scaled returns are clipped to +- this.
-    epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp, num_threads
-        :class:`~tasks.train.TrainConfig` (``num_threads`` also applies to ``forecast``).
+    epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp, cpu_amp
+        :class:`~tasks.train.TrainConfig` (``cpu_amp``: bf16 training steps on a CPU with native bf16).
+    num_threads
+        CPU threads during ``fit`` and ``forecast`` (None keeps torch's setting).
     """
 
     window: int = 60
@@ -253,6 +410,7 @@ class MinuteConfig:
     ff: int = 256
     dropout: float = 0.1
     last_token_only: bool = True
+    fast_train: bool = True
     loss: str = "mse"
     family: str = "student_t"
     val_fraction: float = 0.2
@@ -268,12 +426,14 @@ class MinuteConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    cpu_amp: bool = True
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
             raise ConfigError(f"window must be an integer >= 2; got {self.window!r}")
         _check_arch(self.d_model, self.heads, self.layers, self.ff, self.dropout)
+        _check_flags(last_token_only=self.last_token_only, fast_train=self.fast_train)
         if self.loss not in ("mse", "qlike"):
             raise ConfigError(f"loss must be 'mse' or 'qlike'; got {self.loss!r}")
         if self.family not in family_names():
@@ -379,6 +539,7 @@ class MinuteTransformer:
             c.dropout,
             positive_head(c.d_model),
             c.last_token_only,
+            c.fast_train,
         )
 
     def _scaled(self, r: np.ndarray) -> np.ndarray:

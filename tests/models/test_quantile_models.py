@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,9 +15,11 @@ from tasks.errors import ConfigError, DataError
 from tasks.events import read_fomc_dates
 from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, ModelData, get_model
 from tasks.models.quantile import QuantileEventForecaster, QuantileForecaster, infer_calendar, pinball_loss
+from tasks.train import Checkpointable, load_checkpoint, save_checkpoint
 
 TRAIN_END = date(2016, 12, 31)
 SMALL = {"epochs": 40, "hidden": 16}
+SMALL_WINDOW = 10  # QuantileConfig's default window
 FLOATS = [c for c, t in PREDICTION_SCHEMA.items() if t == pl.Float64()]
 
 
@@ -201,3 +204,43 @@ def test_errors(spy: ModelData, fitted: dict[str, QuantileForecaster]) -> None:
     with pytest.raises(DataError, match="ret_cc"):
         QuantileForecaster(**SMALL).fit(ModelData(spy.features.drop("ret_cc")), TRAIN_END)
     assert fitted["quantile"].predict(spy, [date(2017, 1, 1)]).height == 0  # a Sunday: no session
+
+
+@pytest.mark.parametrize("name", ["quantile", "quantile_event"])
+def test_checkpoint_round_trip_predicts_bit_identically(
+    name: str, fitted: dict[str, QuantileForecaster], spy: ModelData, held_out: list[date], tmp_path: Path
+) -> None:
+    model = fitted[name]
+    weights, meta = model.checkpoint_state()
+    path = save_checkpoint(tmp_path / "model.pt", weights, {**meta, "data_version": "dv1"})
+    fresh = get_model(name, **SMALL)
+    assert isinstance(fresh, QuantileForecaster) and isinstance(fresh, Checkpointable)
+    w, m = load_checkpoint(path, expected_features=fresh.input_names())
+    fresh.restore_checkpoint(w, m)
+    assert m["config"] == model.config() and m["data_version"] == "dv1"
+    assert fresh.train_end == model.train_end and fresh.scaler == model.scaler
+    assert fresh.history is not None and model.history is not None
+    assert fresh.history.as_dict() == model.history.as_dict()
+    assert fresh.event_history == model.event_history
+    assert fresh.predict(spy, held_out).equals(model.predict(spy, held_out))
+
+
+def test_checkpoint_with_other_inputs_is_refused(
+    fitted: dict[str, QuantileForecaster], tmp_path: Path
+) -> None:
+    weights, meta = fitted["quantile"].checkpoint_state()
+    path = save_checkpoint(tmp_path / "model.pt", weights, meta)
+    assert meta["features"][0] == f"ret_lag{SMALL_WINDOW - 1}" and meta["features"][-1] == "log_scale"
+    shorter = QuantileForecaster(**{**SMALL, "window": 5})
+    with pytest.raises(ConfigError, match="trained on features .* Retrain"):
+        load_checkpoint(path, expected_features=shorter.input_names())
+    with pytest.raises(ConfigError, match=r"trained on 23 inputs .* feeds 13: .* Retrain"):
+        shorter.restore_checkpoint(*load_checkpoint(path))
+    with pytest.raises(ConfigError, match="checkpoint is of model 'quantile', not 'quantile_event'"):
+        QuantileEventForecaster(**SMALL).restore_checkpoint(*load_checkpoint(path))
+    ev_weights, ev_meta = fitted["quantile_event"].checkpoint_state()
+    fewer_events = QuantileEventForecaster(**{**SMALL, "event_types": ["FOMC"]})
+    with pytest.raises(ConfigError, match="sched_cpi"):
+        fewer_events.restore_checkpoint(ev_weights, ev_meta)
+    with pytest.raises(ConfigError, match="not fitted"):
+        QuantileForecaster().checkpoint_state()

@@ -170,3 +170,33 @@ def test_prefect_task_is_cached_on_its_training_inputs(
     assert a.result() == b.result()
     assert c.result()["model_run"] != a.result()["model_run"]
     assert p.result()["rows"] == 1
+
+
+def test_a_quantile_run_is_restored_from_its_checkpoint_without_refitting(
+    warehouse: str, tmp_path: Path, btc_daily: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.models.quantile import QuantileForecaster
+
+    config = {"epochs": 5}
+    result = train_and_record(
+        warehouse, "quantile", ["BTC-USDT"], TRAIN_END, config, "dv-1", models_dir=str(tmp_path)
+    )
+    assert result["checkpoint"] == str(tmp_path / result["model_run"] / "model.pt")
+    with session(warehouse, read_only=True) as con:
+        run = read_model_run(con, result["model_run"])
+    assert run is not None
+
+    def no_refit(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("restore_run refitted a checkpointed model")
+
+    monkeypatch.setattr(QuantileForecaster, "fit", no_refit)
+    restored = restore_run(warehouse, run)
+    monkeypatch.undo()
+    origins = [date(2022, 1, 1), date(2022, 6, 30)]
+    direct = get_model("quantile", **config).fit(ModelData(btc_daily), TRAIN_END)
+    assert restored.predict(ModelData(btc_daily), origins).equals(
+        direct.predict(ModelData(btc_daily), origins)
+    )
+    run = {**run, "config": {**run["config"], "window": 5}}
+    with pytest.raises(ConfigError, match="trained on features"):
+        restore_run(warehouse, run)
