@@ -114,6 +114,24 @@ def symbol_windows(
     return out
 
 
+def with_warmup(
+    feats: pl.DataFrame, windows: dict[str, tuple[date, date]], sessions: int
+) -> dict[str, tuple[date, date]]:
+    """Fold windows that start ``sessions`` sessions before each scoring window.
+
+    The base models forecast the warm-up too, so the ensemble of the first scored fold already has
+    about ``sessions`` earlier out-of-fold rows to learn from; nothing in the warm-up is scored.
+    """
+    if sessions <= 0:
+        return dict(windows)
+    out: dict[str, tuple[date, date]] = {}
+    for s, (lo, hi) in windows.items():
+        before = feats.filter((pl.col("symbol") == s) & (pl.col("session_date") < lo))["session_date"].sort()
+        start = before[-sessions] if before.len() >= sessions else (before[0] if before.len() else lo)
+        out[s] = (start, hi)
+    return out
+
+
 def plan_folds(
     feats: pl.DataFrame,
     windows: dict[str, tuple[date, date]],
@@ -252,6 +270,7 @@ def evaluate_flow(
     config: dict[str, dict[str, Any]] | None = None,
     cost_bps: float = 5.0,
     reports_dir: str | None = None,
+    stack_warmup: int = 252,
 ) -> dict[str, Any]:
     """Walk-forward evaluation of ``models`` on ``symbols``, the stacked ensemble, and the report.
 
@@ -286,6 +305,10 @@ def evaluate_flow(
         Strategy trading cost in basis points per unit of turnover.
     reports_dir : str | None
         Folder of the reports (default: the configured reports folder).
+    stack_warmup : int
+        With ``stack``, the base models also forecast this many sessions before the test window
+        (walk-forward, not scored) so the ensemble has out-of-fold rows to learn from at the first
+        scored session.
 
     Returns
     -------
@@ -311,7 +334,8 @@ def evaluate_flow(
         raise ConfigError(f"unknown models {unknown}; registered: {model_names()}")
     inputs = _read_inputs(wh, symbols)
     windows = symbol_windows(inputs.features, symbols, test_start, test_end)
-    folds = plan_folds(inputs.features, windows, refit_every, window, train_size, embargo, train_start)
+    fold_windows = with_warmup(inputs.features, windows, stack_warmup if stack else 0)
+    folds = plan_folds(inputs.features, fold_windows, refit_every, window, train_size, embargo, train_start)
     futures: dict[Any, tuple[str, str, int]] = {}
     for model in names:
         cfg = _model_config(model, device, config)
@@ -349,6 +373,7 @@ def evaluate_flow(
         "test_start": test_start,
         "test_end": test_end,
         "windows": {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()},
+        "stack_warmup": stack_warmup if stack else 0,
         "train_start": train_start,
         "refit_every": refit_every,
         "window": window,
@@ -412,7 +437,7 @@ def stack_flow(
     }
     folds = plan_folds(
         inputs.features,
-        windows,
+        with_warmup(inputs.features, windows, int(params.get("stack_warmup", 0))),
         params["refit_every"],
         params["window"],
         params["train_size"],

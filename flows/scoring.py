@@ -9,6 +9,7 @@ evaluation's manifest in the warehouse (the first run that passes every gate bec
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,18 @@ def score_and_report(
         histories = _histories(con, runs)
         baseline = first_passed_evaluation(con)
     preds = preds.filter(pl.col("symbol").is_in(params["symbols"])).drop("created_at")
+    windows = pl.DataFrame(
+        [
+            {"symbol": s, "_lo": date.fromisoformat(w[0]), "_hi": date.fromisoformat(w[1])}
+            for s, w in params["windows"].items()
+        ]
+    )
+    oof = preds  # every out-of-fold row, warm-up included: the meta-learner's training data
+    preds = (
+        preds.join(windows, on="symbol", how="inner")
+        .filter(pl.col("target").is_between(pl.col("_lo"), pl.col("_hi")))
+        .drop("_lo", "_hi")
+    )
     models = [m for m in params["models"] if m in set(preds["model"].unique().to_list())]
     card = build_scorecard(
         name,
@@ -133,7 +146,7 @@ def score_and_report(
     )
     card.histories = histories
     bases = [m for m in models if m != "ensemble"]
-    card.shap = _shap(preds.drop("model_run"), feats, classes, bases) if "ensemble" in models else None
+    card.shap = _shap(oof.drop("model_run"), feats, classes, bases) if "ensemble" in models else None
     baseline_payload = None
     if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
         import json

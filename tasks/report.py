@@ -225,6 +225,11 @@ def _delta_table(card: Scorecard, baseline: dict[str, Any] | None) -> str:
     )
 
 
+def _short(text: str, limit: int = 140) -> str:
+    """Long JSON details are cut in the markdown table (the .json report keeps them whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _json_ready(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.write_json())
 
@@ -248,8 +253,9 @@ def write_report(
         f"Every model is scored on the same {card.scored.select('symbol', 'target').unique().height} "
         "(symbol, target) pairs. Left out: "
         + ", ".join(f"{v} {k}" for k, v in card.dropped.items())
-        + ". The ensemble needs earlier folds to train on, so its first fold is a warm-up that no model "
-        "is scored on.",
+        + ". The base models also forecast "
+        f"{card.params.get('stack_warmup', 0)} warm-up sessions before each test window (not scored) so "
+        "the ensemble has earlier out-of-fold rows to learn from.",
         "",
         "## Verdict per asset",
         "",
@@ -334,7 +340,7 @@ def write_report(
     gate_rows = (
         pl.DataFrame(
             [
-                {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in g.items()}
+                {k: (_short(json.dumps(v)) if isinstance(v, dict | list) else v) for k, v in g.items()}
                 for g in card.gates
             ]
         )

@@ -174,7 +174,7 @@ class Ensemble:
         learning_rate: float = 0.05,
         num_leaves: int = 7,
         min_child_samples: int = 20,
-        min_rows: int = 60,
+        min_rows: int = 200,
         refit_every: int = 126,
         base_config: Mapping[str, Mapping[str, Any]] | None = None,
         fallback: str | None = None,

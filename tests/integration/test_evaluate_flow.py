@@ -21,8 +21,8 @@ from warehouse.db import session, writer
 from warehouse.features import read_features, write_features
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "BTC_USDT-1h_binance_2017_2024.csv"
-MODELS = ["naive", "har", "ewma", "garch", "quantile"]
-CONFIG = {"quantile": {"epochs": 2}}
+MODELS = ["naive", "har", "ewma", "quantile"]
+CONFIG = {"quantile": {"epochs": 2}, "ensemble": {"min_rows": 100}}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def _run(path: Path, reports: Path) -> dict:
         warehouse=str(path),
         config=CONFIG,
         reports_dir=str(reports),
+        stack_warmup=120,
     )
 
 
@@ -60,9 +61,10 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     reports = tmp_path / "reports"
     out = _run(warehouse_path, reports)
     assert out["failed"] == [] and out["statuses"]["success"] == out["runs"]
-    # 181 test sessions in folds of 60: 4 folds per model. The ensemble needs 60 earlier rows known by
-    # a fold's train_end: fold 1 has 59 (the embargo), so it stacks folds 2 and 3 only.
-    assert out["runs"] == len(MODELS) * 4 + 2
+    # 120 warm-up + 181 test sessions in folds of 60: 6 folds per model. The ensemble needs 100
+    # earlier rows known by a fold's train_end: folds 0-1 are warm-up only, it stacks folds 2..5, and
+    # fold 2 starts exactly at the first test session, so every test session is scored.
+    assert out["runs"] == len(MODELS) * 6 + 4
 
     md = Path(out["report"]).read_text()
     payload = json.loads(Path(out["json"]).read_text())
@@ -70,7 +72,7 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     board = pl.DataFrame(payload["leaderboard"])
     assert set(board["model"]) == {*MODELS, "ensemble"}
     assert board["n"].n_unique() == 1, "every model is scored on exactly the same dates"
-    assert board["n"][0] == 181 - 120 - payload["dropped"]["low-coverage target session"]
+    assert board["n"][0] == 181 - payload["dropped"]["low-coverage target session"]
     assert {g["test"] for g in payload["gates"]} >= {"envelope_calibration", "ensemble_lift"}
     assert Path(payload["plots"][0]).is_file()
 
@@ -84,8 +86,8 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     again = _run(warehouse_path, reports)
     assert again["statuses"] == {"success": 0, "cached": out["runs"], "failed": 0}
 
-    # change the one origin of the last fold (181 targets in folds of 60: fold 3 is 2023-06-30 alone,
-    # its origin 2023-06-29 is after fold 2's last origin): only the last fold and its stack recompute
+    # change the one origin of the last fold (301 targets in folds of 60: fold 5 is 2023-06-30 alone,
+    # its origin 2023-06-29 is after fold 4's last origin): only the last fold and its stack recompute
     with session(warehouse_path, read_only=True) as con:
         feats = read_features(con, ["BTC-USDT"])
     day = date(2023, 6, 29)
