@@ -94,7 +94,9 @@ def test_fallback_serves_the_best_single_model_unchanged(data: ModelData) -> Non
     origins = DAYS[350:360]
     out = Ensemble(fallback="ewma").fit(data, DAYS[340]).predict(data, origins)
     assert data.predictions is not None
-    ewma = data.predictions.filter((pl.col("model") == "ewma") & pl.col("origin").is_in(origins)).sort("origin")
+    ewma = data.predictions.filter((pl.col("model") == "ewma") & pl.col("origin").is_in(origins)).sort(
+        "origin"
+    )
     assert (out["model"] == "ensemble").all() and '"fallback": "ewma"' in out["params"][0]
     assert np.array_equal(out["rv"].to_numpy(), ewma["rv"].to_numpy())
 
