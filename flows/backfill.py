@@ -7,8 +7,11 @@ The range ``[start, end)`` is cut into chunks (a UTC day, an ISO week or a calen
 features: features of a month read 40 days of earlier bars and one day after, so building them only
 once all bars of the range are stored keeps their data version (and so their cache key) stable.
 
-- In-process (default): one ``backfill`` flow runs each chunk as an ``ingest`` or ``features``
-  subflow, whose tasks are cached on partition keys plus a content hash.
+- In-process (default): one ``backfill`` flow run covers every chunk. Each (stage, chunk) is one
+  cached ``backfill-chunk`` task that runs the body of ``ingest_flow`` or ``features_flow`` inside
+  the backfill run (no subflow run per chunk with the thread runner; with ``--task-runner dask``
+  each chunk is still a subflow, whose runner is the Dask cluster). Its partition tasks are cached
+  on partition keys plus a content hash and retried on transient errors only, as in those flows.
 - ``--via-deployment``: one run of the ``backfill`` deployment per (stage, chunk), each created with
   an idempotency key derived from its parameters, so repeating the command never creates a second
   run for a chunk; the command waits for the runs and draws the same progress bar.
@@ -170,36 +173,59 @@ def chunk_fingerprint(stage: str, p: Any, code: str) -> str | None:
     window that is not closed yet (ends within a day) always runs. features: the stored bars of
     each symbol from 130 days before the chunk to one day after it, per symbol and interval.
     """
-    from tasks.sources.files import file_checksum
-    from warehouse.bars import bars_version, stored_intervals
+    return chunk_fingerprints(stage, [p], code)[0]
+
+
+def chunk_fingerprints(stage: str, ps: list[Any], code: str) -> list[str | None]:
+    """:func:`chunk_fingerprint` of several chunks of one stage, through one warehouse session.
+
+    A stage's inputs do not change while it runs (ingest reads files, features reads bars stored
+    by the ingest stage before it), so a stage's fingerprints are taken once, at its start: one
+    DuckDB open and close and one hash of each input file, instead of one per chunk.
+    """
     from warehouse.catalog import warehouse_id
     from warehouse.db import session
 
-    wh = p.wh_path()
+    if not ps:
+        return []
+    wh = ps[0].wh_path()
     if not Path(wh).is_file():
-        return None
+        return [None] * len(ps)
+    checksums: dict[str, str] = {}
+    out: list[str | None] = []
     with session(wh, read_only=True) as con:
-        parts: list[Any] = [stage, code, warehouse_id(con), p.source, p.interval, p.seed]
-        if stage == "ingest":
-            if p.source in ("samples", "file"):
-                from flows.pipeline_flow import _sample_inputs
+        wid = warehouse_id(con)
+        for p in ps:
+            out.append(_fingerprint(stage, p, code, con, wid, checksums))
+    return out
 
-                paths = _sample_inputs(p.symbols)[1] if p.source == "samples" else list(p.paths or [])
-                parts += [(str(x), file_checksum(Path(x))) for x in paths] + [p.fmt]
-            elif p.source == "yfinance":
-                from datetime import UTC, datetime
 
-                if p.end is None or p.end >= datetime.now(UTC).date() - timedelta(days=1):
-                    return None
-        else:
-            from datetime import UTC, datetime
+def _fingerprint(stage: str, p: Any, code: str, con: Any, wid: str, checksums: dict[str, str]) -> str | None:
+    from datetime import UTC, datetime
 
-            lo = datetime(p.start.year, p.start.month, p.start.day, tzinfo=UTC)
-            lo -= timedelta(days=FINGERPRINT_LOOKBACK_DAYS)
-            hi = datetime(p.end.year, p.end.month, p.end.day, tzinfo=UTC) + timedelta(days=1)
-            for symbol in p.symbols:
-                for interval, *_ in stored_intervals(con, symbol):
-                    parts.append((symbol, interval, bars_version(con, symbol, interval, lo, hi)))
+    from tasks.sources.files import file_checksum
+    from warehouse.bars import bars_version, stored_intervals
+
+    parts: list[Any] = [stage, code, wid, p.source, p.interval, p.seed]
+    if stage == "ingest":
+        if p.source in ("samples", "file"):
+            from flows.pipeline_flow import _sample_inputs
+
+            paths = _sample_inputs(p.symbols)[1] if p.source == "samples" else list(p.paths or [])
+            for x in paths:
+                if str(x) not in checksums:
+                    checksums[str(x)] = file_checksum(Path(x))
+            parts += [(str(x), checksums[str(x)]) for x in paths] + [p.fmt]
+        elif p.source == "yfinance":
+            if p.end is None or p.end >= datetime.now(UTC).date() - timedelta(days=1):
+                return None
+    else:
+        lo = datetime(p.start.year, p.start.month, p.start.day, tzinfo=UTC)
+        lo -= timedelta(days=FINGERPRINT_LOOKBACK_DAYS)
+        hi = datetime(p.end.year, p.end.month, p.end.day, tzinfo=UTC) + timedelta(days=1)
+        for symbol in p.symbols:
+            for interval, *_ in stored_intervals(con, symbol):
+                parts.append((symbol, interval, bars_version(con, symbol, interval, lo, hi)))
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
@@ -216,9 +242,15 @@ def _chunk_body(stage: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]
     from flows.pipeline_flow import run_features_stage, run_ingest_stage, validate_params
 
     p = validate_params(**params)
+    runner = _RUNNER["runner"]
+    # Thread runner: the stage flow's body runs inside the backfill flow run, so its partition tasks
+    # are submitted to the backfill's own runner. A subflow per chunk cost ~1 s of orchestration
+    # (flow-run API round-trips on the temporary server, and joining its heartbeat thread, which
+    # sleeps in 1 s steps). Dask keeps a subflow per chunk: its runner is set per flow run.
+    inline = runner is None
     if stage == "ingest":
-        return run_ingest_stage(p, _RUNNER["runner"])
-    result, fails, _ = run_features_stage(p, p.symbols, _RUNNER["runner"], missing_ok=True)
+        return run_ingest_stage(p, runner, inline=inline)
+    result, fails, _ = run_features_stage(p, p.symbols, runner, missing_ok=True, inline=inline)
     return (result["partitions"] if result else []), fails
 
 
@@ -310,8 +342,10 @@ def run_backfill(
     code = code_version()
     chunk_task = _chunk_task()
 
+    fingerprints: dict[tuple[str, date], str | None] = {}
+
     def run_chunk(st: str, p: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        fingerprint = chunk_fingerprint(st, p, code)
+        fingerprint = fingerprints[(st, p.start)]
         if fingerprint is None:  # nothing stable to key on: run the stage flow directly
             return _chunk_body(st, p.model_dump(mode="json"))
         key = (st, p.start.isoformat())
@@ -355,9 +389,12 @@ def run_backfill(
                 if out and out.get("report"):
                     totals["report"] = out["report"]
                 continue
-            for lo, hi in chunks:
+            plist = [params(lo, hi) for lo, hi in chunks]
+            fingerprints.update(
+                zip([(st, c[0]) for c in chunks], chunk_fingerprints(st, plist, code), strict=True)
+            )
+            for (lo, hi), p in zip(chunks, plist, strict=True):
                 t0 = time.perf_counter()
-                p = params(lo, hi)
                 if st == "ingest":
                     rows, fails = run_chunk(st, p)
                     if fails:

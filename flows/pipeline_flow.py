@@ -185,11 +185,20 @@ def _sample_inputs(symbols: list[str]) -> tuple[list[str], list[str], list[str]]
     )
 
 
-def run_ingest_stage(p: PipelineParams, task_runner: Any = None) -> tuple[list[dict[str, Any]], list[dict]]:
-    """Run ``ingest_flow`` for ``p``; returns (partition rows, failures). Never raises for data."""
+def run_ingest_stage(
+    p: PipelineParams, task_runner: Any = None, inline: bool = False
+) -> tuple[list[dict[str, Any]], list[dict]]:
+    """Run ``ingest_flow`` for ``p``; returns (partition rows, failures). Never raises for data.
+
+    ``inline``: run the flow's body in the current flow run (its tasks become tasks of that run)
+    instead of as a subflow run: no flow-run API round-trips or heartbeat thread per call.
+    """
     from flows.ingest_flow import ingest_flow
 
-    flow_fn = ingest_flow.with_options(task_runner=task_runner) if task_runner else ingest_flow
+    if inline:
+        flow_fn: Any = ingest_flow.fn
+    else:
+        flow_fn = ingest_flow.with_options(task_runner=task_runner) if task_runner else ingest_flow
     kwargs: dict[str, Any] = {"start": p.start, "end": p.end, "warehouse": p.wh_path()}
     if p.source == "samples":
         symbols, paths, fmts = _sample_inputs(p.symbols)
@@ -239,12 +248,16 @@ def symbols_with_bars(
 
 
 def run_features_stage(
-    p: PipelineParams, symbols: list[str], task_runner: Any = None, missing_ok: bool = False
+    p: PipelineParams,
+    symbols: list[str],
+    task_runner: Any = None,
+    missing_ok: bool = False,
+    inline: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, str]]:
     """Run ``features_flow``; returns (its result, failures, {symbol: reason} blocked from evaluation).
 
     A symbol without bars in the range is a failure, or (``missing_ok``, for backfill chunks before a
-    symbol's history starts) is left out silently.
+    symbol's history starts) is left out silently. ``inline`` as in :func:`run_ingest_stage`.
     """
     from flows.features_flow import features_flow
 
@@ -261,7 +274,10 @@ def run_features_stage(
     todo = [s for s in symbols if s not in blocked]
     if not todo:
         return None, failures, blocked
-    flow_fn = features_flow.with_options(task_runner=task_runner) if task_runner else features_flow
+    if inline:
+        flow_fn: Any = features_flow.fn
+    else:
+        flow_fn = features_flow.with_options(task_runner=task_runner) if task_runner else features_flow
     try:
         result = flow_fn(
             symbols=todo, start=p.start, end=p.end, cross_asset=len(todo) >= 2, warehouse=p.wh_path()

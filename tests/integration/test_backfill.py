@@ -38,9 +38,10 @@ def test_chunks_follow_calendar_boundaries() -> None:
     ]
     assert len(plan_chunks(date(2017, 8, 17), date(2024, 4, 21), "day")) == 2439
     assert len(plan_chunks(date(2017, 8, 17), date(2024, 4, 21), "month")) == 81
-    # A features month reads 40 days back and one day ahead.
-    deps = ingest_dependencies(months[2], months)
-    assert deps == months[1:]
+    # A features month reads 40 days back and one day ahead: October reaches back to Aug 22 (inside the
+    # Aug 17 - Sep 1 chunk) and forward to Nov 1, so it depends on every chunk here.
+    assert ingest_dependencies(months[2], months) == months
+    assert ingest_dependencies(months[0], months) == months[:2]
     assert idempotency_key("ingest", *months[0], {"a": 1}) == idempotency_key("ingest", *months[0], {"a": 1})
     assert idempotency_key("ingest", *months[0], {"a": 1}) != idempotency_key("ingest", *months[0], {"a": 2})
 
