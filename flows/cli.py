@@ -115,9 +115,12 @@ def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> l
     )
     task_id = bar.add_task(label, total=None)
 
+    totals: dict[str, int] = {}
+
     def listener(stage: str, total: int, item: dict[str, Any] | None) -> None:
-        if item is None:
-            bar.update(task_id, total=total)
+        if item is None:  # a stage announces its size; a pipeline's stages add up
+            totals[stage] = total
+            bar.update(task_id, total=sum(totals.values()))
         else:
             bar.advance(task_id)
 
