@@ -31,7 +31,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import progress
 from tasks.config import get_settings
 from tasks.errors import ConfigError, DataError
-from tasks.evaluate import Fold, evaluate_fold, features_version, walk_forward_folds
+from tasks.evaluate import Fold, evaluate_fold, features_version, model_code_hash, walk_forward_folds
 from tasks.stacking import Ensemble
 
 #: Stacked model name.
@@ -166,11 +166,10 @@ def plan_folds(
 def _submit(
     wh: str, inputs: EvalInputs, model: str, symbol: str, fold: Fold, cfg: dict[str, Any], **extra: Any
 ) -> Any:
-    version = features_version(inputs.features, extra.get("group_symbols") or [symbol], fold.origins[-1])
-    if extra.get("base_runs"):
-        from tasks.orchestration import content_hash
+    from tasks.orchestration import content_hash
 
-        version = content_hash(version, sorted(extra["base_runs"]))
+    version = features_version(inputs.features, extra.get("group_symbols") or [symbol], fold.origins[-1])
+    version = content_hash(version, model_code_hash(model == ENSEMBLE), sorted(extra.get("base_runs") or []))
     return evaluate_fold.submit(
         wh,
         inputs.warehouse_id,

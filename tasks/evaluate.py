@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -407,6 +408,28 @@ def leaderboard(scored: pl.DataFrame, mcs_size: float = 0.10, mcs_reps: int = 10
 
 
 # ------------------------------------------------------------------------------------------ entry points
+@lru_cache(maxsize=4)
+def model_code_hash(stacked: bool = False) -> str:
+    """Content hash of the code a fold's forecasts depend on (models, training, events; + stacking).
+
+    Part of every fold task's cache key, so editing a model invalidates its cached folds while an
+    unrelated change (a report, a README) does not; ``stacked`` adds ``tasks/stacking.py``, which
+    only the ensemble's folds depend on.
+    """
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    names = ["train.py", "events.py"] + (["stacking.py"] if stacked else [])
+    files = sorted((root / "models").glob("*.py")) + [root / n for n in names]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.name.encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def features_version(features: pl.DataFrame, symbols: Sequence[str], end: date) -> str:
     """Content hash of the feature rows of ``symbols`` up to ``end`` (a fold's data version)."""
     from tasks.orchestration import content_hash

@@ -2,10 +2,13 @@
 
 Per group of symbols (an asset class: crypto / fx+commodity / equity), LightGBM learns
 
-- next-session log RV from the base models' log RV forecasts plus regime features, and
-- each return quantile in :data:`~tasks.models.base.QUANTILES` from the base models' forecasts of that
-  quantile plus the same regime features (pinball loss, ``objective="quantile"``); the stacked
-  quantiles are sorted so they stay monotone.
+- next-session log RV as a correction to the base models' consensus (the mean of their log RV
+  forecasts, the "anchor"), from each model's deviation from it plus regime features; trees cannot
+  extrapolate, so learning the correction keeps a regime beyond the training range on the anchor;
+- each return quantile in :data:`~tasks.models.base.QUANTILES` on the return standardized by the
+  anchor's volatility, from the base models' standardized quantiles plus the regime features (pinball
+  loss, ``objective="quantile"``, at least 50 rows a leaf so the tails stay smooth); the result is
+  scaled by the stacked volatility and sorted so the quantiles stay monotone.
 
 Regime features, all known at the origin: the origin's log RV, weekly and monthly log RV, its return
 and, when cross-asset rows are given, the mean absolute rolling return correlation of the symbol with
@@ -103,6 +106,18 @@ def _design(preds: pl.DataFrame, regime: pl.DataFrame, base_models: Sequence[str
     return wide.join(regime, on=["symbol", "origin"], how="left").sort("symbol", "origin")
 
 
+def _derived(part: pl.DataFrame, bases: Sequence[str], scale: float) -> pl.DataFrame:
+    """Meta-features: each base log RV as a deviation from their mean (the anchor), and each base
+    quantile standardized by the anchor's return volatility; the anchor itself in ``_anchor``."""
+    anchor = pl.mean_horizontal([pl.col(f"{m}__logrv") for m in bases])
+    frame = part.with_columns(anchor.alias("_anchor"))
+    sigma = (pl.col("_anchor").exp() * scale).sqrt()
+    return frame.with_columns(
+        *[(pl.col(f"{m}__logrv") - pl.col("_anchor")).alias(f"{m}__logrv_dev") for m in bases],
+        *[(pl.col(f"{m}__{c}") / sigma).alias(f"{m}__z{c}") for m in bases for c in QUANTILE_COLUMNS],
+    )
+
+
 class _Booster:
     """A LightGBM booster trained through the native API (scikit-learn is not a dependency)."""
 
@@ -151,7 +166,11 @@ class Ensemble:
     groups : Mapping[str, str] | None
         Symbol -> group (asset class). Default: each symbol its own group.
     n_estimators, learning_rate, num_leaves, min_child_samples : int, float, int, int
-        LightGBM settings (small trees: the meta-learner sees a few hundred rows).
+        LightGBM settings. Deliberately few, small trees: boosting starts from the unconditional
+        answer (the consensus log RV; the empirical quantile of the standardized return) and a few
+        hundred rows support only a small correction. On a 50/50 split of the demo's out-of-fold
+        rows, 150 rounds of 7 leaves gave 80% bands covering 58-73% and QLIKE above HAR-RV;
+        20 rounds of 4 leaves covered 73-78% and came within 0.004 of HAR-RV or below it.
     min_rows : int
         Fewest training rows per group; fewer raises ``DataError``.
     refit_every : int
@@ -170,9 +189,9 @@ class Ensemble:
         self,
         base_models: Sequence[str] | None = None,
         groups: Mapping[str, str] | None = None,
-        n_estimators: int = 150,
+        n_estimators: int = 20,
         learning_rate: float = 0.05,
-        num_leaves: int = 7,
+        num_leaves: int = 4,
         min_child_samples: int = 20,
         min_rows: int = 200,
         refit_every: int = 126,
@@ -297,7 +316,7 @@ class Ensemble:
                     f"it needs min_rows={self.cfg['min_rows']}"
                 )
             self.fits[name] = self._fit_group(part, bases)
-            self._train_design[name] = part
+            self._train_design[name] = _derived(part, bases, self.fits[name].var_scale)
         if not self.fits:
             raise DataError(f"the ensemble found no out-of-fold rows with targets up to {train_end}")
         return self
@@ -309,31 +328,30 @@ class Ensemble:
             self._own_bases[m] = model.fit(data.upto(train_end), train_end)
 
     def _fit_group(self, part: pl.DataFrame, bases: list[str]) -> GroupFit:
-        rv_cols = [f"{m}__logrv" for m in bases] + list(REGIME_FEATURES)
-        x = part.select(rv_cols).to_numpy().astype(float)
-        y = part["_y_logrv"].to_numpy()
-        rv_model = _lgbm("regression", None, self.cfg).fit(x, y)
-        resid = y - rv_model.predict(x)
-        smearing = float(np.mean(np.exp(resid)))
         rv = part["_y_rv"].to_numpy()
         ret = part["_y_ret"].to_numpy()
         scale = float(np.mean(ret**2) / np.mean(rv)) if np.mean(rv) > 0 else 1.0
+        scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+        d = _derived(part, bases, scale)
+        rv_cols = [f"{m}__logrv_dev" for m in bases] + list(REGIME_FEATURES)
+        x = d.select(rv_cols).to_numpy().astype(float)
+        anchor = d["_anchor"].to_numpy()
+        y = part["_y_logrv"].to_numpy() - anchor  # the stack corrects the base models' consensus
+        rv_model = _lgbm(
+            "regression", None, {**self.cfg, "min_child_samples": max(40, self.cfg["min_child_samples"])}
+        )
+        rv_model.fit(x, y)
+        smearing = float(np.mean(np.exp(y - rv_model.predict(x))))
+        sigma = np.sqrt(np.exp(anchor) * scale)
         qmodels: dict[str, Any] = {}
         columns = {"logrv": rv_cols}
+        q_cfg = {**self.cfg, "min_child_samples": max(50, self.cfg["min_child_samples"])}
         for level, col in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
-            q_cols = [f"{m}__{col}" for m in bases] + list(REGIME_FEATURES)
-            xq = part.select(q_cols).to_numpy().astype(float)
-            qmodels[col] = _lgbm("quantile", level, self.cfg).fit(xq, ret)
+            q_cols = [f"{m}__z{col}" for m in bases] + list(REGIME_FEATURES)
+            xq = d.select(q_cols).to_numpy().astype(float)
+            qmodels[col] = _lgbm("quantile", level, q_cfg).fit(xq, ret / sigma)  # standardized returns
             columns[col] = q_cols
-        return GroupFit(
-            bases,
-            rv_model,
-            qmodels,
-            smearing,
-            scale if math.isfinite(scale) and scale > 0 else 1.0,
-            part.height,
-            columns,
-        )
+        return GroupFit(bases, rv_model, qmodels, smearing, scale, part.height, columns)
 
     # ------------------------------------------------------------------------------------ predict
     def _origin_rows(self, data: ModelData, origins: Sequence[date], horizon: int) -> pl.DataFrame:
@@ -387,15 +405,18 @@ class Ensemble:
         return pl.concat(frames).sort("symbol", "origin")
 
     def _predict_group(self, fit: GroupFit, part: pl.DataFrame, horizon: int) -> pl.DataFrame:
-        x = part.select(fit.columns["logrv"]).to_numpy().astype(float)
-        rv = np.maximum(np.exp(fit.rv_model.predict(x)) * fit.smearing, RV_FLOOR)
-        q = np.column_stack(
+        d = _derived(part, fit.base_models, fit.var_scale)
+        anchor = d["_anchor"].to_numpy()
+        x = d.select(fit.columns["logrv"]).to_numpy().astype(float)
+        rv = np.maximum(np.exp(anchor + fit.rv_model.predict(x)) * fit.smearing, RV_FLOOR)
+        sigma = np.sqrt(rv * fit.var_scale)
+        z = np.column_stack(
             [
-                fit.quantile_models[c].predict(part.select(fit.columns[c]).to_numpy().astype(float))
+                fit.quantile_models[c].predict(d.select(fit.columns[c]).to_numpy().astype(float))
                 for c in QUANTILE_COLUMNS
             ]
         )
-        q = np.sort(q, axis=1)
+        q = np.sort(z, axis=1) * sigma[:, None]
         same = q[:, -1] <= q[:, 0]
         if same.any():  # a degenerate stack: spread the tails minimally so quantiles stay distinct
             q[same, 0] -= 1e-9

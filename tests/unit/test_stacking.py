@@ -105,6 +105,6 @@ def test_attributions_name_every_feature(data: ModelData) -> None:
     ens = Ensemble(min_rows=100, n_estimators=20).fit(data, DAYS[300])
     shap = ens.attributions()
     feats = set(shap.filter(pl.col("target") == "log_rv")["feature"])
-    assert {"har__logrv", "ewma__logrv", "corr", "reg_log_rv_d"} <= feats
+    assert {"har__logrv_dev", "ewma__logrv_dev", "corr", "reg_log_rv_d"} <= feats
     top = shap.filter(pl.col("target") == "log_rv").sort("mean_abs_shap", descending=True)["feature"][0]
-    assert top in {"har__logrv", "ewma__logrv", "reg_log_rv_d", "reg_log_rv_w", "reg_log_rv_m"}
+    assert top in {"har__logrv_dev", "ewma__logrv_dev", "reg_log_rv_d", "reg_log_rv_w", "reg_log_rv_m"}
