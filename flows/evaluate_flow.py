@@ -53,6 +53,7 @@ class EvalInputs:
     classes: dict[str, str]
     warehouse_id: str
     calendars: dict[str, str]
+    events_version: str = ""
 
 
 def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
@@ -79,7 +80,12 @@ def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
         raise DataError(
             f"no features_daily rows for {missing}; run `volrisk features {' '.join(missing)}` first"
         )
-    return EvalInputs(feats, classes, wid, calendars)
+    from tasks.events import default_event_calendar
+    from tasks.orchestration import content_hash
+
+    events = default_event_calendar()
+    events_version = content_hash(events.height, int(events.hash_rows(seed=0).sum()) if events.height else 0)
+    return EvalInputs(feats, classes, wid, calendars, events_version)
 
 
 def default_models() -> list[str]:
@@ -169,7 +175,12 @@ def _submit(
     from tasks.orchestration import content_hash
 
     version = features_version(inputs.features, extra.get("group_symbols") or [symbol], fold.origins[-1])
-    version = content_hash(version, model_code_hash(model == ENSEMBLE), sorted(extra.get("base_runs") or []))
+    version = content_hash(
+        version,
+        model_code_hash(model == ENSEMBLE),
+        inputs.events_version,
+        sorted(extra.get("base_runs") or []),
+    )
     return evaluate_fold.submit(
         wh,
         inputs.warehouse_id,

@@ -17,21 +17,12 @@ import polars as pl
 
 from tasks.config import get_settings
 
-#: ForexFactory calendar (US CPI / NFP actual vs forecast) looked for under the data roots.
-FOREXFACTORY_GLOB = "econ_calendar/forexfactory_calendar_*.csv"
-
 
 def _events() -> pl.DataFrame:
-    """The shipped FOMC dates plus a ForexFactory export found under the configured data roots."""
-    from tasks.events import load_event_calendar
+    """The same event calendar the event-conditioned models were trained on."""
+    from tasks.events import default_event_calendar
 
-    ff = None
-    for root in get_settings().data_roots:
-        found = sorted(Path(root).glob(FOREXFACTORY_GLOB))
-        if found:
-            ff = found[-1]
-            break
-    return load_event_calendar(forexfactory=ff)
+    return default_event_calendar()
 
 
 def _artifact_key(name: str, what: str) -> str:
@@ -73,7 +64,11 @@ def _histories(con: Any, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def _shap(
-    predictions: pl.DataFrame, features: pl.DataFrame, classes: dict[str, str], bases: list[str]
+    predictions: pl.DataFrame,
+    features: pl.DataFrame,
+    classes: dict[str, str],
+    bases: list[str],
+    cross: pl.DataFrame | None = None,
 ) -> pl.DataFrame | None:
     """Attributions of a meta-learner fitted on every out-of-fold row (the one that serves next)."""
     from tasks.models.base import ModelData
@@ -84,7 +79,9 @@ def _shap(
         return None
     end = features["session_date"].max()
     try:
-        ens = Ensemble(base_models=bases, groups=classes).fit(ModelData(features, predictions=base), end)
+        ens = Ensemble(base_models=bases, groups=classes).fit(
+            ModelData(features, cross, predictions=base), end
+        )
     except Exception:  # noqa: BLE001 - attributions are optional; the report says they are missing
         return None
     return ens.attributions()
@@ -105,7 +102,7 @@ def score_and_report(
     from tasks.scorecard import build_scorecard
     from warehouse.db import session, writer
     from warehouse.evaluations import first_passed_evaluation, write_evaluation
-    from warehouse.features import read_features
+    from warehouse.features import read_cross_asset, read_features
     from warehouse.models import read_predictions
 
     if not runs:
@@ -116,6 +113,7 @@ def score_and_report(
             how="vertical_relaxed",
         )
         feats = read_features(con, params["symbols"])
+        cross = read_cross_asset(con, params["symbols"], any_partner=True)
         histories = _histories(con, runs)
         baseline = first_passed_evaluation(con)
     preds = preds.filter(pl.col("symbol").is_in(params["symbols"])).drop("created_at")
@@ -146,7 +144,7 @@ def score_and_report(
     )
     card.histories = histories
     bases = [m for m in models if m != "ensemble"]
-    card.shap = _shap(oof.drop("model_run"), feats, classes, bases) if "ensemble" in models else None
+    card.shap = _shap(oof.drop("model_run"), feats, classes, bases, cross) if "ensemble" in models else None
     baseline_payload = None
     if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
         import json

@@ -551,7 +551,10 @@ def target_windows(calendar: str, origins: pl.Series, horizon: int = 1) -> pl.Da
     days = origins.unique().sort()
     if days.len() == 0:
         schema: dict[str, pl.DataType] = {
-            "session_date": pl.Date(), "target": pl.Date(), "win_start": _UTC, "win_end": _UTC
+            "session_date": pl.Date(),
+            "target": pl.Date(),
+            "win_start": _UTC,
+            "win_end": _UTC,
         }
         return pl.DataFrame(schema=schema)
     first, last = days.min(), days.max()
@@ -699,6 +702,24 @@ def load_event_calendar(
     if forexfactory is not None:
         frames.append(read_forexfactory_csv(forexfactory, min_count=min_count))
     return combine_events(*frames, min_count=min_count)
+
+
+#: A ForexFactory export (US CPI / NFP actual vs forecast) looked for under the configured data roots.
+FOREXFACTORY_GLOB = "econ_calendar/forexfactory_calendar_*.csv"
+
+
+def default_event_calendar() -> pl.DataFrame:
+    """The events models and gates read by default: the shipped FOMC dates, plus the newest
+    ForexFactory export found under the configured data roots (``econ_calendar/``), if any."""
+    from tasks.config import get_settings
+
+    forexfactory = None
+    for root in get_settings().data_roots:
+        found = sorted(Path(root).glob(FOREXFACTORY_GLOB))
+        if found:
+            forexfactory = found[-1]
+            break
+    return load_event_calendar(forexfactory=forexfactory)
 
 
 @task(name="load-events", **{**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False})

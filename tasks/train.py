@@ -1014,7 +1014,9 @@ def load_model_data(
     """The :class:`~tasks.models.base.ModelData` a model needs, read from the warehouse.
 
     Features always; cross-asset rows when the model's config asks for them (``cross_asset``); the
-    events of ``events_csv`` (default: the shipped FOMC dates) when the model has ``use_events``.
+    events of ``events_csv`` (default: :func:`tasks.events.default_event_calendar`, the shipped FOMC
+    dates plus a ForexFactory export under the data roots) when the model has ``use_events``; the
+    ensemble always gets the cross-asset rows (its ``corr`` regime feature).
     """
     from tasks.models.base import ModelData
     from warehouse.features import read_cross_asset, read_features
@@ -1030,17 +1032,13 @@ def load_model_data(
         cross = read_cross_asset(con, list(symbols), start, end)
     events = None
     if getattr(model, "use_events", False):
-        from tasks.events import read_fomc_dates
+        from tasks.events import default_event_calendar, read_events_csv
 
-        path = (
-            Path(events_csv)
-            if events_csv
-            else Path(__file__).resolve().parents[1]
-            / "data"
-            / "events"
-            / ("fomc_decision_dates_2015_2026.csv")
-        )
-        events = read_fomc_dates(path)
+        events = read_events_csv(Path(events_csv)) if events_csv else default_event_calendar()
+    elif getattr(model, "name", "") == "ensemble":
+        from warehouse.features import read_cross_asset as _read_cross
+
+        cross = _read_cross(con, list(symbols), start, end, any_partner=True)  # its `corr` feature
     return ModelData(features=feats, cross_asset=cross, events=events)
 
 

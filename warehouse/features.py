@@ -81,8 +81,7 @@ def _insert_query(table: str, columns: list[str]) -> str:
 
 # Assembled once from fixed identifiers; every value is bound.
 _Q_DELETE_FEATURES = (
-    "DELETE FROM features_daily "
-    "WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?"
+    "DELETE FROM features_daily WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?"
 )
 _Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION])
 _Q_DELETE_CROSS = (
@@ -283,6 +282,7 @@ def read_cross_asset(
     end: date | None = None,
     version: str = FEATURE_SET_VERSION,
     window: int | None = None,
+    any_partner: bool = False,
 ) -> pl.DataFrame:
     """Cross-asset rows whose two symbols are both in ``symbols``, sorted by pair and date.
 
@@ -298,6 +298,9 @@ def read_cross_asset(
         Feature-set version.
     window : int | None
         Only this rolling window (all windows when None).
+    any_partner : bool
+        Return every pair with at least one symbol in ``symbols`` (a symbol's correlations with
+        everything stored), instead of pairs among ``symbols`` only.
 
     Returns
     -------
@@ -307,7 +310,8 @@ def read_cross_asset(
     names = _symbols(symbols)
     _check_version(version)
     marks = ", ".join("?" for _ in names)
-    clauses = [f"symbol_a IN ({marks})", f"symbol_b IN ({marks})", "feature_set_version = ?"]
+    join = "OR" if any_partner else "AND"
+    clauses = [f"(symbol_a IN ({marks}) {join} symbol_b IN ({marks}))", "feature_set_version = ?"]
     params: list[object] = [*names, *names, version]
     if window is not None:
         clauses.append('"window" = ?')
