@@ -143,7 +143,12 @@ def ingest_flow(
             raise ConfigError(
                 f"give one symbol for all {len(paths)} files or one per file; got {len(symbols)}"
             )
-        resolved = resolve_paths(paths, settings.data_roots if restrict_to_data_roots else None)
+        from prefect.runtime import deployment
+
+        # Paths from a deployment (the UI, `prefect deployment run`) may only name files under the
+        # data roots; refuse before anything is read or hashed.
+        confined = restrict_to_data_roots or deployment.id is not None
+        resolved = resolve_paths(paths, settings.data_roots if confined else None)
         for i, path in enumerate(resolved):
             symbol = symbols[0] if len(symbols) == 1 else symbols[i]
             futures.append(

@@ -266,6 +266,28 @@ def parse_file(
     return result
 
 
+def check_deployment_path(path: str | Path) -> None:
+    """In a deployment run, refuse a file outside the configured data roots (``VOLRISK_DATA_ROOTS``).
+
+    A deployment's parameters come from the UI or an API caller, so a path such as ``../../etc/passwd``
+    must never be read there, whichever flow passed it on. Local runs (CLI, tests) are not restricted.
+    """
+    from prefect.runtime import deployment
+
+    from tasks.config import get_settings
+
+    if deployment.id is None:
+        return
+    resolved = Path(path).expanduser().resolve()
+    roots = [r.expanduser().resolve() for r in get_settings().data_roots]
+    if not any(resolved.is_relative_to(r) for r in roots):
+        raise ConfigError(
+            f"file {str(path)!r} is outside the configured data roots {[str(r) for r in roots]}; "
+            "a deployment may only read files under them (set VOLRISK_DATA_ROOTS on the worker to allow "
+            "another folder)"
+        )
+
+
 # --------------------------------------------------------------------------- Prefect entry points
 
 _INGEST_TASK = {**TASK_DEFAULTS, "cache_policy": TASK_DEFAULTS["cache_policy"] - "run_id"}
@@ -292,6 +314,7 @@ def ingest_file_task(
     ``run_id`` is excluded from the key. ``fmt="generic"`` reads any CSV or Parquet file described by
     ``generic``: the keyword arguments of :func:`tasks.sources.layouts.generic_layout`.
     """
+    check_deployment_path(path)
     layout: str | Layout | None = fmt
     if fmt == "generic":
         layout = generic_from_params(generic)
@@ -400,6 +423,7 @@ def ingest_realized_task(
     from tasks.sources.realized import read_realized_file
     from warehouse.realized import upsert_realized
 
+    check_deployment_path(path)
     parsed = read_realized_file(path)
     symbols = sorted(set(parsed.realized["symbol"].to_list()))
     with writer(warehouse_path) as con:

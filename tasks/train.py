@@ -804,11 +804,20 @@ def load_checkpoint(
         raise DataError("checkpoint file not found", location=str(p))
     try:
         blob = torch.load(p, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        AttributeError,
+        ImportError,
+        OSError,  # a file cut inside its zip body
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            "refused: not a safe volrisk checkpoint (only tensors and plain values may be loaded; "
-            f"weights_only loading rejected it: {first})",
+            "refused: not a safe, complete volrisk checkpoint (only tensors and plain values may be "
+            f"loaded; weights_only loading rejected it: {first}). Retrain the model (`volrisk train`) "
+            "to write a new one",
             location=str(p),
         ) from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:

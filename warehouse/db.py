@@ -104,6 +104,12 @@ def connect(
                     "Move it aside and rebuild it with `volrisk ingest`, or restore it from a backup."
                 ) from exc
             raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+    if read_only and not _has_schema(con):
+        con.close()
+        raise WarehouseError(
+            f"warehouse {path} has no tables yet (a run stopped before creating them); "
+            "run `volrisk ingest` to initialise it"
+        )
     if not read_only:
         with _MIGRATE_LOCK:  # checking a current file is one catalog read: every writer checks
             try:
@@ -125,6 +131,16 @@ def _raise_if_corrupt(path: Path | str, exc: duckdb.Error) -> None:
             f"warehouse {Path(path).expanduser().resolve()} is damaged ({str(exc).splitlines()[0]}). "
             "Move it aside and rebuild it with `volrisk ingest`, or restore it from a backup."
         ) from exc
+
+
+def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the first migration has been committed (a run killed while creating a file leaves none)."""
+    return bool(
+        con.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('schema_version', 'bars')"
+        ).fetchall()[0][0]
+        == 2
+    )
 
 
 @contextmanager

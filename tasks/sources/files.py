@@ -73,6 +73,14 @@ def _check_readable(path: Path) -> bytes:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError("file is UTF-16 encoded; re-save it as UTF-8", location=str(path))
     if b"\x00" in head:
+        nul_even, nul_odd, half = head[0::2].count(0), head[1::2].count(0), len(head) // 2
+        if len(head) >= 16 and max(nul_even, nul_odd) > 0.9 * half and min(nul_even, nul_odd) < 0.1 * half:
+            # ASCII text saved as UTF-16 without a byte-order mark: every other byte is NUL
+            raise DataError(
+                "file looks binary: every other byte is NUL, i.e. UTF-16 text without a byte-order mark; "
+                "re-save it as UTF-8",
+                location=str(path),
+            )
         raise DataError("file looks binary (NUL bytes); expected a text CSV", location=str(path))
     try:
         head.decode("utf-8")
@@ -95,7 +103,7 @@ def _read_lines(path: Path) -> pl.DataFrame:
     return frame
 
 
-def _infer_interval(ts: pl.Series) -> str:
+def _infer_interval(ts: pl.Series, path: Path | None = None) -> str:
     diffs = ts.sort().diff().drop_nulls().dt.total_seconds()
     diffs = diffs.filter(diffs > 0)
     if diffs.len() == 0:
@@ -103,6 +111,18 @@ def _infer_interval(ts: pl.Series) -> str:
             "cannot infer the bar interval from fewer than two distinct timestamps; pass --interval"
         )
     step = float(diffs.mode().min())  # type: ignore[arg-type]
+    # A file that mixes bar intervals (minute bars, then hourly ones) would store one as the other: a
+    # second bar spacing that is itself an interval and covers a fifth of the steps is refused.
+    other = diffs.filter(diffs != step).value_counts(sort=True)
+    if other.height:
+        spacing, count = float(other.row(0)[0]), int(other.row(0)[1])
+        if spacing in _INTERVAL_SECONDS.values() and count >= max(3, 0.2 * diffs.len()):
+            names = {v: k for k, v in _INTERVAL_SECONDS.items()}
+            raise DataError(
+                f"file mixes bar intervals: {int((diffs == step).sum())} steps of {step:g}s and {count} of "
+                f"{names[int(spacing)]}; split it into one file per interval, or pass --interval",
+                location=str(path) if path else None,
+            )
     for name, seconds in _INTERVAL_SECONDS.items():
         if step == seconds:
             return name
@@ -374,7 +394,7 @@ def read_bars_file(
     # in quarantine. A single row cannot show its interval: ask for --interval.
     distinct = frame["ts"].drop_nulls().n_unique()
     resolved_interval = layout.interval or (
-        _infer_interval(frame["ts"].drop_nulls()) if distinct > 1 else "unknown"
+        _infer_interval(frame["ts"].drop_nulls(), path) if distinct > 1 else "unknown"
     )
     if layout.stamp == "end" and resolved_interval in _INTERVAL_SECONDS:
         frame = frame.with_columns(pl.col("ts") - pl.duration(seconds=_INTERVAL_SECONDS[resolved_interval]))
