@@ -24,7 +24,9 @@ against HAR-RV with the Harvey-Leybourne-Newbold correction, and the Model Confi
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -408,6 +410,10 @@ def leaderboard(scored: pl.DataFrame, mcs_size: float = 0.10, mcs_reps: int = 10
 
 
 # ------------------------------------------------------------------------------------------ entry points
+#: Serializes torch fits inside one process (see :func:`fit_predict_fold`).
+_TORCH_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=4)
 def model_code_hash(stacked: bool = False) -> str:
     """Content hash of the code a fold's forecasts depend on (models, training, events; + stacking).
@@ -483,7 +489,7 @@ def fit_predict_fold(
     import time
     from dataclasses import replace
 
-    from tasks.train import History, build_model, load_model_data, model_run_id, plain_config
+    from tasks.train import Checkpointable, History, build_model, load_model_data, model_run_id, plain_config
     from warehouse.db import session, writer
     from warehouse.models import read_predictions, write_model_run, write_predictions
 
@@ -503,8 +509,12 @@ def fit_predict_fold(
             data = replace(data, predictions=preds.drop("model_run", "created_at"))
     train = data.upto(end)
     train = replace(train, features=train.features.filter(pl.col("session_date") >= start))
-    fitted.fit(train, end)
-    frame = fitted.predict(data, days, horizon=1).filter(pl.col("symbol") == symbol)
+    # torch's random generator and thread count are process-wide: two torch fits in parallel threads
+    # would draw each other's dropout masks and forecasts would depend on scheduling. Torch models
+    # take turns; everything else runs alongside.
+    with _TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
+        fitted.fit(train, end)
+        frame = fitted.predict(data, days, horizon=1).filter(pl.col("symbol") == symbol)
     history = getattr(fitted, "history", None)
     hist = history.as_dict() if isinstance(history, History) else None
     wall = time.perf_counter() - t0
