@@ -815,9 +815,9 @@ def load_checkpoint(
     ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            "refused: not a safe, complete volrisk checkpoint (only tensors and plain values may be "
-            f"loaded; weights_only loading rejected it: {first}). Retrain the model (`volrisk train`) "
-            "to write a new one",
+            "refused: not a safe volrisk checkpoint, or a truncated one (only tensors and plain values "
+            f"may be loaded; weights_only loading rejected it: {first}). Retrain the model "
+            "(`volrisk train`) to write a new one",
             location=str(p),
         ) from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
