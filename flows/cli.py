@@ -474,7 +474,7 @@ def quality_report(
 
 def _features_version(wh: str, symbols: list[str], end: date) -> str:
     """Content hash of the features a training run reads (its data version)."""
-    from tasks.orchestration import content_hash
+    from tasks.evaluate import features_version
     from warehouse.db import session
     from warehouse.features import read_features
 
@@ -482,7 +482,7 @@ def _features_version(wh: str, symbols: list[str], end: date) -> str:
         frame = read_features(con, symbols, None, end)
     if frame.height == 0:
         raise VolriskError(f"no features stored for {symbols} up to {end}; run `volrisk features` first")
-    return content_hash(frame.height, int(frame.hash_rows().sum()))
+    return features_version(frame, symbols, end)
 
 
 @app.command("train")

@@ -69,11 +69,8 @@ def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
             inst = get_instrument(con, s)
             if inst is not None:
                 calendars[s] = inst.calendar
-            classes[s] = (
-                "fx+commodity"
-                if inst and inst.asset_class in ("fx", "commodity")
-                else (inst.asset_class if inst else "unknown")
-            )
+            cls = inst.asset_class if inst else "unknown"
+            classes[s] = "fx+commodity" if cls in ("fx", "commodity") else cls
         wid = warehouse_id(con)
     missing = sorted(set(symbols) - set(feats["symbol"].unique().to_list()))
     if missing:

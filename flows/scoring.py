@@ -18,13 +18,6 @@ import polars as pl
 from tasks.config import get_settings
 
 
-def _events() -> pl.DataFrame:
-    """The same event calendar the event-conditioned models were trained on."""
-    from tasks.events import default_event_calendar
-
-    return default_event_calendar()
-
-
 def _artifact_key(name: str, what: str) -> str:
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:40] or "eval"
     return f"eval-{slug}-{what}"
@@ -98,6 +91,7 @@ def score_and_report(
     reports_dir: str | None = None,
 ) -> dict[str, Any]:
     """Score the runs' predictions, write the report, publish artifacts, record the manifest."""
+    from tasks.events import default_event_calendar
     from tasks.report import write_report
     from tasks.scorecard import build_scorecard
     from warehouse.db import session, writer
@@ -136,7 +130,7 @@ def score_and_report(
         preds.drop("model_run"),
         feats,
         classes,
-        _events(),
+        default_event_calendar(),
         models,
         failed,
         params.get("cost_bps", 5.0),

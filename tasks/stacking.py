@@ -150,10 +150,6 @@ class _Booster:
         return np.asarray(self.booster.predict(x, pred_contrib=pred_contrib))
 
 
-def _lgbm(objective: str, alpha: float | None, cfg: Mapping[str, Any]) -> _Booster:
-    return _Booster(objective, alpha, cfg)
-
-
 @register("ensemble")
 class Ensemble:
     """LightGBM stack of base forecasters, per asset class.
@@ -337,7 +333,7 @@ class Ensemble:
         x = d.select(rv_cols).to_numpy().astype(float)
         anchor = d["_anchor"].to_numpy()
         y = part["_y_logrv"].to_numpy() - anchor  # the stack corrects the base models' consensus
-        rv_model = _lgbm(
+        rv_model = _Booster(
             "regression", None, {**self.cfg, "min_child_samples": max(40, self.cfg["min_child_samples"])}
         )
         rv_model.fit(x, y)
@@ -349,7 +345,7 @@ class Ensemble:
         for level, col in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
             q_cols = [f"{m}__z{col}" for m in bases] + list(REGIME_FEATURES)
             xq = d.select(q_cols).to_numpy().astype(float)
-            qmodels[col] = _lgbm("quantile", level, q_cfg).fit(xq, ret / sigma)  # standardized returns
+            qmodels[col] = _Booster("quantile", level, q_cfg).fit(xq, ret / sigma)  # standardized returns
             columns[col] = q_cols
         return GroupFit(bases, rv_model, qmodels, smearing, scale, part.height, columns)
 
