@@ -32,7 +32,8 @@ Returns and metrics
 -------------------
 ``ret`` is treated as a log return: the equity curve is ``exp(cumsum(net))`` (exact for a long
 position; for a short it is the usual log approximation), ``total_return = equity_end - 1``,
-``ann_return = mean(net) * periods_per_year`` (annualized mean log return), ``max_drawdown`` the
+``ann_return = exp(mean(net) * periods_per_year) - 1`` (the geometric annualisation of the same
+equity curve, ``(1 + total_return) ** (periods_per_year / n) - 1``, so it is never below -100%), ``max_drawdown`` the
 most negative ``equity / running max - 1`` (from a starting equity of 1). The annualized Sharpe is
 ``mean / std * sqrt(periods_per_year)`` with 365 periods for crypto and 252 otherwise
 (:func:`annual_periods`); its standard error is the Lo (2002) GMM delta-method one with a
@@ -299,7 +300,7 @@ def strategy_backtest(
         "sharpe": sr["sharpe"],
         "sharpe_se_hac": sr["se_hac"],
         "sharpe_se_iid": sr["se_iid"],
-        "ann_return": float(net.mean() * ppy) if n else math.nan,
+        "ann_return": float(np.expm1(net.mean() * ppy)) if n else math.nan,
         "ann_vol": float(net.std(ddof=1) * math.sqrt(ppy)) if n > 1 else math.nan,
         "total_return": float(curve["equity"][-1] - 1.0) if n else math.nan,
         "max_drawdown": max_drawdown(curve["equity"].to_numpy()) if n else math.nan,

@@ -110,8 +110,27 @@ def test_costs_reduce_returns_by_cost_times_turnover() -> None:
     turnover = np.abs(np.diff(np.r_[0.0, c0["position"].to_numpy()]))
     assert np.allclose(c0["net"].to_numpy() - c1["net"].to_numpy(), 10e-4 * turnover, atol=1e-15)
     assert m0["turnover"] == pytest.approx(turnover.mean())
-    assert m0["ann_return"] - m1["ann_return"] == pytest.approx(10e-4 * turnover.mean() * 252)
+    log_ann = np.log1p([m0["ann_return"], m1["ann_return"]])  # annualised mean log return
+    assert log_ann[0] - log_ann[1] == pytest.approx(10e-4 * turnover.mean() * 252)
     assert m1["n_trades"] == int(np.sum(turnover > 0))
+
+
+def test_annual_return_is_geometric_and_agrees_with_total_return() -> None:
+    """A -59% total over 640 sessions annualises to (0.41)^(252/640) - 1 = -29.6%, never below -100%.
+
+    The old arithmetic ``mean(log r) * 252`` gave -1.009 beside a total of -0.59 (issue 14).
+    """
+    n = 640
+    ret = np.full(n, math.log(0.41) / n)  # equity ends at exactly 0.41
+    f = _frame(np.full(n, 0.001), np.full(n, 0.01), ret)  # always long, no costs
+    m, _ = strategy_backtest(f, cost_bps=0.0, threshold=1.0)
+    assert m["exposure"] == 1.0 and m["total_return"] == pytest.approx(-0.59)
+    assert m["ann_return"] == pytest.approx(0.41 ** (252 / n) - 1)  # -0.296
+    assert -1.0 < m["ann_return"] < 0
+    # A crash larger than -100% per year in log terms still annualises above -100%.
+    crash = _frame(np.full(50, 0.001), np.full(50, 0.01), np.full(50, -0.05))
+    mc, _ = strategy_backtest(crash, cost_bps=0.0, threshold=1.0)
+    assert -1.0 < mc["ann_return"] < mc["total_return"] < 0
 
 
 def test_sharpe_of_known_series() -> None:
