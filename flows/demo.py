@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
+from flows import progress
 from flows.cli import app
 from tasks.config import get_settings
 
@@ -23,6 +26,57 @@ console = Console()
 SYMBOLS = ["BTC-USDT", "EURUSD", "SPY"]
 #: Sessions per walk-forward fold in the demo.
 DEMO_REFIT_EVERY = 126
+
+
+class StageLines:
+    """Plain progress lines for a log file: a stage's size, every 10% (or ``every_s``), and its end.
+
+    A progress bar draws nothing when the output is a file, so ``make demo > log`` would be silent
+    for minutes; these lines are flushed as they are written.
+    """
+
+    def __init__(
+        self, stream: TextIO, clock: Callable[[], float] = time.perf_counter, every_s: float = 60.0
+    ) -> None:
+        self.stream, self.clock, self.every_s = stream, clock, every_s
+        self.t0 = clock()
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.last: dict[str, tuple[int, float]] = {}
+
+    def line(self, text: str) -> None:
+        """Write one stamped line and flush it."""
+        self.stream.write(f"[{self.clock() - self.t0:6.0f} s] {text}\n")
+        self.stream.flush()
+
+    def __call__(self, stage: str, total: int, item: dict[str, Any] | None) -> None:
+        if item is None:
+            self.totals[stage], self.done[stage] = total, 0
+            self.last[stage] = (0, self.clock())
+            self.line(f"{stage}: {total} partitions")
+            return
+        self.done[stage] = done = self.done.get(stage, 0) + 1
+        total = self.totals.get(stage, 0)
+        if total and done >= total:
+            self.line(f"{stage}: {done}/{total} done")
+            return
+        shown, at = self.last.get(stage, (0, self.t0))
+        step = max(1, total // 10) if total else 10
+        if done - shown >= step or self.clock() - at >= self.every_s:
+            self.last[stage] = (done, self.clock())
+            self.line(f"{stage}: {done}/{total or '?'}")
+
+
+@contextmanager
+def stage_lines(stream: TextIO) -> Iterator[StageLines | None]:
+    """Print :class:`StageLines` to ``stream`` while the block runs, unless it is a terminal."""
+    if stream.isatty():
+        with nullcontext():
+            yield None
+        return
+    lines = StageLines(stream)
+    with progress.listening(lines):
+        yield lines
 
 
 def _step(title: str, args: list[str]) -> None:
@@ -56,7 +110,8 @@ def _pipeline() -> dict[str, Any]:
         )
         return []
 
-    _run_with_progress(run, "pipeline partitions")
+    with stage_lines(sys.stdout):
+        _run_with_progress(run, "pipeline partitions")
     table = Table(title="pipeline stages")
     for col in ("stage", "partitions", "ok / cached", "failed", "seconds"):
         table.add_column(col, justify="left" if col == "stage" else "right")

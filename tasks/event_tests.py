@@ -557,49 +557,37 @@ def ensemble_lift(
     margin: float = LIFT_GATE,
     exclude: Sequence[str] = (),
 ) -> list[GateResult]:
-    """Per symbol: stacked Sharpe >= best single-model Sharpe + ``margin``; else fall back.
+    """Per symbol: stacked Sharpe >= best single-model Sharpe + ``margin``.
+
+    The gate measures; it does not decide what the ``ensemble`` serves. That decision is made once,
+    per asset class, by ``tasks.scorecard.stacking_decision``, and the report states it once.
 
     Returns
     -------
     list[GateResult]
-        One per symbol; ``figure`` = ensemble Sharpe - best single Sharpe, ``detail["serve"]`` =
-        the model the ``ensemble`` predictor should serve (itself, or the best single model:
-        note "fell back to <model>"), ``detail["best_single"]``.
+        One per symbol; ``figure`` = ensemble Sharpe - best single Sharpe, ``detail`` the best single
+        model and both Sharpes. One ``all`` row with ``passed=None`` when the ensemble was not scored.
     """
     s = _sharpes(strategy_metrics)
+    gate = f">= best + {margin:g}"
+    if ensemble_model not in s:
+        return [GateResult("ensemble_lift", "all", None, gate, None, 0, f"model {ensemble_model} not scored")]
     singles = {m: v for m, v in s.items() if m != ensemble_model and m not in exclude}
-    symbols = sorted({sym for v in s.values() for sym in v})
     out: list[GateResult] = []
-    for sym in symbols:
+    for sym in sorted({sym for v in s.values() for sym in v}):
         cands = {m: v[sym] for m, v in singles.items() if sym in v}
         best = max(cands, key=lambda m: cands[m]) if cands else None
-        ens = s.get(ensemble_model, {}).get(sym)
-        gate = f">= best + {margin:g}"
-        if best is None:
-            out.append(GateResult("ensemble_lift", sym, None, gate, None, 0, "no single model", detail={}))
+        ens = s[ensemble_model].get(sym)
+        if best is None or ens is None:
+            note = "no single model with a Sharpe" if best is None else "no ensemble Sharpe"
+            out.append(GateResult("ensemble_lift", sym, None, gate, None, 0, note, detail={}))
             continue
         detail = {"best_single": best, "best_sharpe": cands[best], "ensemble_sharpe": ens}
-        if ens is None:
-            note = f"no ensemble Sharpe; fell back to {best}"
-            out.append(
-                GateResult("ensemble_lift", sym, None, gate, None, 0, note, detail=detail | {"serve": best})
-            )
-            continue
         lift = ens - cands[best]
         passed = bool(lift >= margin)
-        serve = ensemble_model if passed else best
-        note = "" if passed else f"fell back to {best}"
-        out.append(
-            GateResult("ensemble_lift", sym, lift, gate, passed, 1, note, detail=detail | {"serve": serve})
-        )
+        note = "" if passed else f"below the best single model ({best}) + {margin:g}"
+        out.append(GateResult("ensemble_lift", sym, lift, gate, passed, 1, note, detail=detail))
     return out
-
-
-def serving_choice(results: Sequence[GateResult]) -> dict[str, str]:
-    """Symbol -> model the ``ensemble`` predictor serves, from :func:`ensemble_lift` results."""
-    return {
-        r.scope: str(r.detail["serve"]) for r in results if r.test == "ensemble_lift" and "serve" in r.detail
-    }
 
 
 def event_gates(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from tasks.evaluate import BENCHMARK
-from tasks.scorecard import Scorecard
+from tasks.scorecard import ENSEMBLE, Scorecard
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -39,12 +40,12 @@ def safe_cell(value: object) -> str:
     return text
 
 
+#: A number, optionally with the unit the report prints after it (``-15.8%``, ``-1.379 Sharpe``).
+_NUMBER_WITH_UNIT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(%|x| pts| Sharpe)?$")
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return bool(_NUMBER_WITH_UNIT.match(text))
 
 
 def md_table(frame: pl.DataFrame, columns: list[str] | None = None, red_rows: set[int] | None = None) -> str:
@@ -123,18 +124,32 @@ def plot_var(card: Scorecard, symbol: str, model: str, path: Path) -> Path:
     return path
 
 
-def plot_equity(card: Scorecard, symbol: str, path: Path) -> Path:
-    """Strategy equity curves of every model for one symbol."""
+def line_styles(models: list[str]) -> dict[str, tuple[Any, str]]:
+    """One (colour, line style) per model, none shared: tab10 colours, then the next dash style."""
     plt = _plt()
-    part = card.equity.filter(pl.col("symbol") == symbol)
+    colours = plt.get_cmap("tab10").colors
+    dashes = ("-", "--", "-.", ":")
+    return {
+        m: (colours[i % len(colours)], dashes[(i // len(colours)) % len(dashes)])
+        for i, m in enumerate(models)
+    }
+
+
+def plot_equity(card: Scorecard, symbol: str, path: Path) -> Path:
+    """Strategy equity curves of every model that took positions, each in its own colour and style."""
+    plt = _plt()
+    _, idle = trading_rows(card.strategy)
+    part = card.equity.filter((pl.col("symbol") == symbol) & ~pl.col("model").is_in(idle))
     fig, ax = plt.subplots(figsize=(11, 4))
-    for model in sorted(part["model"].unique().to_list()):
+    models = sorted(part["model"].unique().to_list())
+    for model, (colour, dash) in line_styles(models).items():
         curve = part.filter(pl.col("model") == model).sort("target")
         lw = 2.0 if model in ("ensemble", "quantile_event", "quantile") else 0.9
-        ax.plot(curve["target"], curve["equity"], lw=lw, label=model)
+        ax.plot(curve["target"], curve["equity"], lw=lw, color=colour, linestyle=dash, label=model)
     ax.axhline(1.0, color="0.5", lw=0.5)
     ax.set_title(f"{symbol}: long/short/flat strategy, equity (after costs)")
-    ax.legend(fontsize=7, ncol=4)
+    if models:
+        ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -234,87 +249,305 @@ def _json_ready(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.write_json())
 
 
-def write_report(
-    card: Scorecard, reports_dir: Path, baseline: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Write the markdown, JSON and PNGs of ``card``; returns their paths (``md``, ``json``, ``plots``)."""
-    md_path, json_path, plot_dir = report_paths(reports_dir, card.name)
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    summary = card.summary()
-    plots: list[Path] = []
-    lines = [
+#: What each gate's figure measures, so the figure and its threshold read in one unit.
+GATE_UNITS: dict[str, str] = {
+    "envelope_calibration": "x",
+    "directional_accuracy": "%",
+    "non_event_mae": "%",
+    "non_event_direction": "pts",
+    "walk_forward_sharpe": "Sharpe",
+    "ensemble_lift": "Sharpe",
+}
+#: The settings shown first in the experiment table, with their labels.
+_SETTING_LABELS = {
+    "symbols": "symbols",
+    "models": "models",
+    "windows": "test windows (target sessions)",
+    "window": "training window",
+    "train_size": "training size (sessions)",
+    "refit_every": "refit every (sessions)",
+    "embargo": "embargo (sessions)",
+    "horizon": "horizon (sessions)",
+    "folds": "folds per symbol",
+    "stack_warmup": "ensemble warm-up (sessions)",
+    "cost_bps": "strategy cost (bp of turnover)",
+}
+UNITS_NOTE = (
+    "Units: variance figures (forecast and realized RV, `var`, MAE) are the daily variance of log "
+    "returns as a decimal (1e-4 is a daily volatility of 1%); MSE is in squared daily variance; QLIKE "
+    "and R² are unitless. Returns, VaR and ES are daily log returns (-0.02 is about -2%)."
+)
+
+
+def _render_value(value: Any) -> str:
+    """A setting as text: mappings as ``key value`` pairs, lists joined, never a raw dict."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_render_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        parts = [str(v) for v in value]
+        return (
+            " .. ".join(parts) if len(parts) == 2 and all(len(p) == 10 for p in parts) else ", ".join(parts)
+        )
+    return "n/a" if value is None else str(value)
+
+
+def experiment_table(params: dict[str, Any]) -> str:
+    """The evaluation's settings as a two-column markdown table (known settings first)."""
+    keys = [k for k in _SETTING_LABELS if k in params] + sorted(k for k in params if k not in _SETTING_LABELS)
+    rows = [{"setting": _SETTING_LABELS.get(k, k), "value": _render_value(params[k])} for k in keys]
+    return md_table(pl.DataFrame(rows, schema={"setting": pl.String, "value": pl.String}))
+
+
+def gate_figure(test: str, figure: float | None) -> str:
+    """A gate's figure in the unit of its threshold (``0.3333`` -> ``33.3%`` beside ``>= 60%``)."""
+    if figure is None or (isinstance(figure, float) and math.isnan(figure)):
+        return "n/a"
+    unit = GATE_UNITS.get(test, "")
+    if unit == "%":
+        return f"{100 * figure:.1f}%"
+    if unit == "x":
+        return f"{figure:.2f}x"
+    if unit == "pts":
+        return f"{figure:.1f} pts"
+    return f"{figure:+.3f} {unit}".rstrip()
+
+
+def gate_threshold(test: str, gate: str) -> str:
+    """The threshold with the same unit as :func:`gate_figure`."""
+    unit = GATE_UNITS.get(test, "")
+    return f"{gate}x" if unit == "x" else (f"{gate} {unit}" if unit == "Sharpe" else gate)
+
+
+def _pct(col: str) -> pl.Expr:
+    return (
+        pl.when(pl.col(col).is_null() | pl.col(col).is_nan())
+        .then(pl.lit("n/a"))
+        .otherwise((pl.col(col) * 100).round(2).cast(pl.String) + "%")
+    )
+
+
+def var_table(risk: pl.DataFrame, level: int) -> str:
+    """Breaches and tests of the ``level``% VaR (99%: with the Basel traffic light)."""
+    p = f"var{level}"
+    frame = risk.select(
+        "model",
+        "symbol",
+        "n",
+        pl.col(f"{p}_breaches").alias("breaches"),
+        _pct(f"{p}_rate").alias("breach rate"),
+        pl.lit(f"{100 - level}%").alias("expected"),
+        pl.col(f"{p}_kupiec_p").alias("Kupiec p"),
+        pl.col(f"{p}_ind_p").alias("independence p"),
+        pl.col(f"{p}_cc_p").alias("CC p"),
+        pl.when(pl.col(f"{p}_pass")).then(pl.lit("pass")).otherwise(pl.lit("FAIL")).alias("verdict"),
+    )
+    if level == 99 and "basel_zone" in risk.columns:
+        frame = frame.with_columns(
+            risk["basel_zone"].alias("Basel zone"),
+            (risk["basel_exceptions"].cast(pl.String) + " / " + risk["basel_n"].cast(pl.String)).alias(
+                "Basel exceptions"
+            ),
+        )
+    return md_table(frame)
+
+
+def es_table(risk: pl.DataFrame) -> str:
+    """Predicted ES and the Acerbi-Székely Z2 test per level."""
+    cols = ["model", "symbol"]
+    exprs = []
+    for lvl, label in (("es975", "97.5%"), ("es99", "99%")):
+        if f"{lvl}_mean" in risk.columns:
+            exprs += [
+                pl.col(f"{lvl}_mean").alias(f"ES {label} (mean)"),
+                pl.col(f"{lvl}_z2").alias(f"Z2 {label}"),
+                pl.col(f"{lvl}_p").alias(f"p {label}"),
+            ]
+    return md_table(risk.select(*cols, *exprs))
+
+
+def coverage_table(risk: pl.DataFrame) -> str:
+    """Observed coverage of the central 80% and 90% intervals against nominal, with pinball loss."""
+    return md_table(
+        risk.select(
+            "model",
+            "symbol",
+            _pct("cov80").alias("80% interval covered"),
+            pl.col("pinball80").alias("pinball 80%"),
+            _pct("cov90").alias("90% interval covered"),
+            pl.col("pinball90").alias("pinball 90%"),
+        )
+    )
+
+
+def trading_rows(strategy: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """(rows of models that took positions, names of variance-only models that never did)."""
+    if strategy.height == 0:
+        return strategy, []
+    idle = strategy.group_by("model").agg(
+        ((pl.col("n_trades").fill_null(0) == 0) & pl.col("sharpe").is_null()).all().alias("idle")
+    )
+    names = sorted(idle.filter(pl.col("idle"))["model"].to_list())
+    return strategy.filter(~pl.col("model").is_in(names)), names
+
+
+def strategy_section(strategy: pl.DataFrame) -> list[str]:
+    """The strategy table without variance-only models, and one sentence naming them."""
+    rows, idle = trading_rows(strategy)
+    out: list[str] = []
+    if rows.height:
+        out.append(
+            md_table(
+                rows.select(
+                    "model",
+                    "symbol",
+                    "n",
+                    pl.col("sharpe").alias("Sharpe"),
+                    pl.col("sharpe_se_hac").alias("Sharpe s.e. (HAC)"),
+                    _pct("ann_return").alias("annual return"),
+                    _pct("ann_vol").alias("annual vol"),
+                    _pct("total_return").alias("total return"),
+                    _pct("max_drawdown").alias("max drawdown"),
+                    "turnover",
+                    pl.col("hit_rate").alias("hit rate"),
+                    pl.col("n_trades").alias("trades"),
+                )
+            )
+        )
+    else:
+        out.append("No model took a position.")
+    if idle:
+        out += [
+            "",
+            f"Left out: {', '.join(f'`{safe_cell(m)}`' for m in idle)}: they forecast variance around a zero "
+            "mean, so the rule never takes a side with them (no trades, no Sharpe).",
+        ]
+    return out
+
+
+def gates_table(gates: list[dict[str, Any]]) -> str:
+    """Each gate with its figure and threshold in one unit."""
+    if not gates:
+        return "No gate could be computed."
+    rows = [
+        {
+            "test": g["test"],
+            "scope": g["scope"],
+            "figure": gate_figure(g["test"], g.get("figure")),
+            "gate": gate_threshold(g["test"], str(g["gate"])),
+            "passed": "n/a" if g.get("passed") is None else ("pass" if g["passed"] else "FAIL"),
+            "n": g.get("n"),
+            "ship-stop": "yes" if g.get("ship_stop") else "",
+            "note": g.get("note") or "",
+            "detail": _short(json.dumps(g.get("detail") or {})) if g.get("detail") else "",
+        }
+        for g in gates
+    ]
+    return md_table(pl.DataFrame(rows))
+
+
+def _header_lines(card: Scorecard) -> list[str]:
+    pairs = card.scored.select("symbol", "target").unique().height
+    return [
         f"# Evaluation `{safe_cell(card.name)}`",
         "",
-        f"Written {datetime.now():%Y-%m-%d %H:%M}. Test windows (target sessions): "
-        + "; ".join(f"{safe_cell(s)} {w[0]} .. {w[1]}" for s, w in (card.params.get("windows") or {}).items())
-        + f". Refit every {card.params.get('refit_every')} sessions "
-        f"({card.params.get('window')} window), folds per symbol {card.params.get('folds')}.",
+        f"Written {datetime.now():%Y-%m-%d %H:%M}.",
         "",
-        f"Every model is scored on the same {card.scored.select('symbol', 'target').unique().height} "
-        "(symbol, target) pairs. Left out: "
+        experiment_table(card.params),
+        "",
+        f"Every model is scored on the same {pairs} (symbol, target) pairs. Left out: "
         + ", ".join(f"{v} {k}" for k, v in card.dropped.items())
         + ". The base models also forecast "
         f"{card.params.get('stack_warmup', 0)} warm-up sessions before each test window (not scored) so "
         "the ensemble has earlier out-of-fold rows to learn from.",
         "",
-        "## Verdict per asset",
-        "",
-        md_table(summary),
+        UNITS_NOTE,
         "",
     ]
+
+
+def verdict_table(summary: pl.DataFrame) -> str:
+    """The per-asset verdict with readable headers (the JSON keeps the raw columns)."""
+
+    def verdict(col: str) -> pl.Expr:
+        return pl.when(pl.col(col)).then(pl.lit("pass")).otherwise(pl.lit("FAIL"))
+
+    return md_table(
+        summary.select(
+            "symbol",
+            pl.col("best_model").alias("best served model"),
+            pl.col("best_qlike").alias("QLIKE"),
+            pl.col("har_qlike").alias("HAR-RV QLIKE"),
+            pl.col("dm_p_vs_har").alias("DM p vs HAR-RV"),
+            pl.when(pl.col("beats_har")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("beats HAR-RV"),
+            verdict("var95_pass").alias("VaR 95%"),
+            verdict("var99_pass").alias("VaR 99%"),
+            pl.col("ensemble_serves").fill_null("no ensemble").alias("ensemble serves"),
+        )
+    )
+
+
+def _verdict_lines(card: Scorecard, summary: pl.DataFrame) -> list[str]:
+    lines = ["## Verdict per asset", "", verdict_table(summary), ""]
     for r in summary.iter_rows(named=True):
         verdict = (
             "beats"
             if r["beats_har"]
             else ("is level with" if r["best_model"] == BENCHMARK else "does not significantly beat")
         )
-        lines.append(
-            f"- **{safe_cell(r['symbol'])}**: the best model on QLIKE is `{safe_cell(r['best_model'])}` "
+        line = (
+            f"- **{safe_cell(r['symbol'])}**: the best served model on QLIKE is "
+            f"`{safe_cell(r['best_model'])}` "
             f"({r['best_qlike']:.4f} vs HAR-RV {r['har_qlike']:.4f}); it {verdict} HAR-RV "
             f"(DM p = {safe_cell(r['dm_p_vs_har'])}). 95% VaR {'passes' if r['var95_pass'] else 'fails'} "
             f"Kupiec/Christoffersen (p = {safe_cell(r['var95_kupiec_p'])} / {safe_cell(r['var95_cc_p'])}); "
             f"99% VaR {'passes' if r['var99_pass'] else 'fails'} (p = {safe_cell(r['var99_kupiec_p'])} / "
             f"{safe_cell(r['var99_cc_p'])})."
         )
-    lines += [
-        "",
+        serves = r.get("ensemble_serves")
+        if serves and serves != ENSEMBLE:
+            line += (
+                f" The stacked ensemble fell back for this asset class and serves `{safe_cell(serves)}`, "
+                "so its own scores are listed for reference and are not a candidate."
+            )
+        lines.append(line)
+    return lines + [""]
+
+
+def _board_cells(card: Scorecard, symbol: str) -> pl.DataFrame:
+    board = card.leaderboard.filter(pl.col("symbol") == symbol)
+    serves = card.ensemble_serves().get(symbol, ENSEMBLE)
+    label = f"{ENSEMBLE} (not served: falls back to {serves})"
+    return board.with_columns(
+        pl.when(pl.col("model") == ENSEMBLE)
+        .then(pl.lit(label) if serves != ENSEMBLE else pl.col("model"))
+        .otherwise(pl.col("model"))
+        .alias("model"),
+        pl.when(pl.col("in_mcs")).then(pl.lit("in")).otherwise(pl.lit("out")).alias("mcs"),
+    )
+
+
+_BOARD_COLUMNS = [
+    "model", "n", "qlike", "mse", "mae", "rmse_sq_ret", "r2_oos", "mz_a", "mz_b", "mz_p",
+    "dm_stat", "dm_p", "mcs_p", "mcs",
+]  # fmt: skip
+
+
+def _leaderboard_lines(
+    card: Scorecard, summary: pl.DataFrame, plot_dir: Path, plots: list[Path]
+) -> list[str]:
+    lines = [
         "## Leaderboard",
         "",
         "DM: Diebold-Mariano on QLIKE against HAR-RV (HLN-corrected). "
         "MCS: 90% model confidence set (arch). Red rows lose to HAR-RV.",
         "",
     ]
+    best_of = dict(zip(summary["symbol"], summary["best_model"], strict=True))
     for symbol in sorted(card.leaderboard["symbol"].unique().to_list()):
-        board = card.leaderboard.filter(pl.col("symbol") == symbol)
+        board = _board_cells(card, symbol)
         red = {i for i, lose in enumerate(board["loses_to_har"].to_list()) if lose}
-        lines += [
-            f"### {safe_cell(symbol)}",
-            "",
-            md_table(
-                board.with_columns(
-                    pl.when(pl.col("in_mcs")).then(pl.lit("in")).otherwise(pl.lit("out")).alias("mcs")
-                ),
-                [
-                    "model",
-                    "n",
-                    "qlike",
-                    "mse",
-                    "mae",
-                    "rmse_sq_ret",
-                    "r2_oos",
-                    "mz_a",
-                    "mz_b",
-                    "mz_p",
-                    "dm_stat",
-                    "dm_p",
-                    "mcs_p",
-                    "mcs",
-                ],
-                red,
-            ),
-            "",
-        ]
-        best = board.row(0, named=True)["model"]
+        lines += [f"### {safe_cell(symbol)}", "", md_table(board, _BOARD_COLUMNS, red), ""]
+        best = best_of[symbol]
         drawn = [
             ("leaderboard", plot_leaderboard(card, symbol, plot_dir / f"leaderboard-{symbol}.png")),
             ("forecast", plot_forecasts(card, symbol, best, plot_dir / f"forecast-{symbol}.png")),
@@ -325,68 +558,78 @@ def write_report(
             plots.append(path)
             lines.append(f"![{tag} {safe_cell(symbol)}]({plot_dir.name}/{path.name})")
         lines.append("")
-    lines += [
+    return lines
+
+
+def _risk_lines(risk: pl.DataFrame) -> list[str]:
+    return [
         "## Risk backtests",
         "",
-        md_table(card.risk),
+        "A breach is a return below the VaR (the predicted 5% or 1% return quantile). Kupiec tests the "
+        "breach rate, Christoffersen independence their clustering, CC both; a verdict passes when "
+        "Kupiec and CC p > 0.05. Every test statistic is in the JSON report.",
         "",
-        "## Strategy (long/short/flat on the return quantiles)",
+        "### VaR 95%",
         "",
-        md_table(card.strategy),
+        var_table(risk, 95),
         "",
-        "## Gates",
+        "### VaR 99% (with the Basel traffic light over the last 250 sessions)",
         "",
-    ]
-    gate_rows = (
-        pl.DataFrame(
-            [
-                {k: (_short(json.dumps(v)) if isinstance(v, dict | list) else v) for k, v in g.items()}
-                for g in card.gates
-            ]
-        )
-        if card.gates
-        else None
-    )
-    lines += [
-        md_table(gate_rows) if gate_rows is not None else "No gate could be computed.",
+        var_table(risk, 99),
         "",
-        f"All gates passed: **{card.passed_gates}**.",
+        "### Expected shortfall (Acerbi-Székely Z2; a small p means the ES is too mild)",
         "",
-        "## Stacking",
+        es_table(risk),
+        "",
+        "### Interval coverage (nominal 80% and 90%)",
+        "",
+        coverage_table(risk),
         "",
     ]
-    if card.stacking:
-        for cls, d in card.stacking.items():
-            best = f"`{safe_cell(d['best_single'])}` ({d['best_single_sharpe']:.3f})"
-            head = f"- {safe_cell(cls)}: the stack's Sharpe {d['stacked_sharpe']:.3f}"
-            if d["mode"] == "stacked":
-                lines.append(
-                    f"{head} beats the best single model {best} by >= 0.1: the `ensemble` serves it."
-                )
-            else:
-                lines.append(
-                    f"{head} does not beat the best single model {best} by 0.1: **fell back**; "
-                    f"the `ensemble` predictor serves `{safe_cell(d['best_single'])}`."
-                )
-    else:
-        lines.append("No ensemble in this evaluation.")
-    if card.shap is not None and card.shap.height:
-        lines += [
-            "",
-            "Feature attributions (mean |SHAP|, last fold's meta-learner). `corr` is the mean absolute "
-            "rolling cross-asset return correlation; `shap_slope` > 0 means higher correlation raises the "
-            "forecast (uncertainty).",
-            "",
-        ]
-        for group in sorted(card.shap["group"].unique().to_list()):
-            path = plot_shap(card.shap, group, plot_dir / f"shap-{group}.png")
-            plots.append(path)
-            corr = card.shap.filter((pl.col("group") == group) & (pl.col("feature") == "corr"))
-            lines.append(f"![shap {safe_cell(group)}]({plot_dir.name}/{path.name})")
-            if corr.height:
-                lines.append("")
-                lines.append(md_table(corr))
-            lines.append("")
+
+
+def _stacking_lines(card: Scorecard) -> list[str]:
+    lines = ["## Stacking", ""]
+    if not card.stacking:
+        return lines + ["No ensemble in this evaluation."]
+    for cls, d in card.stacking.items():
+        best = f"`{safe_cell(d['best_single'])}` ({d['best_single_sharpe']:.3f})"
+        head = f"- {safe_cell(cls)}: the stack's Sharpe {d['stacked_sharpe']:.3f}"
+        if d["mode"] == "stacked":
+            lines.append(f"{head} beats the best single model {best} by >= 0.1: the `ensemble` serves it.")
+        else:
+            lines.append(
+                f"{head} does not beat the best single model {best} by 0.1: **fell back**; "
+                f"the `ensemble` predictor serves `{safe_cell(d['best_single'])}`."
+            )
+    return lines + [""]
+
+
+def _shap_lines(card: Scorecard, plot_dir: Path, plots: list[Path]) -> list[str]:
+    if card.shap is None or not card.shap.height:
+        return []
+    lines = [
+        "",
+        "Feature attributions (mean |SHAP|, last fold's meta-learner). `corr` is the mean absolute "
+        "rolling cross-asset return correlation; `shap_slope` > 0 means higher correlation raises the "
+        "forecast (uncertainty).",
+        "",
+    ]
+    for group in sorted(card.shap["group"].unique().to_list()):
+        path = plot_shap(card.shap, group, plot_dir / f"shap-{group}.png")
+        plots.append(path)
+        corr = card.shap.filter((pl.col("group") == group) & (pl.col("feature") == "corr"))
+        lines.append(f"![shap {safe_cell(group)}]({plot_dir.name}/{path.name})")
+        if corr.height:
+            lines += ["", md_table(corr)]
+        lines.append("")
+    return lines
+
+
+def _tail_lines(
+    card: Scorecard, baseline: dict[str, Any] | None, plot_dir: Path, plots: list[Path]
+) -> list[str]:
+    lines: list[str] = []
     hist = plot_histories(card.histories, plot_dir / "training-history.png")
     if hist is not None:
         plots.append(hist)
@@ -398,19 +641,34 @@ def write_report(
         ]
     lines += ["## Change against the baseline", "", _delta_table(card, baseline), ""]
     if card.failed:
-        lines += [
-            "## Failed folds",
-            "",
-            md_table(
-                pl.DataFrame(
-                    [
-                        {k: str(v) for k, v in f.items() if k in ("model", "symbol", "fold", "error")}
-                        for f in card.failed
-                    ]
-                )
-            ),
-            "",
-        ]
+        keep = ("model", "symbol", "fold", "error")
+        failed = pl.DataFrame([{k: str(v) for k, v in f.items() if k in keep} for f in card.failed])
+        lines += ["## Failed folds", "", md_table(failed), ""]
+    return lines
+
+
+def write_report(
+    card: Scorecard, reports_dir: Path, baseline: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Write the markdown, JSON and PNGs of ``card``; returns their paths (``md``, ``json``, ``plots``)."""
+    md_path, json_path, plot_dir = report_paths(reports_dir, card.name)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    summary = card.summary()
+    plots: list[Path] = []
+    lines = _header_lines(card) + _verdict_lines(card, summary)
+    lines += _leaderboard_lines(card, summary, plot_dir, plots) + _risk_lines(card.risk)
+    lines += [
+        "## Strategy (long/short/flat on the return quantiles)",
+        "",
+        *strategy_section(card.strategy),
+        "",
+    ]
+    lines += ["## Gates", "", gates_table(card.gates), "", f"All gates passed: **{card.passed_gates}**.", ""]
+    lines += (
+        _stacking_lines(card)
+        + _shap_lines(card, plot_dir, plots)
+        + _tail_lines(card, baseline, plot_dir, plots)
+    )
     md_path.write_text("\n".join(lines), encoding="utf-8")
     payload = {
         "name": card.name,

@@ -46,11 +46,34 @@ class Scorecard:
         """Every gate passed (a gate that could not be computed does not pass)."""
         return bool(self.gates) and all(bool(g.get("passed")) for g in self.gates)
 
+    def ensemble_serves(self) -> dict[str, str]:
+        """Symbol -> what the ``ensemble`` predictor serves: itself, or its asset class's fallback.
+
+        Empty when the evaluation has no ensemble. This is the one serving decision the report,
+        the verdict and the command line all state (see :func:`stacking_decision`).
+        """
+        if not self.stacking or "asset_class" not in self.scored.columns:
+            return {}
+        pairs = self.scored.select("symbol", "asset_class").unique().iter_rows()
+        return {sym: self.stacking[cls]["serves"] for sym, cls in pairs if cls in self.stacking}
+
+    def candidates(self, symbol: str) -> pl.DataFrame:
+        """The symbol's leaderboard rows of models that are really served, best QLIKE first.
+
+        A stacked ensemble that fell back serves another model, which has its own row, so its own
+        scores are not a candidate for "best".
+        """
+        board = self.leaderboard.filter(pl.col("symbol") == symbol).sort("qlike")
+        if self.ensemble_serves().get(symbol, ENSEMBLE) != ENSEMBLE:
+            board = board.filter(pl.col("model") != ENSEMBLE)
+        return board
+
     def summary(self) -> pl.DataFrame:
-        """Per symbol: the best model on QLIKE, whether it beats HAR-RV (DM p), VaR test verdicts."""
+        """Per symbol: the best served model on QLIKE, whether it beats HAR-RV (DM p), VaR verdicts."""
         rows: list[dict[str, Any]] = []
+        serves = self.ensemble_serves()
         for symbol in sorted(self.leaderboard["symbol"].unique().to_list()):
-            board = self.leaderboard.filter(pl.col("symbol") == symbol).sort("qlike")
+            board = self.candidates(symbol)
             best = board.row(0, named=True)
             har = board.filter(pl.col("model") == BENCHMARK)
             risk = self.risk.filter((pl.col("symbol") == symbol) & (pl.col("model") == best["model"]))
@@ -63,15 +86,15 @@ class Scorecard:
                     "har_qlike": har["qlike"][0] if har.height else math.nan,
                     "dm_p_vs_har": best["dm_p"],
                     "beats_har": bool(best["beats_har"]),
-                    "var95_kupiec_p": r.get("var95_kupiec_p", math.nan),
-                    "var95_cc_p": r.get("var95_cc_p", math.nan),
-                    "var95_pass": r.get("var95_pass"),
-                    "var99_kupiec_p": r.get("var99_kupiec_p", math.nan),
-                    "var99_cc_p": r.get("var99_cc_p", math.nan),
-                    "var99_pass": r.get("var99_pass"),
+                    "ensemble_serves": serves.get(symbol),
+                    **{k: r.get(k, math.nan) for k in _VERDICT_RISK},
                 }
             )
         return pl.DataFrame(rows)
+
+
+#: Risk columns of the per-asset verdict.
+_VERDICT_RISK = ("var95_kupiec_p", "var95_cc_p", "var95_pass", "var99_kupiec_p", "var99_cc_p", "var99_pass")
 
 
 def _with_classes(frame: pl.DataFrame, classes: Mapping[str, str]) -> pl.DataFrame:
