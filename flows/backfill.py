@@ -653,27 +653,20 @@ def backfill_command(
     backfill deployment per chunk with an idempotency key (--via-deployment). Finished chunks are
     cache hits, so an interrupted backfill resumes where it stopped and never duplicates a row.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from flows.cli import _parse_date, console, err_console
+    from flows import preflight
+    from flows.cli import _parse_date, console, progress_bar
 
     lo, hi = _parse_date(start, "start"), _parse_date(end, "end")
     assert lo is not None and hi is not None
-    syms = _symbols(symbols, list(ctx.args))
+    syms = preflight.symbols(_symbols(symbols, list(ctx.args)))
+    preflight.choice(source, ("samples", "synthetic", "yfinance", "warehouse"), "--source")
     plan_chunks(lo, hi, chunk)  # refuse a bad range or chunk before starting Prefect
     if stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: expected one of {', '.join(STAGES)}")
     if task_runner not in ("thread", "dask"):
         raise ConfigError(f"--task-runner {task_runner!r}: expected thread or dask")
     wh = str(warehouse) if warehouse else None
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
+    bar = progress_bar()
     task_id = bar.add_task(f"backfill {lo}..{hi} by {chunk}", total=None)
     kwargs: dict[str, Any] = dict(
         start=lo, end=hi, symbols=syms, source=source, chunk=chunk, stage=stage,

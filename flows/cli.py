@@ -17,8 +17,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from flows import progress
 from tasks.config import get_settings
@@ -50,6 +59,23 @@ SAMPLE_FILES: list[tuple[str, str, str]] = [
 ]
 
 
+def _release(exc: BaseException) -> None:
+    """Drop the locals of the frames an error passed through.
+
+    A DuckDB connection or type object still referenced from a traceback at interpreter exit makes
+    DuckDB's bindings (nanobind) print dozens of ``leaked instance`` lines after the error message.
+    """
+    import gc
+    import traceback
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    gc.collect()
+
+
 def friendly_errors(fn: F) -> F:
     """Print volrisk errors as one line and exit 2 instead of showing a traceback."""
 
@@ -61,9 +87,11 @@ def friendly_errors(fn: F) -> F:
             if _DEBUG["on"]:
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            _release(exc)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             err_console.print("[yellow]interrupted[/]; finished partitions are kept, rerun to resume")
+            _release(exc)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -100,19 +128,37 @@ def _parse_date(value: str | None, name: str) -> date | None:
         raise VolriskError(f"--{name} {value!r} is not a date; expected YYYY-MM-DD") from None
 
 
+class CountColumn(ProgressColumn):
+    """``done/total`` once the work's size is known; ``starting`` or ``N done`` before (never ``0/?``)."""
+
+    def render(self, task: Task) -> Text:
+        done = int(task.completed)
+        if task.total is not None:
+            return Text(f"{done:,}/{int(task.total):,}", style="progress.download")
+        return Text("starting" if done == 0 else f"{done:,} done", style="progress.download")
+
+
+def progress_bar(*extra: ProgressColumn, console: Console | None = None) -> Progress:
+    """The one progress bar every command draws (on stderr; silent under pytest when not a terminal)."""
+    out = console or err_console
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        CountColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        console=out,
+        transient=False,
+        disable=not out.is_terminal and "pytest" in sys.modules,
+    )
+
+
 def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> list[dict[str, Any]]:
     from flows.runtime import check_prefect_api
 
     check_prefect_api()  # a dead PREFECT_API_URL: one clear line, not a hang or a traceback
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-        disable=not err_console.is_terminal and "pytest" in sys.modules,
-    )
+    bar = progress_bar()
     task_id = bar.add_task(label, total=None)
 
     totals: dict[str, int] = {}
@@ -125,7 +171,11 @@ def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> l
             bar.advance(task_id)
 
     with bar, progress.listening(listener):
-        return run()
+        out = run()
+        if not totals:  # nothing announced a size: show the work as finished, not "0/?"
+            done = int(bar.tasks[0].completed)
+            bar.update(task_id, total=done or 1, completed=done or 1)
+        return out
 
 
 def print_ingest_summary(rows: list[dict[str, Any]]) -> None:
@@ -170,12 +220,48 @@ def _exit_code(rows: list[dict[str, Any]]) -> None:
         raise typer.Exit(1)
 
 
+PrefectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefect",
+        help="Run as a Prefect flow run even without PREFECT_API_URL (starts a temporary server, 5-20 s). "
+        "With PREFECT_API_URL set, ingests always are flow runs.",
+    ),
+]
+
+
+def _ingest(request: Any, label: str, prefect: bool) -> None:
+    """Run one ingest request with a progress bar, print its summary, exit 1 if a partition failed."""
+    from flows.ingest_flow import run_ingest
+
+    rows = _run_with_progress(lambda: run_ingest(request, True if prefect else None), label)
+    print_ingest_summary(rows)
+    _exit_code(rows)
+
+
+def _generic_params(fmt: str | None, opts: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """The generic layout's parameters when ``--format generic`` (or its options) are given."""
+    if not (fmt == "generic" or opts["ts_column"] or opts["tz"]):
+        return fmt, None
+    from tasks.sources.layouts import generic_from_params
+
+    generic = {k: opts[k] for k in ("ts_column", "tz", "stamp", "delimiter", "interval")}
+    generic["column_map"] = _parse_pairs(opts["column"], "--column")
+    if opts["ts_format"]:
+        generic["ts_format"] = opts["ts_format"]
+    generic_from_params(generic)  # a bad mapping answers now, not after a server start
+    return "generic", generic
+
+
 @ingest_app.command("file")
 @friendly_errors
 def ingest_file(
     paths: Annotated[list[Path], typer.Argument(help="Vendor files (CSV, CSV.gz).")],
     symbol: Annotated[
-        list[str], typer.Option("--symbol", "-s", help="One symbol for all files, or one per file.")
+        list[str],
+        typer.Option(
+            "--symbol", "-s", help="One symbol for all files, or one per file: the flag repeats (-s A -s B)."
+        ),
     ],
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="Format name; detected when omitted.")
@@ -191,44 +277,35 @@ def ingest_file(
     ts_format: Annotated[str | None, typer.Option(help="generic: strptime format (default ISO).")] = None,
     stamp: Annotated[str, typer.Option(help="generic: bar 'start' or 'end' stamps.")] = "start",
     delimiter: Annotated[str, typer.Option(help="generic: CSV field separator.")] = ",",
+    prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Ingest vendor files: HistData, NinjaTrader, Binance, FTX, Lean, Yahoo CSV, or any CSV/Parquet.
 
     For any other layout use --format generic with --ts-column, --tz and --column CANONICAL=COLUMN.
     """
-    from flows.ingest_flow import ingest_flow
+    from flows import preflight
 
-    generic: dict[str, Any] | None = None
-    if fmt == "generic" or ts_column or tz:
-        generic = {
-            "ts_column": ts_column,
-            "tz": tz,
-            "stamp": stamp,
-            "delimiter": delimiter,
-            "column_map": _parse_pairs(column, "--column"),
-            "interval": interval,
-        }
-        if ts_format:
-            generic["ts_format"] = ts_format
-        fmt = "generic"
+    preflight.symbols(symbol, "--symbol")
+    preflight.files(paths)
+    preflight.file_format(fmt)
+    preflight.date_range(start, end)
+    if len(symbol) not in (1, len(paths)):
+        raise VolriskError(
+            f"give one --symbol for all {len(paths)} files or one per file (the flag repeats: "
+            f"--symbol A --symbol B); got {len(symbol)}"
+        )
+    opts = dict(ts_column=ts_column, tz=tz, column=column, ts_format=ts_format, stamp=stamp,
+                delimiter=delimiter, interval=interval)  # fmt: skip
+    fmt, generic = _generic_params(fmt, opts)
+    from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
-    rows = _run_with_progress(
-        lambda: ingest_flow(
-            symbols=symbol,
-            paths=[str(p) for p in paths],
-            fmt=fmt,
-            interval=interval,
-            source="file",
-            start=_parse_date(start, "start"),
-            end=_parse_date(end, "end"),
-            warehouse=_warehouse(warehouse),
-            generic=generic,
-        ),
-        "ingest files",
-    )
-    print_ingest_summary(rows)
-    _exit_code(rows)
+    request = IngestRequest(
+        symbols=symbol, start=_parse_date(start, "start"), end=_parse_date(end, "end"), source="file",
+        interval=interval, paths=[str(p) for p in paths], fmt=fmt, warehouse=_warehouse(warehouse),
+        generic=generic,
+    )  # fmt: skip
+    _ingest(request, "ingest files", prefect)
 
 
 @ingest_app.command("synthetic")
@@ -239,25 +316,21 @@ def ingest_synthetic(
     end: Annotated[str, typer.Option(help="End UTC date, exclusive.")],
     interval: Annotated[str, typer.Option(help="Bar interval.")] = "1m",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical bars.")] = 0,
+    prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Generate seeded jump-diffusion bars (one partition per symbol and month)."""
-    from flows.ingest_flow import ingest_flow
+    from flows import preflight
 
-    rows = _run_with_progress(
-        lambda: ingest_flow(
-            symbols=symbols,
-            source="synthetic",
-            start=_parse_date(start, "start"),
-            end=_parse_date(end, "end"),
-            interval=interval,
-            seed=seed,
-            warehouse=_warehouse(warehouse),
-        ),
-        "generate",
-    )
-    print_ingest_summary(rows)
-    _exit_code(rows)
+    preflight.symbols(symbols)
+    preflight.date_range(start, end)
+    from flows.ingest_flow import IngestRequest  # Prefect: after the checks
+
+    request = IngestRequest(
+        symbols=symbols, start=_parse_date(start, "start"), end=_parse_date(end, "end"),
+        source="synthetic", interval=interval, seed=seed, warehouse=_warehouse(warehouse),
+    )  # fmt: skip
+    _ingest(request, "generate", prefect)
 
 
 @ingest_app.command("yfinance")
@@ -267,24 +340,21 @@ def ingest_yfinance(
     start: Annotated[str, typer.Option(help="First UTC date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="End UTC date, exclusive.")],
     interval: Annotated[str, typer.Option(help="1m, 5m, 1h or 1d.")] = "1d",
+    prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Download bars from Yahoo Finance (1m: last 30 days, at most 7 days per request)."""
-    from flows.ingest_flow import ingest_flow
+    from flows import preflight
 
-    rows = _run_with_progress(
-        lambda: ingest_flow(
-            symbols=symbols,
-            source="yfinance",
-            start=_parse_date(start, "start"),
-            end=_parse_date(end, "end"),
-            interval=interval,
-            warehouse=_warehouse(warehouse),
-        ),
-        "download",
-    )
-    print_ingest_summary(rows)
-    _exit_code(rows)
+    preflight.symbols(symbols)
+    preflight.date_range(start, end)
+    from flows.ingest_flow import IngestRequest  # Prefect: after the checks
+
+    request = IngestRequest(
+        symbols=symbols, start=_parse_date(start, "start"), end=_parse_date(end, "end"),
+        source="yfinance", interval=interval, warehouse=_warehouse(warehouse),
+    )  # fmt: skip
+    _ingest(request, "download", prefect)
 
 
 @ingest_app.command("realized")
@@ -293,42 +363,38 @@ def ingest_realized(
     paths: Annotated[
         list[Path], typer.Argument(help="Realized-measure CSVs (Oxford-Man or date,symbol,rv).")
     ],
+    prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import daily realized measures into the realized_daily table."""
-    from flows.ingest_flow import ingest_flow
+    from flows import preflight
 
-    rows = _run_with_progress(
-        lambda: ingest_flow(
-            symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=_warehouse(warehouse)
-        ),
-        "import realized",
+    preflight.files(paths)
+    from flows.ingest_flow import IngestRequest  # Prefect: after the checks
+
+    request = IngestRequest(
+        symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=_warehouse(warehouse)
     )
-    print_ingest_summary(rows)
-    _exit_code(rows)
+    _ingest(request, "import realized", prefect)
 
 
 @ingest_app.command("samples")
 @friendly_errors
-def ingest_samples(warehouse: WarehouseOpt = None) -> None:
+def ingest_samples(prefect: PrefectOpt = False, warehouse: WarehouseOpt = None) -> None:
     """Ingest the bundled real data: BTC/USDT, EUR/USD and SPY (see data/samples/README.md)."""
-    from flows.ingest_flow import ingest_flow
-
     missing = [name for name, _, _ in SAMPLE_FILES if not (SAMPLES_DIR / name).is_file()]
     if missing:
         raise VolriskError(f"bundled sample files missing from {SAMPLES_DIR}: {missing}")
-    rows = _run_with_progress(
-        lambda: ingest_flow(
-            symbols=[sym for _, sym, _ in SAMPLE_FILES],
-            paths=[str(SAMPLES_DIR / name) for name, _, _ in SAMPLE_FILES],
-            fmt=[fmt for _, _, fmt in SAMPLE_FILES],
-            source="file",
-            warehouse=_warehouse(warehouse),
-        ),
-        "ingest samples",
+    from flows.ingest_flow import IngestRequest  # Prefect: after the checks
+
+    request = IngestRequest(
+        symbols=[sym for _, sym, _ in SAMPLE_FILES],
+        paths=[str(SAMPLES_DIR / name) for name, _, _ in SAMPLE_FILES],
+        fmt=[fmt for _, _, fmt in SAMPLE_FILES],
+        source="file",
+        warehouse=_warehouse(warehouse),
     )
-    print_ingest_summary(rows)
-    _exit_code(rows)
+    _ingest(request, "ingest samples", prefect)
 
 
 def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
@@ -420,6 +486,12 @@ def features(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Quality-check bars, then build daily features (one partition per symbol and month)."""
+    from flows import preflight
+
+    preflight.symbols(symbols)
+    preflight.date_range(start, end)
+    _parse_pairs(interval, "--interval")
+    preflight.warehouse_with_bars(_warehouse(warehouse), symbols)
     from flows.features_flow import features_flow
 
     result: dict[str, Any] = {}
@@ -500,9 +572,12 @@ def train(
     """Train one model on stored daily features; records a model_runs row (and a checkpoint)."""
     import json
 
-    from tasks.train import train_and_record
+    from flows import preflight
 
     wh = _warehouse(warehouse)
+    preflight.models([model])
+    preflight.symbols(symbols)
+    preflight.date_range(train_start, train_end, ("train-start", "train-end"))
     end = _parse_date(train_end, "train-end")
     assert end is not None
     cfg: dict[str, Any] = {}
@@ -511,14 +586,10 @@ def train(
             cfg[key] = json.loads(raw)
         except json.JSONDecodeError:
             cfg[key] = raw
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-    )
+    preflight.warehouse_with_features(wh, symbols)
+    from tasks.train import train_and_record  # torch: seconds to import, so after the checks
+
+    bar = progress_bar(TextColumn("{task.fields[loss]}"))
     task_id = bar.add_task(f"train {model}", total=None, loss="")
 
     def on_epoch(stats: Any) -> None:
@@ -541,6 +612,8 @@ def train(
             train_start=_parse_date(train_start, "train-start"),
             progress=on_epoch,
         )
+        if bar.tasks[0].total is None:  # a model fitted in one step (no epochs)
+            bar.update(task_id, total=1, completed=1, loss="fitted")
     console.print(
         f"model run [bold]{run['model_run']}[/] ({run['model']}, {run['device']}, {run['wall_s']:.1f}s)"
     )
@@ -559,32 +632,47 @@ def predict(
     horizon: Annotated[int, typer.Option(help="Sessions ahead.")] = 1,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Forecast from a trained run for every stored session in [start, end]; writes predictions."""
-    from tasks.train import predict_and_record
+    """Forecast from a trained run for every stored session from --start to --end; store them.
+
+    Predictions go to the warehouse's predictions table under the run id.
+    """
+    from flows import preflight
+
+    wh = _warehouse(warehouse)
+    preflight.date_range(start, end)
+    preflight.at_least(horizon, 1, "--horizon")
+    preflight.stored_model_run(wh, model_run)
+    from warehouse.catalog import feature_sessions
     from warehouse.db import session
     from warehouse.models import read_model_run
 
-    wh = _warehouse(warehouse)
     lo, hi = _parse_date(start, "start"), _parse_date(end, "end")
     assert lo is not None and hi is not None
-    if lo > hi:
-        raise VolriskError(f"--start {lo} is after --end {hi}")
     with session(wh, read_only=True) as con:
         run = read_model_run(con, model_run)
         if run is None:
             raise VolriskError(f"model run {model_run!r} not found; `volrisk train` prints run ids")
-        origins = [
-            r[0]
-            for r in con.sql(
-                "SELECT DISTINCT session_date FROM features_daily WHERE list_contains(?::VARCHAR[], symbol) "
-                "AND session_date BETWEEN ? AND ? ORDER BY 1",
-                params=[list(run["symbols"]), lo, hi],
-            ).fetchall()
-        ]
+        origins = feature_sessions(con, list(run["symbols"]), lo, hi)
     if not origins:
         raise VolriskError(f"no stored sessions between {lo} and {hi} for {run['symbols']}")
+    from tasks.train import predict_and_record  # torch: seconds to import, so after the checks
+
     out = predict_and_record(wh, model_run, origins, horizon=horizon)
-    console.print(f"wrote predictions for {len(origins)} origins: {out}")
+    print_predict_summary(run, origins, horizon, out)
+
+
+def print_predict_summary(
+    run: dict[str, Any], origins: list[date], horizon: int, out: dict[str, Any]
+) -> None:
+    """What ``volrisk predict`` stored, as a short table."""
+    table = Table(title="predictions stored")
+    for col in ("model run", "model", "symbols", "origins", "first", "last", "horizon", "rows"):
+        table.add_column(col, justify="right" if col in ("origins", "horizon", "rows") else "left")
+    table.add_row(
+        str(out["model_run"]), str(run.get("model", "")), ", ".join(run["symbols"]), f"{len(origins):,}",
+        str(origins[0]), str(origins[-1]), str(horizon), f"{out['rows']:,}",
+    )  # fmt: skip
+    console.print(table)
 
 
 @warehouse_app.command("info")

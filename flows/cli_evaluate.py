@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +9,6 @@ from rich.table import Table
 
 from flows.cli import (
     WarehouseOpt,
-    _parse_date,
     _run_with_progress,
     _warehouse,
     app,
@@ -19,6 +17,7 @@ from flows.cli import (
     friendly_errors,
 )
 from tasks.errors import VolriskError
+from tasks.model_catalog import BUILTIN_MODELS
 
 
 def _print_summary(out: dict[str, Any]) -> None:
@@ -72,16 +71,23 @@ def evaluate(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
-    from flows.evaluate_flow import evaluate_flow
+    from flows import preflight
 
-    for label, value in (("test-start", test_start), ("test-end", test_end), ("train-start", train_start)):
-        _parse_date(value, label)
-    try:
-        overrides = json.loads(config) if config else None
-    except json.JSONDecodeError as exc:
-        raise VolriskError(f"--config is not valid JSON: {exc}") from None
-    if overrides is not None and not isinstance(overrides, dict):
-        raise VolriskError("--config must be a JSON object of {model: {key: value}}")
+    preflight.symbols(symbols)
+    preflight.models(models)
+    preflight.date_range(test_start, test_end, ("test-start", "test-end"))
+    preflight.parse_date(train_start, "train-start")
+    preflight.choice(window, ("expanding", "rolling"), "--window")
+    preflight.choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
+    preflight.at_least(refit_every, 1, "--refit-every")
+    preflight.at_least(train_size, 2, "--train-size")
+    overrides = preflight.json_object(config, "--config")
+    unknown = sorted(set(overrides or {}) - set(BUILTIN_MODELS))
+    if unknown:
+        raise VolriskError(f"--config names unknown models {unknown}; registered: {sorted(BUILTIN_MODELS)}")
+    preflight.warehouse_with_features(str(_warehouse(warehouse)), symbols)
+    from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
+
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
@@ -118,6 +124,9 @@ def report(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Rewrite an evaluation's report (and re-stack it) from its stored out-of-fold predictions."""
+    from flows import preflight
+
+    preflight.stored_evaluation(str(_warehouse(warehouse)), name)
     from flows.evaluate_flow import stack_flow
 
     result: dict[str, Any] = {}

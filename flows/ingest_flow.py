@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow
+from prefect import Task, flow
 from prefect.futures import PrefectFuture, as_completed
 
 from flows import progress
@@ -21,6 +24,7 @@ from tasks.ingest import (
     ingest_yfinance_task,
     month_windows,
 )
+from tasks.orchestration import TASK_DEFAULTS, is_transient
 from tasks.sources.files import file_checksum
 from tasks.sources.layouts import LAYOUTS, generic_from_params
 from warehouse.catalog import warehouse_id
@@ -72,6 +76,148 @@ def _collect(futures: list[PrefectFuture[Any]], labels: list[dict[str, Any]]) ->
     return results
 
 
+@dataclass(frozen=True)
+class PartitionCall:
+    """One planned partition: the Prefect task, its arguments and the label of a failed row."""
+
+    task: Task[..., dict[str, Any]]
+    args: tuple[Any, ...]
+    label: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """What to ingest; the parameters of :func:`ingest_flow` (see its docstring)."""
+
+    symbols: list[str]
+    start: date | None = None
+    end: date | None = None
+    source: Source = "file"
+    interval: str | None = None
+    paths: list[str] | None = None
+    fmt: str | list[str] | None = None
+    seed: int = 0
+    warehouse: str | None = None
+    restrict_to_data_roots: bool = False
+    generic: dict[str, Any] | None = None
+
+    def formats(self) -> list[str | None]:
+        """One format (or None: detect) per path."""
+        return list(self.fmt) if isinstance(self.fmt, list) else [self.fmt] * len(self.paths or [])
+
+
+def _check_request(req: IngestRequest) -> None:
+    """Refuse bad symbols, ranges and formats before any task runs."""
+    for symbol in req.symbols:
+        validate_symbol(symbol)
+    check_range(req.start, req.end)
+    for name in req.formats():
+        if name is not None and name not in LAYOUTS and name != "generic":
+            raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
+        if name == "generic":
+            generic_from_params(req.generic)  # refuse a bad mapping before any task runs
+
+
+def _plan_files(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
+    paths, formats = req.paths or [], req.formats()
+    if not paths:
+        raise ConfigError("source 'file' needs at least one path")
+    if len(formats) != len(paths):
+        raise ConfigError(f"give one format for all {len(paths)} files or one per file")
+    if len(req.symbols) not in (1, len(paths)):
+        raise ConfigError(
+            f"give one --symbol for all {len(paths)} files or one per file (the flag repeats: "
+            f"--symbol A --symbol B); got {len(req.symbols)}"
+        )
+    from prefect.runtime import deployment
+
+    # Paths from a deployment (the UI, `prefect deployment run`) may only name files under the
+    # data roots; refuse before anything is read or hashed.
+    confined = req.restrict_to_data_roots or deployment.id is not None
+    resolved = resolve_paths(paths, get_settings().data_roots if confined else None)
+    calls = []
+    for i, path in enumerate(resolved):
+        symbol = req.symbols[0] if len(req.symbols) == 1 else req.symbols[i]
+        generic = req.generic if formats[i] == "generic" else None
+        args = (wh, wid, str(path), path.name, symbol, formats[i], req.interval, file_checksum(path), run_id,
+                _iso(req.start), _iso(req.end), generic)  # fmt: skip
+        label = {"source": "file", "symbol": symbol, "interval": req.interval or "?", "location": str(path)}
+        calls.append(PartitionCall(ingest_file_task, args, label))
+    return calls
+
+
+def _plan_realized(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
+    if not req.paths:
+        raise ConfigError("source 'realized' needs at least one path")
+    roots = get_settings().data_roots if req.restrict_to_data_roots else None
+    return [
+        PartitionCall(
+            ingest_realized_task,
+            (wh, wid, str(path), path.name, file_checksum(path), run_id),
+            {"source": "realized", "symbol": "-", "interval": "1d", "location": str(path)},
+        )
+        for path in resolve_paths(req.paths, roots)
+    ]
+
+
+def _plan_synthetic(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
+    if req.start is None or req.end is None:
+        raise ConfigError("source 'synthetic' needs both start and end")
+    interval = req.interval or "1m"
+    return [
+        PartitionCall(
+            ingest_synthetic_task,
+            (wh, wid, symbol, lo.isoformat(), hi.isoformat(), interval, req.seed, run_id),
+            {
+                "source": "synthetic",
+                "symbol": symbol,
+                "interval": interval,
+                "location": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
+            },
+        )  # fmt: skip
+        for symbol in req.symbols
+        for lo, hi in month_windows(req.start, req.end)
+    ]
+
+
+def _plan_yfinance(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
+    from tasks.sources.yfinance_source import plan_windows
+
+    if req.start is None or req.end is None:
+        raise ConfigError("source 'yfinance' needs both start and end")
+    interval, now = req.interval or "1d", datetime.now(UTC)
+    calls = []
+    for symbol in req.symbols:
+        for lo, hi in plan_windows(req.start, req.end, interval, now=now):
+            bucket = "closed" if hi <= now - timedelta(days=1) else f"open-{run_id}"
+            args = (wh, wid, symbol, lo.isoformat(), hi.isoformat(), interval, bucket, run_id)
+            where = f"yfinance {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}"
+            label = {"source": "yfinance", "symbol": symbol, "interval": interval, "location": where}
+            calls.append(PartitionCall(ingest_yfinance_task, args, label))
+    return calls
+
+
+#: Each source's planner: one :class:`PartitionCall` per (symbol, window) or file.
+PLANNERS: dict[str, Callable[[IngestRequest, str, str, str], list[PartitionCall]]] = {
+    "file": _plan_files,
+    "realized": _plan_realized,
+    "synthetic": _plan_synthetic,
+    "yfinance": _plan_yfinance,
+}
+
+
+def plan_ingest(req: IngestRequest) -> list[PartitionCall]:
+    """Validate ``req``, create (and migrate) the warehouse once, and plan its partitions."""
+    _check_request(req)
+    if req.source not in PLANNERS:
+        raise ConfigError(f"unknown source {req.source!r}; expected file, synthetic, yfinance or realized")
+    wh_path = str(Path(req.warehouse) if req.warehouse else get_settings().warehouse)
+    with writer(wh_path) as con:  # creates and migrates a new warehouse once, up front
+        wid = warehouse_id(con)
+    del con  # a closed connection kept alive by a traceback leaks at exit (nanobind warnings)
+    return PLANNERS[req.source](req, wh_path, wid, uuid.uuid4().hex[:12])
+
+
 @flow(name="ingest", log_prints=True)
 def ingest_flow(
     symbols: list[str],
@@ -117,108 +263,53 @@ def ingest_flow(
     list[dict]
         One row per partition: status, rows new/updated/unchanged/quarantined, notes or error.
     """
-    settings = get_settings()
-    wh_path = str(Path(warehouse) if warehouse else settings.warehouse)
-    for symbol in symbols:
-        validate_symbol(symbol)
-    check_range(start, end)
-    formats = fmt if isinstance(fmt, list) else [fmt] * len(paths or [])
-    for name in formats:
-        if name is not None and name not in LAYOUTS and name != "generic":
-            raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
-        if name == "generic":
-            generic_from_params(generic)  # refuse a bad mapping before any task runs
-    run_id = uuid.uuid4().hex[:12]
-    with writer(wh_path) as con:  # creates and migrates a new warehouse once, up front
-        wid = warehouse_id(con)
+    calls = plan_ingest(
+        IngestRequest(symbols, start, end, source, interval, paths, fmt, seed, warehouse,
+                      restrict_to_data_roots, generic)
+    )  # fmt: skip
+    futures = [call.task.submit(*call.args) for call in calls]
+    return _collect(futures, [call.label for call in calls])
 
-    futures: list[PrefectFuture[Any]] = []
-    labels: list[dict[str, Any]] = []
-    if source == "file":
-        if not paths:
-            raise ConfigError("source 'file' needs at least one path")
-        if len(formats) != len(paths):
-            raise ConfigError(f"give one format for all {len(paths)} files or one per file")
-        if len(symbols) not in (1, len(paths)):
-            raise ConfigError(
-                f"give one symbol for all {len(paths)} files or one per file; got {len(symbols)}"
-            )
-        from prefect.runtime import deployment
 
-        # Paths from a deployment (the UI, `prefect deployment run`) may only name files under the
-        # data roots; refuse before anything is read or hashed.
-        confined = restrict_to_data_roots or deployment.id is not None
-        resolved = resolve_paths(paths, settings.data_roots if confined else None)
-        for i, path in enumerate(resolved):
-            symbol = symbols[0] if len(symbols) == 1 else symbols[i]
-            futures.append(
-                ingest_file_task.submit(
-                    wh_path,
-                    wid,
-                    str(path),
-                    path.name,
-                    symbol,
-                    formats[i],
-                    interval,
-                    file_checksum(path),
-                    run_id,
-                    _iso(start),
-                    _iso(end),
-                    generic if formats[i] == "generic" else None,
-                )
-            )
-            labels.append(
-                {"source": "file", "symbol": symbol, "interval": interval or "?", "location": str(path)}
-            )
-    elif source == "realized":
-        if not paths:
-            raise ConfigError("source 'realized' needs at least one path")
-        for path in resolve_paths(paths, settings.data_roots if restrict_to_data_roots else None):
-            futures.append(
-                ingest_realized_task.submit(wh_path, wid, str(path), path.name, file_checksum(path), run_id)
-            )
-            labels.append({"source": "realized", "symbol": "-", "interval": "1d", "location": str(path)})
-    elif source == "synthetic":
-        if start is None or end is None:
-            raise ConfigError("source 'synthetic' needs both start and end")
-        for symbol in symbols:
-            for lo, hi in month_windows(start, end):
-                futures.append(
-                    ingest_synthetic_task.submit(
-                        wh_path, wid, symbol, lo.isoformat(), hi.isoformat(), interval or "1m", seed, run_id
-                    )
-                )
-                labels.append(
-                    {
-                        "source": "synthetic",
-                        "symbol": symbol,
-                        "interval": interval or "1m",
-                        "location": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
-                    }
-                )
-    elif source == "yfinance":
-        from tasks.sources.yfinance_source import plan_windows
+def _run_direct(call: PartitionCall, sleep: Callable[[float], None]) -> dict[str, Any]:
+    """Run one partition in this process with the tasks' retry policy (transient errors only)."""
+    delays = list(TASK_DEFAULTS["retry_delay_seconds"])
+    while True:
+        try:
+            return dict(call.task.fn(*call.args))
+        except Exception as exc:  # noqa: BLE001 - classified, then reported or retried
+            if not delays or not is_transient(exc):
+                return {**call.label, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            sleep(delays.pop(0))
 
-        if start is None or end is None:
-            raise ConfigError("source 'yfinance' needs both start and end")
-        yf_interval = interval or "1d"
-        now = datetime.now(UTC)
-        for symbol in symbols:
-            for lo, hi in plan_windows(start, end, yf_interval, now=now):
-                bucket = "closed" if hi <= now - timedelta(days=1) else f"open-{run_id}"
-                futures.append(
-                    ingest_yfinance_task.submit(
-                        wh_path, wid, symbol, lo.isoformat(), hi.isoformat(), yf_interval, bucket, run_id
-                    )
-                )
-                labels.append(
-                    {
-                        "source": "yfinance",
-                        "symbol": symbol,
-                        "interval": yf_interval,
-                        "location": f"yfinance {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}",
-                    }
-                )
-    else:
-        raise ConfigError(f"unknown source {source!r}; expected file, synthetic, yfinance or realized")
-    return _collect(futures, labels)
+
+def ingest_direct(req: IngestRequest, sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+    """The same partitions as :func:`ingest_flow`, run in this process without Prefect.
+
+    For a local command with no Prefect server: the work takes well under a second per file, and
+    the temporary server a flow run needs would take 5-20 s to start. Writes are the same
+    idempotent upserts (re-ingesting a file changes nothing), transient failures are retried with
+    the tasks' delays, and Ctrl-C stops between or inside a partition's one transaction.
+    """
+    calls = plan_ingest(req)
+    progress.report("ingest", total=len(calls))
+    rows = []
+    for call in calls:
+        rows.append(_run_direct(call, sleep))
+        progress.report("ingest", item=rows[-1])
+    return rows
+
+
+def run_ingest(req: IngestRequest, orchestrate: bool | None = None) -> list[dict[str, Any]]:
+    """Ingest through a Prefect flow run, or in-process (``orchestrate=None``: when no API is set).
+
+    With ``PREFECT_API_URL`` set (``make server``) every ingest is a flow run the UI shows, with
+    per-partition caching and retries; without it, a flow run would first start a temporary server.
+    """
+    if orchestrate is None:
+        from prefect.settings import get_current_settings
+
+        orchestrate = bool(get_current_settings().api.url)
+    if orchestrate:
+        return ingest_flow(**{f.name: getattr(req, f.name) for f in fields(req)})
+    return ingest_direct(req)

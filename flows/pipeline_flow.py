@@ -36,7 +36,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flows import progress
 from tasks.config import get_settings
 from tasks.errors import ConfigError
 
@@ -275,7 +274,6 @@ def run_features_stage(
     todo = [s for s in symbols if s not in blocked]
     if not todo:
         return None, failures, blocked
-    progress.report("features", total=len(todo))
     if inline:
         flow_fn: Any = features_flow.fn
     else:
@@ -290,8 +288,6 @@ def run_features_stage(
             failures.append(_failure("features", "all", error, s))
             blocked[s] = f"features: {error}"
         return None, failures, blocked
-    for symbol in todo:
-        progress.report("features", item={"symbol": symbol})
     for r in result["failed"]:
         label = f"{r['symbol']}/{r['interval']}/{r['start']}..{r['end']}"
         failures.append(_failure("features", label, f"{r['status']}: {r.get('error')}", r["symbol"]))

@@ -33,7 +33,8 @@ Returns and metrics
 ``ret`` is treated as a log return: the equity curve is ``exp(cumsum(net))`` (exact for a long
 position; for a short it is the usual log approximation), ``total_return = equity_end - 1``,
 ``ann_return = exp(mean(net) * periods_per_year) - 1`` (the geometric annualisation of the same
-equity curve, ``(1 + total_return) ** (periods_per_year / n) - 1``, so it is never below -100%), ``max_drawdown`` the
+equity curve, ``(1 + total_return) ** (periods_per_year / n) - 1``, so it is never below -100%),
+``max_drawdown`` the
 most negative ``equity / running max - 1`` (from a starting equity of 1). The annualized Sharpe is
 ``mean / std * sqrt(periods_per_year)`` with 365 periods for crypto and 252 otherwise
 (:func:`annual_periods`); its standard error is the Lo (2002) GMM delta-method one with a

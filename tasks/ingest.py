@@ -221,8 +221,13 @@ def write_partition(
         try:
             stats = upsert_bars(con, bars, run_id)
             n_quarantined = write_quarantine(con, quarantine, source=source, symbol=symbol, run_id=run_id)
-        except Exception as exc:
-            entry.status, entry.error, entry.finished_at = "failed", str(exc), datetime.now(UTC)
+        except BaseException as exc:  # Ctrl-C too: the write was rolled back, so the log says so
+            why = (
+                "interrupted (Ctrl-C); the partition's write was rolled back"
+                if isinstance(exc, KeyboardInterrupt)
+                else str(exc)
+            )
+            entry.status, entry.error, entry.finished_at = "failed", why, datetime.now(UTC)
             record_ingest(con, entry)
             raise
         entry.status, entry.finished_at = "success", datetime.now(UTC)

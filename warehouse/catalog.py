@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -173,6 +173,35 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         quoted = '"' + name.replace('"', '""') + '"'
         counts.append(con.sql("SELECT count(*) FROM " + quoted).fetchall()[0][0])  # noqa: S608
     return pl.DataFrame({"table": tables, "rows": counts}, schema={"table": pl.String, "rows": pl.Int64})
+
+
+def bar_symbols(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Symbols with at least one stored bar, sorted."""
+    return [r[0] for r in con.sql("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()]
+
+
+def feature_symbols(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Symbols with at least one ``features_daily`` row (any feature-set version), sorted."""
+    return [r[0] for r in con.sql("SELECT DISTINCT symbol FROM features_daily ORDER BY 1").fetchall()]
+
+
+def feature_sessions(
+    con: duckdb.DuckDBPyConnection, symbols: list[str], start: date, end: date
+) -> list[date]:
+    """Distinct session dates with features of any of ``symbols`` in ``[start, end]``, sorted."""
+    rows = con.sql(
+        "SELECT DISTINCT session_date FROM features_daily WHERE list_contains(?::VARCHAR[], symbol) "
+        "AND session_date BETWEEN ? AND ? ORDER BY 1",
+        params=[[validate_symbol(s) for s in symbols], start, end],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def has_model_run(con: duckdb.DuckDBPyConnection, model_run: str) -> bool:
+    """Whether ``model_runs`` holds ``model_run`` (a cheap check: no model code is imported)."""
+    return bool(
+        con.sql("SELECT count(*) FROM model_runs WHERE model_run = ?", params=[model_run]).fetchall()[0][0]
+    )
 
 
 def bar_coverage(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -1,0 +1,163 @@
+"""Cheap checks of command-line arguments, run before Prefect or torch is imported.
+
+A flow run waits 5-20 s for Prefect's temporary server; a typo should not. Every check here reads
+only the arguments, the file system and (read-only, briefly) the warehouse, and raises
+:class:`~tasks.errors.ConfigError` with one line that names the option and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import ConfigError
+from tasks.model_catalog import BUILTIN_MODELS
+from warehouse.symbols import SYMBOL_PATTERN, validate_symbol
+
+
+def symbols(values: Sequence[str], option: str | None = None) -> list[str]:
+    """Validate symbols; a comma or space inside one says how to give several."""
+    for value in values:
+        parts = [p for p in value.replace(",", " ").split() if p]
+        if option and len(parts) > 1 and all(SYMBOL_PATTERN.fullmatch(p) for p in parts):
+            example = " ".join(f"{option} {p}" for p in parts[:3])
+            raise ConfigError(f"{option} takes one symbol and repeats for more: {example}")
+        validate_symbol(value)
+    return list(values)
+
+
+def files(paths: Iterable[Path], what: str = "file") -> list[Path]:
+    """Every path exists, is a file and is readable."""
+    out = []
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{what} '{path}' does not exist or is not a file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{what} '{path}' is not readable")
+        out.append(path)
+    return out
+
+
+def file_format(fmt: str | None) -> None:
+    """A known ``--format`` name (or none: detected)."""
+    from tasks.sources.layouts import LAYOUTS
+
+    if fmt is not None and fmt not in LAYOUTS and fmt != "generic":
+        raise ConfigError(f"--format {fmt!r} is unknown; expected one of {sorted(LAYOUTS)} or 'generic'")
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """``YYYY-MM-DD`` or None."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--{option} {value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def date_range(start: str | None, end: str | None, names: tuple[str, str] = ("start", "end")) -> None:
+    """Both dates parse and the first is not after the second."""
+    lo, hi = parse_date(start, names[0]), parse_date(end, names[1])
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"--{names[0]} {lo} is after --{names[1]} {hi}")
+
+
+def models(names: Sequence[str] | None) -> None:
+    """Every ``-m`` name is a registered model."""
+    unknown = sorted(set(names or []) - set(BUILTIN_MODELS))
+    if unknown:
+        raise ConfigError(f"unknown models {unknown}; registered: {sorted(BUILTIN_MODELS)}")
+
+
+def json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    """A JSON object given on the command line, or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f'{option} must be a JSON object, e.g. \'{{"voltransformer": {{"epochs": 5}}}}\'')
+    return value
+
+
+def choice(value: str, allowed: Sequence[str], option: str) -> None:
+    """``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ConfigError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
+
+
+def at_least(value: int | None, low: int, option: str) -> None:
+    """An integer option is at least ``low`` (None passes)."""
+    if value is not None and value < low:
+        raise ConfigError(f"{option} {value}: expected an integer >= {low}")
+
+
+def warehouse_with_features(path: str, wanted: Sequence[str]) -> None:
+    """The warehouse exists and holds daily features for every symbol in ``wanted``."""
+    from warehouse.catalog import feature_symbols
+    from warehouse.db import session
+
+    if not Path(path).is_file():
+        raise ConfigError(f"warehouse {path} does not exist; ingest bars and run `volrisk features` first")
+    with session(path, read_only=True) as con:
+        stored = set(feature_symbols(con))
+    missing = [s for s in wanted if s not in stored]
+    if missing:
+        raise ConfigError(
+            f"no features_daily rows for {missing} in {path}; run `volrisk features {' '.join(missing)}` "
+            f"(stored: {sorted(stored) or 'none'})"
+        )
+
+
+def warehouse_with_bars(path: str, wanted: Sequence[str]) -> None:
+    """The warehouse exists and holds bars for every symbol in ``wanted``."""
+    from warehouse.catalog import bar_symbols
+    from warehouse.db import session
+
+    if not Path(path).is_file():
+        raise ConfigError(f"warehouse {path} does not exist; ingest bars first (`volrisk ingest ...`)")
+    with session(path, read_only=True) as con:
+        stored = set(bar_symbols(con))
+    missing = [s for s in wanted if s not in stored]
+    if missing:
+        raise ConfigError(
+            f"no bars stored for {missing} in {path}; ingest them first (stored: {sorted(stored) or 'none'})"
+        )
+
+
+def warehouse_exists(path: str) -> None:
+    """The warehouse file exists (for commands that only read it)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"warehouse {path} does not exist; ingest bars and run `volrisk evaluate` first")
+
+
+def stored_evaluation(path: str, name: str | None) -> None:
+    """The warehouse holds the evaluation ``name`` (None: any)."""
+    from warehouse.db import session
+    from warehouse.evaluations import read_evaluation
+
+    warehouse_exists(path)
+    with session(path, read_only=True) as con:
+        found = read_evaluation(con, name)
+    if found is None:
+        which = f"evaluation {name!r}" if name else "evaluation"
+        raise ConfigError(f"no stored {which} in {path}; run `volrisk evaluate` first")
+
+
+def stored_model_run(path: str, model_run: str) -> None:
+    """The warehouse holds the trained run ``model_run``."""
+    from warehouse.catalog import has_model_run
+    from warehouse.db import session
+
+    warehouse_exists(path)
+    with session(path, read_only=True) as con:
+        found = has_model_run(con, model_run)
+    if not found:
+        raise ConfigError(f"model run {model_run!r} not found in {path}; `volrisk train` prints run ids")
