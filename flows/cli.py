@@ -483,6 +483,13 @@ def features(
         list[str] | None, typer.Option("--interval", help="SYMBOL=INTERVAL (default: most intraday bars).")
     ] = None,
     no_cross_asset: Annotated[bool, typer.Option("--no-cross-asset", help="Skip correlations.")] = False,
+    replace_interval: Annotated[
+        bool,
+        typer.Option(
+            "--replace-interval",
+            help="Rebuild sessions whose stored features came from another bar interval (refused otherwise).",
+        ),
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Quality-check bars, then build daily features (one partition per symbol and month)."""
@@ -490,8 +497,9 @@ def features(
 
     preflight.symbols(symbols)
     preflight.date_range(start, end)
-    _parse_pairs(interval, "--interval")
+    pairs = _parse_pairs(interval, "--interval")
     preflight.warehouse_with_bars(_warehouse(warehouse), symbols)
+    preflight.feature_rebuild(_warehouse(warehouse), symbols, start, end, pairs, replace_interval)
     from flows.features_flow import features_flow
 
     result: dict[str, Any] = {}
@@ -502,9 +510,10 @@ def features(
                 symbols=symbols,
                 start=_parse_date(start, "start"),
                 end=_parse_date(end, "end"),
-                intervals=_parse_pairs(interval, "--interval"),
+                intervals=pairs,
                 cross_asset=not no_cross_asset,
                 warehouse=_warehouse(warehouse),
+                replace_interval=replace_interval,
             )
         )
         return list(result["partitions"])

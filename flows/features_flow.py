@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.futures import as_completed
 
 from flows import progress
+from flows.preflight import check_interval_change, chosen_interval
 from tasks.config import get_settings
 from tasks.errors import ConfigError, VolriskError
 from tasks.features import (
@@ -48,12 +49,17 @@ def plan_features(
     start: date | None,
     end: date | None,
     intervals: dict[str, str] | None = None,
+    replace_interval: bool = False,
 ) -> tuple[str, list[FeaturePlan]]:
     """Pick each symbol's bar interval and month partitions, and hash each partition's bars.
 
     The default interval is the intraday interval with the most stored bars (so SPY uses its 23
-    years of hourly bars rather than two months of minute bars); ``intervals`` overrides it.
+    years of hourly bars rather than two months of minute bars); ``intervals`` overrides it. Sessions
+    stored from another interval are rebuilt only with ``replace_interval`` (see
+    :func:`flows.preflight.check_interval_change`).
     """
+    from warehouse.features import feature_intervals
+
     plans: list[FeaturePlan] = []
     with session(wh_path) as con:
         wid = warehouse_id(con)
@@ -62,13 +68,7 @@ def plan_features(
             inst = get_instrument(con, symbol)
             if inst is None:
                 raise ConfigError(f"symbol {symbol!r} has no bars in {wh_path}; ingest it first")
-            stored = [s for s in stored_intervals(con, symbol) if s[0] != "1d"]
-            chosen = (intervals or {}).get(symbol) or (stored[0][0] if stored else None)
-            match = [s for s in stored if s[0] == chosen]
-            if not match:
-                have = [s[0] for s in stored] or "none"
-                raise ConfigError(f"{symbol}: no intraday bars at interval {chosen!r} (stored: {have})")
-            interval, _, first, last = match[0]
+            interval, _, first, last = chosen_interval(symbol, stored_intervals(con, symbol), intervals)
             lo = max(_as_utc(start), first) if start else first
             day_after_last = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
             hi = min(_as_utc(end), day_after_last) if end else day_after_last
@@ -77,6 +77,8 @@ def plan_features(
                 raise ConfigError(
                     f"{symbol}: no bars between {start} and {end} (stored {first:%Y-%m-%d}..{last:%Y-%m-%d})"
                 )
+            stored_from = feature_intervals(con, symbol, lo.date(), (hi - timedelta(days=1)).date())
+            check_interval_change(symbol, interval, stored_from, replace_interval)
             windows = month_windows(lo, hi)
             versions = [bars_version(con, symbol, interval, *partition_read_window(a, b)) for a, b in windows]
             plans.append(FeaturePlan(symbol, interval, inst.calendar, windows, versions))
@@ -92,6 +94,7 @@ def features_flow(
     cross_asset: bool = True,
     warehouse: str | None = None,
     quality_policy: dict[str, Any] | None = None,
+    replace_interval: bool = False,
 ) -> dict[str, Any]:
     """Quality-check bars, build daily features per (symbol, month), then cross-asset correlations.
 
@@ -109,6 +112,8 @@ def features_flow(
         DuckDB file; defaults to the configured warehouse.
     quality_policy : dict | None
         Severity overrides for the data-quality checks (see ``tasks.quality.QualityPolicy``).
+    replace_interval : bool
+        Allow rebuilding sessions stored from another bar interval (refused otherwise).
 
     Returns
     -------
@@ -122,7 +127,7 @@ def features_flow(
     if not Path(wh_path).is_file():
         raise ConfigError(f"warehouse {wh_path} does not exist; ingest bars first")
     run_id = uuid.uuid4().hex[:12]
-    wid, plans = plan_features(wh_path, symbols, start, end, intervals)
+    wid, plans = plan_features(wh_path, symbols, start, end, intervals, replace_interval)
 
     total = sum(len(p.windows) for p in plans)
     progress.report("features", total=total)

@@ -161,3 +161,60 @@ def stored_model_run(path: str, model_run: str) -> None:
         found = has_model_run(con, model_run)
     if not found:
         raise ConfigError(f"model run {model_run!r} not found in {path}; `volrisk train` prints run ids")
+
+
+def chosen_interval(
+    symbol: str, stored: list[tuple[str, int, Any, Any]], requested: dict[str, str] | None
+) -> tuple[str, int, Any, Any]:
+    """The (interval, rows, first, last) row of ``stored`` that features for ``symbol`` will read.
+
+    The default is the intraday interval with the most bars (``stored`` is sorted that way).
+    """
+    intraday = [s for s in stored if s[0] != "1d"]
+    chosen = (requested or {}).get(symbol) or (intraday[0][0] if intraday else None)
+    match = [s for s in intraday if s[0] == chosen]
+    if not match:
+        have = [s[0] for s in intraday] or "none"
+        raise ConfigError(f"{symbol}: no intraday bars at interval {chosen!r} (stored: {have})")
+    return match[0]
+
+
+def check_interval_change(
+    symbol: str, interval: str, stored: list[tuple[str, Any, Any, int]], replace: bool
+) -> None:
+    """Refuse to rebuild sessions stored from another bar interval unless ``replace`` says so.
+
+    RV from 1-minute and hourly bars differ in level, so mixing them in one symbol's history silently
+    changes the target a model learns. ``stored`` is ``warehouse.features.feature_intervals``.
+    """
+    other = [s for s in stored if s[0] != interval]
+    if not other or replace:
+        return
+    was = "; ".join(f"{n} sessions {a}..{b} from {iv} bars" for iv, a, b, n in other)
+    raise ConfigError(
+        f"{symbol}: the stored features in this range were built from other bars ({was}); rebuilding "
+        f"them from {interval} bars would mix intervals in one history. Pass --replace-interval to "
+        f"rebuild exactly the sessions the {interval} bars cover (the others are kept), or narrow "
+        "--start/--end"
+    )
+
+
+def feature_rebuild(
+    path: str, symbols: Sequence[str], start: str | None, end: str | None,
+    intervals: dict[str, str] | None, replace: bool,
+) -> None:  # fmt: skip
+    """The interval each symbol's features will read exists, and no stored session changes interval."""
+    from datetime import timedelta
+
+    from warehouse.bars import stored_intervals
+    from warehouse.db import session
+    from warehouse.features import feature_intervals
+
+    lo, hi = parse_date(start, "start"), parse_date(end, "end")
+    with session(path, read_only=True) as con:
+        for symbol in symbols:
+            interval, _, first, last = chosen_interval(symbol, stored_intervals(con, symbol), intervals)
+            a = max(lo, first.date()) if lo else first.date()
+            b = min(hi - timedelta(days=1), last.date()) if hi else last.date()
+            if a <= b:
+                check_interval_change(symbol, interval, feature_intervals(con, symbol, a, b), replace)

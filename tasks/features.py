@@ -697,7 +697,7 @@ def build_features_partition(
     first, last = lo.date(), hi.date() - timedelta(days=1)
     daily = daily.filter(pl.col("session_date").is_between(first, last))
     with writer(warehouse_path) as con:
-        write_features(con, daily, symbol, first, last)
+        write_features(con, daily, symbol, first, last, interval=interval)
     return {
         "sessions": daily.height,
         "low_coverage": int(daily["low_coverage"].sum()) if daily.height else 0,

@@ -1,8 +1,10 @@
 """Reading and writing daily features and cross-asset correlations.
 
 A write covers one partition in one transaction: it deletes the partition's rows in ``[start, end]``
-(inclusive session dates) for the given feature-set version and inserts the new rows. Running it twice
-therefore leaves exactly one copy, and sessions that disappeared from the input disappear from the table.
+(inclusive session dates) for the given feature-set version that were built from the same bar interval,
+or that it recomputes, and inserts the new rows. Running it twice therefore leaves exactly one copy;
+sessions that disappeared from the input disappear from the table; sessions built from another bar
+interval that the write did not recompute are never deleted (``features_daily.bar_interval``).
 
 Partitions:
 - ``features_daily``: one symbol, a date range, a version.
@@ -81,9 +83,17 @@ def _insert_query(table: str, columns: list[str]) -> str:
 
 # Assembled once from fixed identifiers; every value is bound.
 _Q_DELETE_FEATURES = (
-    "DELETE FROM features_daily WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ?"
+    "DELETE FROM features_daily WHERE symbol = ? AND feature_set_version = ? "
+    "AND session_date BETWEEN ? AND ? AND (bar_interval IS NOT DISTINCT FROM ? "
+    "OR session_date IN (SELECT session_date FROM _volrisk_features_stage))"
 )
-_Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION])
+assert _STAGE_VIEW in _Q_DELETE_FEATURES
+_Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION, "bar_interval"])
+_Q_FEATURE_INTERVALS = (
+    "SELECT bar_interval, min(session_date), max(session_date), count(*) FROM features_daily "
+    "WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ? "
+    "AND bar_interval IS NOT NULL GROUP BY 1 ORDER BY 2"
+)
 _Q_DELETE_CROSS = (
     "DELETE FROM cross_asset_daily WHERE list_contains(?::VARCHAR[], symbol_a) "
     'AND list_contains(?::VARCHAR[], symbol_b) AND feature_set_version = ? AND "window" = ? '
@@ -122,6 +132,7 @@ def write_features(
     start: date,
     end: date,
     version: str = FEATURE_SET_VERSION,
+    interval: str | None = None,
 ) -> int:
     """Replace one symbol's daily features for sessions ``start..end`` (inclusive) in one transaction.
 
@@ -138,6 +149,9 @@ def write_features(
         Inclusive session-date range that is replaced.
     version : str
         Feature-set version stored in ``feature_set_version``.
+    interval : str | None
+        The bar interval the features were computed from. Stored sessions of the range built from
+        another interval are replaced only where ``frame`` recomputes them, never deleted.
 
     Returns
     -------
@@ -155,9 +169,25 @@ def write_features(
     dupes = rows["session_date"].is_duplicated().sum()
     if dupes:
         raise DataError(f"features frame repeats {dupes} session_date row(s) for {symbol!r}")
-    stage = rows.with_columns(pl.lit(version).alias(_VERSION))
-    _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, [symbol, version, start, end])
+    stage = rows.with_columns(
+        pl.lit(version).alias(_VERSION), pl.lit(interval, pl.String).alias("bar_interval")
+    )
+    _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, [symbol, version, start, end, interval])
     return stage.height
+
+
+def feature_intervals(
+    con: duckdb.DuckDBPyConnection, symbol: str, start: date, end: date, version: str = FEATURE_SET_VERSION
+) -> list[tuple[str, date, date, int]]:
+    """(bar interval, first session, last session, sessions) of ``symbol``'s stored features in a range.
+
+    Rows written before the interval was recorded are not counted.
+    """
+    _check_range(start, end)
+    params = [validate_symbol(symbol), _check_version(version), start, end]
+    return [
+        (str(r[0]), r[1], r[2], int(r[3])) for r in con.sql(_Q_FEATURE_INTERVALS, params=params).fetchall()
+    ]
 
 
 def read_features(

@@ -88,3 +88,64 @@ def test_an_error_level_quality_failure_keeps_that_month_out_of_features(btc_war
         ).fetchall()[0][0]
     assert months == {1, 2}
     assert failures >= 1
+
+
+# ------------------------------------------------------------------------ one interval per history
+# Issue 14: `volrisk features SPY --interval SPY=1m` (a README line) deleted SPY's February 2011
+# sessions (no minute bars that month) and swapped January and March to minute-based RV.
+
+
+@pytest.fixture
+def spy_warehouse(tmp_path: Path) -> Path:
+    """SPY's real hourly bars (Dec 2010 - Apr 2011) and its real minute bars (Jan and Mar 2011 only)."""
+    hourly = read_bars_file(SAMPLES / "spy_hour_1998_2021.csv", symbol="SPY", fmt="lean_equity").bars
+    hourly = hourly.filter(
+        pl.col("ts").is_between(datetime(2010, 11, 15, tzinfo=UTC), datetime(2011, 4, 2, tzinfo=UTC))
+    )
+    path = tmp_path / "wh.duckdb"
+    with session(path) as con:
+        upsert_instrument(con, default_instrument("SPY"))
+        upsert_bars(con, hourly, "seed")
+        for month in ("01", "03"):
+            minute = read_bars_file(
+                SAMPLES / f"nt-spy-minute-2011-{month}.csv", symbol="SPY", fmt="ninjatrader"
+            )
+            upsert_bars(con, minute.bars, "seed")
+    return path
+
+
+def _sessions(path: Path) -> dict[tuple[str, str | None], int]:
+    with session(path, read_only=True) as con:
+        rows = con.sql(
+            "SELECT strftime(session_date, '%Y-%m'), bar_interval, count(*) FROM features_daily "
+            "WHERE symbol = 'SPY' GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    return {(m, iv): n for m, iv, n in rows}
+
+
+def test_a_minute_rebuild_never_deletes_or_silently_swaps_hourly_sessions(spy_warehouse: Path) -> None:
+    from tasks.errors import ConfigError
+
+    hourly_only = {
+        "SPY": "1h"
+    }  # (the full sample's default: its 23 years of hourly bars outnumber the minutes)
+    features_flow(
+        ["SPY"],
+        start=date(2011, 1, 1),
+        end=date(2011, 4, 1),
+        intervals=hourly_only,
+        warehouse=str(spy_warehouse),
+    )
+    hourly = _sessions(spy_warehouse)
+    assert hourly == {("2011-01", "1h"): 20, ("2011-02", "1h"): 19, ("2011-03", "1h"): 23}
+
+    with pytest.raises(
+        ConfigError, match=r"built from other bars \(62 sessions .* from 1h bars\).*--replace"
+    ):
+        features_flow(["SPY"], intervals={"SPY": "1m"}, warehouse=str(spy_warehouse))
+    assert _sessions(spy_warehouse) == hourly  # refused: nothing changed
+
+    features_flow(["SPY"], intervals={"SPY": "1m"}, warehouse=str(spy_warehouse), replace_interval=True)
+    after = _sessions(spy_warehouse)
+    # February has no minute bars: its 19 hourly sessions stay (they were deleted before the fix).
+    assert after == {("2011-01", "1m"): 20, ("2011-02", "1h"): 19, ("2011-03", "1m"): 23}

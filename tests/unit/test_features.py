@@ -63,8 +63,12 @@ def random_walk_days(
     t0 = datetime(start.year, start.month, start.day, tzinfo=UTC)
     stamps = [t0 + timedelta(minutes=interval_minutes * i) for i in range(n)]
     closes = list(100.0 * np.exp(np.cumsum(0.002 * rng.standard_normal(n))))
-    return bars_from(stamps, closes, symbol=symbol, interval=f"{interval_minutes // 60}h"
-                     if interval_minutes % 60 == 0 else f"{interval_minutes}m")
+    return bars_from(
+        stamps,
+        closes,
+        symbol=symbol,
+        interval=f"{interval_minutes // 60}h" if interval_minutes % 60 == 0 else f"{interval_minutes}m",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,8 +148,11 @@ def test_equity_overnight_return_uses_regular_closes() -> None:
     d2 = [datetime(2021, 3, 2, 12, 0, tzinfo=UTC)] + [
         datetime(2021, 3, 2, 14, 30, tzinfo=UTC) + timedelta(minutes=i) for i in range(3)
     ]
-    bars = bars_from(d1 + d2, [100.0, 100.2, 100.4, 90.0, 101.0, 101.1, 101.2],
-                     [100.0, 100.0, 100.2, 90.0, 100.9, 101.0, 101.1])
+    bars = bars_from(
+        d1 + d2,
+        [100.0, 100.2, 100.4, 90.0, 101.0, 101.1, 101.2],
+        [100.0, 100.0, 100.2, 90.0, 100.9, 101.0, 101.1],
+    )
     daily = build_daily_features(bars, "XNYS", "1m")
     second = daily.row(1, named=True)
     assert second["n_bars"] == 3
@@ -234,9 +241,12 @@ def test_har_with_missing_sessions() -> None:
     assert window.height == 4
     assert row["rv_w"] == pytest.approx(window["rv"].mean(), rel=1e-12)
     two_gaps = bars.filter(~pl.col("ts").dt.date().is_in([date(2021, 1, 10), date(2021, 1, 11)]))
-    assert build_daily_features(two_gaps, "24x7", "1h").filter(
-        pl.col("session_date") == date(2021, 1, 12)
-    )["rv_w"][0] is None
+    assert (
+        build_daily_features(two_gaps, "24x7", "1h").filter(pl.col("session_date") == date(2021, 1, 12))[
+            "rv_w"
+        ][0]
+        is None
+    )
 
 
 def test_jump_sigma_uses_only_earlier_bars() -> None:
@@ -248,8 +258,9 @@ def test_jump_sigma_uses_only_earlier_bars() -> None:
     base = intraday_returns(assign_sessions(bars_from(stamps, closes), "24x7", "1m").bars, jump_window=30)
     k = 200
     spiked_closes = closes[:k] + [c * 1.01 for c in closes[k:]]  # a +1% jump at bar k
-    spiked = intraday_returns(assign_sessions(bars_from(stamps, spiked_closes), "24x7", "1m").bars,
-                              jump_window=30)
+    spiked = intraday_returns(
+        assign_sessions(bars_from(stamps, spiked_closes), "24x7", "1m").bars, jump_window=30
+    )
     # Bar k's own sigma ignores bar k: same as without the jump, and the jump is flagged.
     assert spiked["local_sigma"][k] == base["local_sigma"][k]
     assert spiked["is_jump"][k] and not base["is_jump"][k]
@@ -268,8 +279,10 @@ def test_jump_count_per_session_unaffected_by_later_session() -> None:
     bars = random_walk_days(3, seed=8, interval_minutes=1)
     base = build_daily_features(bars, "24x7", "1m", jump_window=60)
     later = bars.with_columns(
-        pl.when(pl.col("ts") >= datetime(2021, 1, 6, 0, 30, tzinfo=UTC)).then(pl.col("close") * 1.02)
-        .otherwise(pl.col("close")).alias("close")
+        pl.when(pl.col("ts") >= datetime(2021, 1, 6, 0, 30, tzinfo=UTC))
+        .then(pl.col("close") * 1.02)
+        .otherwise(pl.col("close"))
+        .alias("close")
     )
     moved = build_daily_features(later, "24x7", "1m", jump_window=60)
     assert moved["jump_count"][2] >= 1
@@ -292,8 +305,12 @@ def test_resample_matches_hand_built_coarse_bars() -> None:
     for i, s in enumerate(stamps):
         buckets.setdefault(s.replace(minute=s.minute - s.minute % 5), []).append(i)
     coarse_rows = [(b, fine["open"][idx[0]], fine["close"][idx[-1]]) for b, idx in sorted(buckets.items())]
-    coarse = bars_from([b for b, _, _ in coarse_rows], [c for _, _, c in coarse_rows],
-                       [o for _, o, _ in coarse_rows], interval="5m")
+    coarse = bars_from(
+        [b for b, _, _ in coarse_rows],
+        [c for _, _, c in coarse_rows],
+        [o for _, o, _ in coarse_rows],
+        interval="5m",
+    )
     resampled = build_daily_features(fine, "24x7", "1m", resample="5m").row(0, named=True)
     direct = build_daily_features(coarse, "24x7", "5m").row(0, named=True)
     for col in ("rv", "bv", "rq", "tq", "rs_pos", "rs_neg", "bns_z", "ret_oc"):
@@ -339,9 +356,17 @@ def test_bns_flags_days_with_large_jumps(resample: str | None) -> None:
     # One year of 24x7 minutes: diffusion with stochastic volatility and a U-shaped intraday pattern,
     # about one jump every other day with |size| ~ 3% (daily diffusive sd ~ 3.1%). Every parameter pinned.
     sim = generate_bars(
-        "SIM", date(2022, 1, 1), date(2023, 1, 1), "1m", seed=11,
-        jump_intensity=0.5, jump_scale=0.03, base_vol=0.6,
-        vol_of_vol=0.5, vol_half_life_days=5.0, seasonality=2.0,
+        "SIM",
+        date(2022, 1, 1),
+        date(2023, 1, 1),
+        "1m",
+        seed=11,
+        jump_intensity=0.5,
+        jump_scale=0.03,
+        base_vol=0.6,
+        vol_of_vol=0.5,
+        vol_half_life_days=5.0,
+        seasonality=2.0,
     )
     daily = build_daily_features(sim.bars, "24x7", "1m", resample=resample)
     jump_days = sim.jumps.group_by(pl.col("ts").dt.date().alias("session_date")).agg(
@@ -353,8 +378,10 @@ def test_bns_flags_days_with_large_jumps(resample: str | None) -> None:
     clean = daily.filter(pl.col("biggest").is_null())
     hit_rate = big.select(flagged.mean()).item()
     false_rate = clean.select(flagged.mean()).item()
-    print(f"BNS 1% test, {resample or '1m'} returns: flagged {hit_rate:.1%} of {big.height} days "
-          f"with a jump >= 2% and {false_rate:.1%} of {clean.height} days without a jump")
+    print(
+        f"BNS 1% test, {resample or '1m'} returns: flagged {hit_rate:.1%} of {big.height} days "
+        f"with a jump >= 2% and {false_rate:.1%} of {clean.height} days without a jump"
+    )
     assert big.height >= 40 and clean.height >= 40
     assert hit_rate >= 0.70
     assert false_rate <= 0.10
@@ -375,11 +402,14 @@ def test_cross_asset_aligns_on_common_dates() -> None:
     assert out["symbol_a"].unique().to_list() == ["BTC"] and out["symbol_b"].unique().to_list() == ["SPX"]
     assert out.select(pl.col("session_date").dt.weekday().max()).item() <= 5  # weekends pair with nothing
     common = (
-        daily.filter(pl.col("symbol") == "BTC").select("session_date", pl.col("ret_cc").alias("a"),
-                                                        pl.col("rv").log().alias("la"))
-        .join(daily.filter(pl.col("symbol") == "SPX").select("session_date", pl.col("ret_cc").alias("b"),
-                                                               pl.col("rv").log().alias("lb")),
-              on="session_date")
+        daily.filter(pl.col("symbol") == "BTC")
+        .select("session_date", pl.col("ret_cc").alias("a"), pl.col("rv").log().alias("la"))
+        .join(
+            daily.filter(pl.col("symbol") == "SPX").select(
+                "session_date", pl.col("ret_cc").alias("b"), pl.col("rv").log().alias("lb")
+            ),
+            on="session_date",
+        )
         .sort("session_date")
     )
     assert out.height == common.height
@@ -444,3 +474,39 @@ def test_warehouse_replace_range_and_round_trip(tmp_path: Path) -> None:
         assert FEATURE_SET_VERSION == "v1"
     finally:
         con.close()
+
+
+def test_a_write_from_another_interval_replaces_only_the_sessions_it_recomputes(tmp_path: Path) -> None:
+    """Issue 14: an empty rebuild from 1m bars deleted the 1h sessions of a month without minute bars."""
+    from warehouse.features import feature_intervals
+
+    a = build_daily_features(random_walk_days(20, seed=14, symbol="A"), "24x7", "1h")
+    start, end = date(2021, 1, 4), date(2021, 1, 23)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        write_features(con, a, "A", start, end, interval="1h")
+        write_features(con, a.head(0), "A", start, end, interval="1m")  # no minute bars at all
+        assert read_features(con, "A").equals(a)
+        sub = a.filter(pl.col("session_date") <= date(2021, 1, 8))
+        write_features(con, sub, "A", start, end, interval="1m")  # minute bars for 5 sessions only
+        assert read_features(con, "A").equals(a)  # same values here; only the interval label moved
+        assert feature_intervals(con, "A", start, end) == [
+            ("1m", date(2021, 1, 4), date(2021, 1, 8), 5),
+            ("1h", date(2021, 1, 9), date(2021, 1, 23), 15),
+        ]
+        write_features(con, a.head(0), "A", start, end, interval="1h")  # same interval: disappears
+        assert read_features(con, "A").height == 5
+    finally:
+        con.close()
+
+
+def test_changing_a_symbol_s_interval_is_refused_unless_asked() -> None:
+    from flows.preflight import check_interval_change
+
+    stored = [("1h", date(2011, 1, 3), date(2011, 3, 31), 62)]
+    check_interval_change("SPY", "1h", stored, replace=False)  # same interval: fine
+    check_interval_change("SPY", "1m", stored, replace=True)  # asked for: fine
+    with pytest.raises(
+        ConfigError, match=r"SPY: .*62 sessions 2011-01-03..2011-03-31 from 1h bars.*--replace"
+    ):
+        check_interval_change("SPY", "1m", stored, replace=False)
