@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -551,6 +552,86 @@ def quality_report(
     console.print(f"report written to [bold]{path}[/]")
     for png in sorted(folder.glob("*.png")):
         console.print(f"  plot {png}")
+
+
+@quality_app.command("show")
+@friendly_errors
+def quality_show(
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Symbols (default: every symbol checked).")
+    ] = None,
+    check: Annotated[str | None, typer.Option(help="Only this check, e.g. bar_gaps or stale_bars.")] = None,
+    severity: Annotated[str, typer.Option(help="failed (errors and warnings), error or warning.")] = "failed",
+    detail: Annotated[bool, typer.Option("--detail", help="Also list every failing partition.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many detail rows.")] = 100,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Stored data-quality results: failed checks per symbol and check (newest run of each partition)."""
+    from flows import preflight
+
+    preflight.symbols(symbols or [])
+    preflight.choice(severity, ("failed", "error", "warning"), "--severity")
+    preflight.at_least(limit, 1, "--limit")
+    wh = _warehouse(warehouse)
+    preflight.warehouse_exists(wh)
+    from tasks.quality_report import dq_summary, latest_results
+    from warehouse.db import session
+    from warehouse.quality import read_dq_results
+
+    with session(wh, read_only=True) as con:
+        dq = latest_results(read_dq_results(con))
+    if dq.height == 0:
+        raise VolriskError(
+            f"no data-quality results in {wh}; `volrisk features SYMBOL` runs the quality gate first"
+        )
+    dq = dq.with_columns(pl.col("partition").str.split("/").list.first().alias("_symbol"))
+    if symbols:
+        dq = dq.filter(pl.col("_symbol").is_in(symbols))
+    if check:
+        dq = dq.filter(pl.col("expectation") == check)
+    failed = dq.filter(~pl.col("success") & (pl.lit(severity == "failed") | (pl.col("severity") == severity)))
+    checked = f"{dq.height:,} checks of {dq['_symbol'].n_unique()} symbol(s)"
+    if failed.height == 0:
+        console.print(f"[green]no failed checks[/] among {checked}")
+        return
+    _print_dq_summary(dq_summary(failed), checked)
+    if detail:
+        _print_dq_detail(failed, limit)
+
+
+def _print_dq_summary(summary: pl.DataFrame, checked: str) -> None:
+    table = Table(title=f"failed data-quality checks ({checked})")
+    for col in summary.columns:
+        table.add_column(col, justify="right" if col in ("partitions", "unexpected", "worst") else "left")
+    for row in summary.iter_rows():
+        style = "red" if row[4] == "error" else None
+        table.add_row(*[escape(str(v)) for v in row], style=style)
+    console.print(table)
+
+
+def _print_dq_detail(failed: pl.DataFrame, limit: int) -> None:
+    import json
+
+    table = Table(title="failing partitions")
+    for col in ("partition", "check", "column", "severity", "unexpected", "message"):
+        table.add_column(col, justify="right" if col == "unexpected" else "left")
+    rows = failed.sort(pl.col("severity") != "error", "partition", "expectation")
+    for r in rows.head(limit).iter_rows(named=True):
+        try:
+            message = json.loads(r["details"] or "{}").get("message", "")
+        except ValueError:
+            message = ""
+        cells = (
+            r["partition"],
+            r["expectation"],
+            r["column_name"],
+            r["severity"],
+            str(r["unexpected_count"]),
+        )
+        table.add_row(*cells, escape(str(message)[:120]))
+    console.print(table)
+    if failed.height > limit:
+        console.print(f"... and {failed.height - limit} more (raise --limit)")
 
 
 def _features_version(wh: str, symbols: list[str], end: date) -> str:

@@ -82,6 +82,10 @@ FEATURE_KEY_COLUMNS = ("symbol", "session_date")
 
 #: Added column holding |log return - median| / (1.4826 * MAD) within each (symbol, interval).
 RETURN_Z_COLUMN = "abs_ret_z"
+#: 1 where a bar is stale: open = high = low = close = the previous bar's close (a frozen feed).
+STALE_COLUMN = "stale_bar"
+#: Length of the run of identical closes that ends at each bar (1 for a bar whose close moved).
+CLOSE_RUN_COLUMN = "close_run"
 #: Upper bound used as "finite" for values GX compares (inf fails it, every real price passes).
 _FINITE_MAX = 1e300
 
@@ -99,6 +103,9 @@ BAR_CHECKS: dict[str, Severity] = {
     "ts_in_window": "error",
     "volume_non_negative": "warning",
     "return_outlier": "warning",
+    "stale_bars": "warning",
+    "stale_bars_severe": "error",
+    "repeated_close": "warning",
     "non_empty": "warning",
     "bar_gaps": "warning",
     "missing_sessions": "warning",
@@ -139,7 +146,17 @@ class QualityPolicy(BaseModel):
         ``tasks.features``' ``coverage_threshold``).
     gap_factor : float
         ``bar_gaps`` reports consecutive bars further apart than this many intervals (default 1.5,
-        i.e. any missing bar).
+        i.e. any missing bar); only the time inside the instrument's sessions counts.
+    max_stale_share : float
+        ``stale_bars`` (a warning) flags a partition where more than this share of bars are stale:
+        open = high = low = close = the previous close (default 0.05; the bundled real data stays
+        under 0.013 in every month).
+    max_stale_share_error : float
+        ``stale_bars_severe`` (an error: the month is kept out of features) above this share
+        (default 0.20).
+    max_close_run : int
+        ``repeated_close`` flags a run of more than this many bars with the same close (default 30;
+        the bundled real data's longest run is 11).
     max_examples : int
         Example unexpected values kept per failing check (default 5).
     """
@@ -150,6 +167,9 @@ class QualityPolicy(BaseModel):
     outlier_sigmas: float = Field(default=10.0, gt=0)
     min_coverage: float = Field(default=0.8, ge=0, le=1)
     gap_factor: float = Field(default=1.5, gt=0)
+    max_stale_share: float = Field(default=0.05, ge=0, le=1)
+    max_stale_share_error: float = Field(default=0.20, ge=0, le=1)
+    max_close_run: int = Field(default=30, ge=1)
     max_examples: int = Field(default=5, ge=1, le=100)
 
     @field_validator("severities")
@@ -491,7 +511,8 @@ def bars_suite(start: datetime, end: datetime, policy: QualityPolicy | None = No
     -------
     great_expectations.ExpectationSuite
         Expectations tagged in ``meta`` with their volrisk check name and columns. The frame it
-        validates must carry :data:`RETURN_Z_COLUMN` (see :func:`add_return_zscore`).
+        validates must carry :data:`RETURN_Z_COLUMN` (see :func:`add_return_zscore`),
+        :data:`STALE_COLUMN` and :data:`CLOSE_RUN_COLUMN` (see :func:`add_staleness`).
     """
     import pandas as pd
 
@@ -526,6 +547,14 @@ def bars_suite(start: datetime, end: datetime, policy: QualityPolicy | None = No
     specs.append(("volume_non_negative", ["volume"], "ExpectColumnValuesToBeBetween", volume))
     outlier = {"column": RETURN_Z_COLUMN, "max_value": policy.outlier_sigmas}
     specs.append(("return_outlier", [RETURN_Z_COLUMN], "ExpectColumnValuesToBeBetween", outlier))
+    for check, share in (
+        ("stale_bars", policy.max_stale_share),
+        ("stale_bars_severe", policy.max_stale_share_error),
+    ):
+        stale = {"column": STALE_COLUMN, "max_value": 0, "mostly": 1.0 - share}
+        specs.append((check, [STALE_COLUMN], "ExpectColumnValuesToBeBetween", stale))
+    run = {"column": CLOSE_RUN_COLUMN, "max_value": policy.max_close_run}
+    specs.append(("repeated_close", [CLOSE_RUN_COLUMN], "ExpectColumnValuesToBeBetween", run))
     specs.append(("non_empty", [], "ExpectTableRowCountToBeBetween", {"min_value": 1}))
     return _suite(BARS_SUITE, specs, policy)
 
@@ -565,6 +594,28 @@ def features_suite(policy: QualityPolicy | None = None) -> ExpectationSuite:
 # --------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------
+
+
+def add_staleness(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add :data:`STALE_COLUMN` and :data:`CLOSE_RUN_COLUMN`, per (symbol, interval) in time order.
+
+    A stale bar repeats the previous close with no range at all (open = high = low = close): a
+    frozen feed or a vendor filling holes. A thin market's one-trade bar at a new price is not stale.
+    """
+    keys = [c for c in ("symbol", "interval") if c in frame.columns]
+    ordered = frame.sort([*keys, "ts"]) if frame.height else frame
+    prev = pl.col("close").shift(1).over(keys) if keys else pl.col("close").shift(1)
+    flat = (
+        (pl.col("open") == pl.col("high"))
+        & (pl.col("high") == pl.col("low"))
+        & (pl.col("low") == pl.col("close"))
+    )
+    moved = (pl.col("close") != prev).fill_null(True)
+    run_id = moved.cast(pl.Int64).cum_sum().over(keys) if keys else moved.cast(pl.Int64).cum_sum()
+    return ordered.with_columns(
+        (flat & (pl.col("close") == prev).fill_null(False)).cast(pl.Int8).alias(STALE_COLUMN),
+        pl.int_range(1, pl.len() + 1).over([*keys, run_id]).alias(CLOSE_RUN_COLUMN),
+    )
 
 
 def add_return_zscore(frame: pl.DataFrame, sigma_floor: float = 0.0) -> pl.DataFrame:
@@ -780,7 +831,7 @@ def validate_bars(
         interval = _first_value(frame, "interval")
         partition = partition_label(symbol, interval, lo, hi)
     _require_columns(frame, BAR_REQUIRED_COLUMNS, partition, "bars")
-    scored = add_return_zscore(frame)
+    scored = add_staleness(add_return_zscore(frame))
     return _run_suite(scored, bars_suite(lo, hi, policy), BARS_SUITE, partition, policy, ("ts",))
 
 
@@ -827,6 +878,48 @@ def _first_value(frame: pl.DataFrame, column: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Warehouse-side checks, partitions, rows for dq_results and artifacts
 # --------------------------------------------------------------------------------------------------
+
+
+def in_session_gaps(gaps: pl.DataFrame, windows: pl.DataFrame | None, step_s: int) -> pl.DataFrame:
+    """Keep the part of each gap that lies inside a session; drop gaps with no missing in-session bar.
+
+    Weekends, overnight closes and holidays are not gaps: the instrument does not trade then.
+
+    Parameters
+    ----------
+    gaps : pl.DataFrame
+        :func:`warehouse.quality.find_gaps` output (``gap_start`` is the last bar before the gap).
+    windows : pl.DataFrame | None
+        ``[open_utc, close_utc]`` of every session around the partition; ``None`` for a calendar
+        that trades all day (``24x7``), whose gaps all count.
+    step_s : int
+        The bar interval in seconds.
+
+    Returns
+    -------
+    pl.DataFrame
+        The same columns; ``missing_bars`` counts only bars missing inside sessions.
+    """
+    if windows is None or gaps.height == 0:
+        return gaps
+    # The missing bars are the slots gap_start + k * step (k >= 1) before gap_end; count those that
+    # start inside a session: k from ceil((max(slot 1, open) - gap_start) / step) to
+    # ceil((min(gap_end, close) - gap_start) / step) - 1.
+    start_s = pl.col("gap_start").dt.epoch("s")
+    lo_s = pl.max_horizontal(pl.col("gap_start").dt.epoch("s") + step_s, pl.col("open_utc").dt.epoch("s"))
+    hi_s = pl.min_horizontal(pl.col("gap_end").dt.epoch("s"), pl.col("close_utc").dt.epoch("s"))
+    first = -((start_s - lo_s) // step_s)  # ceil division
+    after_last = -((start_s - hi_s) // step_s)
+    counted = (
+        gaps.with_row_index("_gap")
+        .join(windows.select("open_utc", "close_utc"), how="cross")
+        .with_columns((after_last - first).clip(lower_bound=0).alias("_slots"))
+        .group_by("_gap", maintain_order=True)
+        .agg(pl.col("_slots").sum())
+    )
+    kept = gaps.with_row_index("_gap").join(counted, on="_gap")
+    kept = kept.with_columns(pl.col("_slots").cast(gaps["missing_bars"].dtype).alias("missing_bars"))
+    return kept.filter(pl.col("missing_bars") > 0).drop("_gap", "_slots")
 
 
 def gaps_outcome(
@@ -1064,6 +1157,27 @@ def task_summary(report: QualityReport, **extra: Any) -> dict[str, Any]:
     return result
 
 
+def session_windows(calendar: str, start: datetime, end: datetime) -> pl.DataFrame | None:
+    """``[open_utc, close_utc]`` of every session of ``calendar`` that overlaps ``[start, end)``.
+
+    ``None`` for the ``24x7`` calendar (it never closes).
+    """
+    from tasks.calendars import CRYPTO, session_bounds, sessions_between
+
+    if calendar == CRYPTO:
+        return None
+    days = sessions_between(calendar, (start - timedelta(days=4)).date(), (end + timedelta(days=4)).date())
+    if not days:
+        return pl.DataFrame(
+            schema={"open_utc": pl.Datetime("us", "UTC"), "close_utc": pl.Datetime("us", "UTC")}
+        )
+    return (
+        session_bounds(calendar, days)
+        .filter(pl.col("open").is_not_null())
+        .select(pl.col("open").alias("open_utc"), pl.col("close").alias("close_utc"))
+    )
+
+
 def expected_session_windows(
     calendar: str, start: datetime, end: datetime
 ) -> tuple[list[date], pl.DataFrame | None]:
@@ -1201,6 +1315,10 @@ def check_bars_partition(
             sessions, windows = expected_session_windows(validate_calendar(calendar), lo, hi)
             n_expected = len(sessions)
             missing = missing_sessions(con, symbol, interval, sessions, windows)
+    if calendar is not None:
+        gaps = in_session_gaps(
+            gaps, session_windows(validate_calendar(calendar), lo, hi), interval_seconds(interval)
+        )
     report = validate_bars(bars, lo, hi, rules, partition)
     extra = [gaps_outcome(gaps, rules, bars.height)]
     if missing is not None:

@@ -32,7 +32,6 @@ JUMP_SHARE = 0.5
 #: Coverage below this is drawn as low when the frame has no ``low_coverage`` flag.
 LOW_COVERAGE = 0.8
 ROLLING_SESSIONS = 30
-MAX_DQ_ROWS = 200
 
 # Feature column names, with the aliases other layouts use.
 _ALIASES = {
@@ -313,31 +312,68 @@ def _example(details: str | None) -> str:
     return text[:240]
 
 
-def _dq_table(dq: pl.DataFrame) -> list[str]:
-    failed = dq.filter(~pl.col("success")) if dq.height else dq
+def latest_results(dq: pl.DataFrame) -> pl.DataFrame:
+    """The newest outcome of every (suite, partition, check, column): reruns do not count twice."""
+    if dq.height == 0:
+        return dq
+    key = ["suite", "partition", "expectation", "column_name"]
+    order = ["created_at"] if "created_at" in dq.columns else []
+    return dq.sort(order).unique(subset=key, keep="last", maintain_order=True) if order else dq.unique(key)
+
+
+def dq_summary(dq: pl.DataFrame) -> pl.DataFrame:
+    """Failed checks per (symbol, suite, check, column, severity): partitions, months, worst count.
+
+    Errors first, then by symbol and the number of partitions affected; every symbol's warnings
+    appear (the old report listed 200 rows and hid SPY's).
+    """
+    failed = latest_results(dq).filter(~pl.col("success")) if dq.height else dq
+    cols = ["symbol", "suite", "check", "column", "severity", "partitions", "first", "last",
+            "unexpected", "worst"]  # fmt: skip
     if failed.height == 0:
-        checked = dq.height
+        return pl.DataFrame(schema=dict.fromkeys(cols, pl.String))
+    parts = failed.with_columns(
+        pl.col("partition").str.split("/").list.first().alias("symbol"),
+        pl.col("partition").str.extract(r"(\d{4}-\d{2}-\d{2})", 1).str.slice(0, 7).alias("month"),
+    )
+    return (
+        parts.group_by("symbol", "suite", "expectation", "column_name", "severity")
+        .agg(
+            pl.len().alias("partitions"),
+            pl.col("month").min().alias("first"),
+            pl.col("month").max().alias("last"),
+            pl.col("unexpected_count").sum().alias("unexpected"),
+            pl.col("unexpected_count").max().alias("worst"),
+        )
+        .rename({"expectation": "check", "column_name": "column"})
+        .sort(pl.col("severity") != "error", "symbol", pl.col("partitions"), descending=[False, False, True])
+        .select(cols)
+    )
+
+
+def _dq_table(dq: pl.DataFrame) -> list[str]:
+    latest = latest_results(dq)
+    failed = latest.filter(~pl.col("success")) if latest.height else latest
+    if failed.height == 0:
+        checked = latest.height
         return [f"All {checked} recorded checks passed." if checked else "No data-quality results recorded."]
-    failed = failed.sort(
-        pl.col("severity") != "error", "partition", "expectation", "column_name"
-    )  # errors first
     lines = [
         f"{int((failed['severity'] == 'error').sum())} errors and "
-        f"{int((failed['severity'] == 'warning').sum())} warnings out of {dq.height} recorded checks.",
+        f"{int((failed['severity'] == 'warning').sum())} warnings out of {latest.height} checks (the newest "
+        "run of each partition), summarised per symbol and check. `volrisk quality show SYMBOL --detail` "
+        "lists every failing partition.",
         "",
-        "| severity | suite | partition | check | column | unexpected | detail |",
-        "|---|---|---|---|---|---:|---|",
+        "| symbol | severity | suite | check | column | partitions | first month | last month "
+        "| unexpected (total) | worst partition |",
+        "|---|---|---|---|---|---:|---|---|---:|---:|",
     ]
-    for row in failed.head(MAX_DQ_ROWS).iter_rows(named=True):
-        severity = "**error**" if row["severity"] == "error" else "warning"
+    for r in dq_summary(dq).iter_rows(named=True):
+        severity = "**error**" if r["severity"] == "error" else "warning"
         lines.append(
-            f"| {severity} | {_md(row['suite'])} | {_md(row['partition'])} | {_md(row['expectation'])} "
-            f"| {_md(row['column_name'])} | {_md(row['unexpected_count'])} "
-            f"| {_md(_example(row['details']))} |"
+            f"| {_md(r['symbol'])} | {severity} | {_md(r['suite'])} | {_md(r['check'])} | {_md(r['column'])} "
+            f"| {r['partitions']} | {_md(r['first'])} | {_md(r['last'])} | {_md(r['unexpected'])} "
+            f"| {_md(r['worst'])} |"
         )
-    if failed.height > MAX_DQ_ROWS:
-        lines.append("")
-        lines.append(f"... and {failed.height - MAX_DQ_ROWS} more (see `dq_results`).")
     return lines
 
 
@@ -392,7 +428,8 @@ def write_quality_report(features: pl.DataFrame, dq: pl.DataFrame, out_dir: Path
         "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     sections: list[str] = []
-    failed = dq.filter(~pl.col("success")) if dq.height else dq
+    latest = latest_results(dq)
+    failed = latest.filter(~pl.col("success")) if latest.height else latest
     for symbol in symbols:
         frame = prepare_symbol_frame(features, symbol)
         png = out_dir / f"{_slug(symbol)}_rv.png"

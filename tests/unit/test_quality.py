@@ -506,3 +506,100 @@ def test_entry_points_reject_bad_parameters_before_any_work(tmp_path: Path) -> N
         check_bars_partition.fn(str(existing), "BTC/USDT", "1h", "2021-01-01", "2021-02-01", "v", "r")
     with pytest.raises(ConfigError, match="end"):
         check_bars_partition.fn(str(existing), "BTC-USDT", "1h", "2021-01-01", "soon", "v", "r")
+
+
+# ------------------------------------------------------------------ issue 14: stale bars, session gaps
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+def _month(
+    file: str, symbol: str, fmt: str | None, year: int, month: int
+) -> tuple[pl.DataFrame, datetime, datetime]:
+    from tasks.sources.files import read_bars_file
+
+    lo = datetime(year, month, 1, tzinfo=UTC)
+    hi = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    bars = read_bars_file(SAMPLES / file, symbol=symbol, fmt=fmt).bars
+    return bars.filter(pl.col("ts").is_between(lo, hi, closed="left")), lo, hi
+
+
+def _freeze(bars: pl.DataFrame, share: float, seed: int = 1) -> pl.DataFrame:
+    """Make ``share`` of the bars repeat the previous close with no range (a frozen feed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(np.arange(1, bars.height), int(share * bars.height), replace=False))
+    close = bars["close"].to_numpy().copy()
+    for i in rows:
+        close[i] = close[i - 1]
+    frozen = np.zeros(bars.height, bool)
+    frozen[rows] = True
+    price = pl.Series(close)
+    return bars.with_columns(
+        [
+            pl.when(pl.Series(frozen)).then(price).otherwise(pl.col(c)).alias(c)
+            for c in ("open", "high", "low", "close")
+        ]
+    )
+
+
+def test_a_month_of_27_percent_frozen_bars_fails_the_gate_and_the_real_month_passes() -> None:
+    bars, lo, hi = _month("BTC_USDT-1h_binance_2017_2024.csv", "BTC-USDT", None, 2020, 3)
+    clean = validate_bars(bars, lo, hi)
+    assert clean.passed and not {o.check for o in clean.outcomes if not o.success} & {
+        "stale_bars", "stale_bars_severe", "repeated_close"
+    }  # fmt: skip
+    frozen = validate_bars(_freeze(bars, 0.27), lo, hi)
+    assert not frozen.passed  # it passed with 0 errors before (issue 14)
+    severe = next(o for o in frozen.errors if o.check == "stale_bars_severe")
+    assert severe.unexpected_count == int(0.27 * bars.height)
+    assert "stale_bars" in {o.check for o in frozen.warnings}
+    mild = validate_bars(_freeze(bars, 0.08), lo, hi)  # a warning, not a blocked month
+    assert mild.passed and "stale_bars" in {o.check for o in mild.warnings}
+
+
+def test_a_long_run_of_one_close_is_flagged() -> None:
+    bars, lo, hi = _month("BTC_USDT-1h_binance_2017_2024.csv", "BTC-USDT", None, 2020, 3)
+    stuck = bars.with_columns(
+        pl.when(pl.int_range(pl.len()).is_between(100, 160))
+        .then(pl.lit(6000.0))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in ("close",)
+    ).with_columns(
+        pl.max_horizontal("high", "close").alias("high"), pl.min_horizontal("low", "close").alias("low")
+    )
+    report = validate_bars(stuck, lo, hi)
+    run = next(o for o in report.warnings if o.check == "repeated_close")
+    assert run.unexpected_count == 61 - 30  # bars beyond the 30th of the 61-bar run
+
+
+@pytest.mark.parametrize(
+    ("file", "symbol", "fmt", "calendar", "year", "month"),
+    [
+        ("eurusd_oanda_hour.csv.gz", "EURUSD", "lean_fx", "fx", 2017, 3),  # weekends
+        ("spy_hour_1998_2021.csv", "SPY", "lean_equity", "XNYS", 2019, 7),  # nights, July 4, early close
+    ],
+)
+def test_gaps_count_only_inside_sessions(
+    file: str, symbol: str, fmt: str, calendar: str, year: int, month: int, tmp_path: Path
+) -> None:
+    from tasks.quality import in_session_gaps, session_windows
+    from warehouse.bars import upsert_bars
+    from warehouse.db import session
+    from warehouse.quality import find_gaps
+
+    bars, lo, hi = _month(file, symbol, fmt, year, month)
+    # Take out five hours in the middle of the month's 10th session: a real gap.
+    day = next(d for d in sorted(bars["ts"].dt.date().unique().to_list()) if d.day >= 10 and d.weekday() == 2)
+    todays = bars.filter(pl.col("ts").dt.date() == day).sort("ts")["ts"].to_list()
+    hole = todays[1:4] if calendar == "XNYS" else todays[5:10]
+    with session(tmp_path / "w.duckdb") as con:
+        upsert_bars(con, bars.filter(~pl.col("ts").is_in(hole)), "t")
+        raw = find_gaps(con, symbol, "1h", lo, hi)
+    windows = session_windows(calendar, lo, hi)
+    kept = in_session_gaps(raw, windows, 3600)
+    assert raw.height >= 5  # the hole + weekends / nights / holidays: every month warned before (issue 14)
+    assert kept.height == 1 and kept["missing_bars"][0] == len(hole)
+    assert kept["gap_start"][0] < hole[0] < kept["gap_end"][0]
+    assert in_session_gaps(raw, None, 3600).equals(raw)  # 24x7: every gap counts
