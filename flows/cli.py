@@ -242,11 +242,11 @@ def _ingest(request: Any, label: str, prefect: bool) -> None:
 
 def _generic_params(fmt: str | None, opts: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """The generic layout's parameters when ``--format generic`` (or its options) are given."""
-    if not (fmt == "generic" or opts["ts_column"] or opts["tz"]):
+    if not (fmt == "generic" or opts["ts_column"] or opts["tz"] or not opts["header"]):
         return fmt, None
     from tasks.sources.layouts import generic_from_params
 
-    generic = {k: opts[k] for k in ("ts_column", "tz", "stamp", "delimiter", "interval")}
+    generic = {k: opts[k] for k in ("ts_column", "tz", "stamp", "delimiter", "interval", "header")}
     generic["column_map"] = _parse_pairs(opts["column"], "--column")
     if opts["ts_format"]:
         generic["ts_format"] = opts["ts_format"]
@@ -278,6 +278,14 @@ def ingest_file(
     ts_format: Annotated[str | None, typer.Option(help="generic: strptime format (default ISO).")] = None,
     stamp: Annotated[str, typer.Option(help="generic: bar 'start' or 'end' stamps.")] = "start",
     delimiter: Annotated[str, typer.Option(help="generic: CSV field separator.")] = ",",
+    no_header: Annotated[
+        bool,
+        typer.Option(
+            "--no-header",
+            help="generic: the file has no header line; --ts-column and --column give 1-based positions "
+            "(--ts-column 1 --column open=2 ...).",
+        ),
+    ] = False,
     prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -297,7 +305,7 @@ def ingest_file(
             f"--symbol A --symbol B); got {len(symbol)}"
         )
     opts = dict(ts_column=ts_column, tz=tz, column=column, ts_format=ts_format, stamp=stamp,
-                delimiter=delimiter, interval=interval)  # fmt: skip
+                delimiter=delimiter, interval=interval, header=not no_header)  # fmt: skip
     fmt, generic = _generic_params(fmt, opts)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 

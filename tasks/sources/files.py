@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,8 @@ import polars as pl
 
 from tasks.bar_checks import check_bars
 from tasks.errors import ConfigError, DataError
-from tasks.sources.layouts import LAYOUTS, Layout, detect_layout, with_interval
+from tasks.sources.clock import reclock_weeks
+from tasks.sources.layouts import LAYOUTS, Layout, detect_layout, header_variant, with_interval
 from warehouse.schema import BAR_SCHEMA, INTERVALS, QUARANTINE_SCHEMA, UTC_TS
 from warehouse.symbols import validate_symbol
 
@@ -183,27 +185,67 @@ def split_lines(
     return fields, wrong
 
 
+def _positional_names(body: pl.DataFrame, layout: Layout, path: Path) -> list[str]:
+    """``col1..colN`` for a headerless generic file, N read from its first line; positions checked."""
+    n_fields = body["raw"][0].count(layout.delimiter) + 1
+    wanted = [int(c[3:]) for c in layout.columns]
+    past = [c for c in layout.columns if int(c[3:]) > n_fields]
+    if past:
+        what = {layout.ts_columns[0]: "the timestamp", **layout.rename}
+        named = ", ".join(f"{what.get(c, c)} -> column {c[3:]}" for c in past)
+        raise DataError(
+            f"rows have {n_fields} fields separated by {layout.delimiter!r}, but {named} points past them "
+            f"(positions count from 1; first row: {body['raw'][0][:80]!r})",
+            location=f"{path}:1",
+        )
+    assert max(wanted) <= n_fields
+    return [f"col{i}" for i in range(1, n_fields + 1)]
+
+
+def _looks_like_data(fields: list[str]) -> bool:
+    """A first line whose first field is a date/number is data, not a header."""
+    first = fields[0].strip().strip('"') if fields else ""
+    return bool(re.match(r"^[\d.:/ T+-]+$", first)) and any(ch.isdigit() for ch in first)
+
+
+def _check_header(header: list[str], layout: Layout, path: Path) -> None:
+    missing = [c for c in layout.columns if c not in header]
+    if not missing:
+        return
+    if _looks_like_data(header):
+        raise DataError(
+            f"the file seems to have no header: its first line {layout.delimiter.join(header)[:80]!r} "
+            "is data. "
+            "Pass --no-header and give columns by position (from 1): --format generic --no-header "
+            "--ts-column 1 --column open=2 --column high=3 --column low=4 --column close=5 --tz UTC",
+            location=f"{path}:1",
+        )
+    raise DataError(
+        f"header {header} lacks column(s) {missing} required by format {layout.name!r} "
+        f"(expected {list(layout.columns)}, delimiter {layout.delimiter!r})",
+        location=f"{path}:1",
+    )
+
+
 def _split_fields(
     lines: pl.DataFrame, layout: Layout, path: Path
-) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str], Layout]:
     """Split lines into named string columns; rows with the wrong field count are quarantined.
 
-    Returns the fields, the quarantined rows and the names of header columns the layout does not use.
+    Returns the fields, the quarantined rows, the names of header columns the layout does not use,
+    and the layout (adjusted to a known header spelling).
     """
     body = lines.filter(pl.col("raw").str.strip_chars() != "")
+    if body.height == 0:
+        raise DataError("file is empty", location=str(path))
     header_names = list(layout.columns)
     unknown: list[str] = []
-    if layout.header:
-        if body.height == 0:
-            raise DataError("file is empty", location=str(path))
+    if layout.positional:
+        header_names = _positional_names(body, layout, path)
+    elif layout.header:
         header = [h.strip() for h in body["raw"][0].split(layout.delimiter)]
-        missing = [c for c in layout.columns if c not in header]
-        if missing:
-            raise DataError(
-                f"header {header} lacks column(s) {missing} required by format {layout.name!r} "
-                f"(expected {list(layout.columns)}, delimiter {layout.delimiter!r})",
-                location=f"{path}:1",
-            )
+        layout = header_variant(layout, header)
+        _check_header(header, layout, path)
         known = set(layout.columns) | set(layout.rename)
         repeated = sorted({h for h in header if h in known and header.count(h) > 1})
         if repeated:
@@ -226,7 +268,9 @@ def _split_fields(
         hint=f"as format {layout.name!r} expects",
         wrong_what="Wrong delimiter or wrong --format?",
     )
-    return fields, wrong, unknown
+    if layout.positional:
+        fields = fields.drop([c for c in header_names if c not in set(layout.columns) | set(layout.rename)])
+    return fields, wrong, unknown, layout
 
 
 # ISO-8601 as vendors write it. Each row is tried against every format: polars' own inference picks one
@@ -378,13 +422,16 @@ def read_bars_file(
         lines_read = fields.height
     else:
         lines = _read_lines(path)
-        fields, wrong_width, unknown = _split_fields(lines, layout, path)
+        fields, wrong_width, unknown, layout = _split_fields(lines, layout, path)
         lines_read = int(lines.filter(pl.col("raw").str.strip_chars() != "").height)
     if unknown:
         notes.append(f"ignored unknown columns {unknown}")
 
     naive, aware = _parse_ts(fields, layout)
     frame = fields.with_columns(naive.alias("_ts_naive"), aware.alias("_ts_aware"))
+    if layout.name == "histdata":
+        frame, note = _reclock(frame)
+        notes += [note] if note else []
     frame = _apply_prices(frame, layout)
     frame, tz_bad = _to_utc(frame, layout, path)
     if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
@@ -428,6 +475,26 @@ def read_bars_file(
         lines_read=lines_read,
         notes=notes + checked.notes,
     )
+
+
+def _reclock(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
+    """Put weeks whose clock ran off New York time back on it (see :mod:`tasks.sources.clock`)."""
+    rows = frame.with_row_index("_i").filter(pl.col("_ts_naive").is_not_null())
+    if rows.height < 2:
+        return frame, None
+    fix = reclock_weeks(rows["_ts_naive"])
+    if not fix.weeks:
+        return frame, None
+    shifts = pl.DataFrame({"_i": rows["_i"], "_shift": fix.shift_hours})
+    frame = (
+        frame.with_row_index("_i")
+        .join(shifts, on="_i", how="left", maintain_order="left")
+        .with_columns(
+            (pl.col("_ts_naive") + pl.duration(hours=pl.col("_shift").fill_null(0))).alias("_ts_naive")
+        )
+        .drop("_i", "_shift")
+    )
+    return frame, fix.note()
 
 
 def _apply_prices(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:

@@ -46,6 +46,9 @@ class Layout:
         Fixed bar interval, or ``None`` to infer it from the stamps.
     rename : dict[str, str]
         Source column → canonical column (open, high, low, close, volume).
+    positional : bool
+        A headerless generic file: its fields are named ``col1``, ``col2``, ... (1-based) and the
+        field count is read from the file.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Layout:
     interval: str | None = None
     rename: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    positional: bool = False  # headerless generic CSV: columns are named col1, col2, ... by position
 
 
 _MINUTE_NO_HEADER = ("date_time", "open", "high", "low", "close", "volume")
@@ -192,8 +196,9 @@ def generic_layout(
     ts_format: str | None = None,
     stamp: Stamp = "start",
     interval: str | None = None,
+    header: bool = True,
 ) -> Layout:
-    """A layout for any CSV with a header, given which column is which.
+    """A layout for any CSV, given which column is which (by header name, or by position).
 
     Parameters
     ----------
@@ -212,12 +217,19 @@ def generic_layout(
         Bar-start or bar-end stamps.
     interval : str | None
         Fixed interval, or ``None`` to infer.
+    header : bool
+        ``False`` for a file without a header line: ``ts_column`` and every ``column_map`` value are
+        then 1-based column positions (``"1"``, ``"2"``, ...), and open/high/low/close must all be given.
     """
+    if not header:
+        ts_column, column_map = _positional(ts_column, column_map)
     mapping = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
     mapping.update(column_map or {})
     unknown = set(mapping) - {"open", "high", "low", "close", "volume"}
     if unknown:
         raise ConfigError(f"column_map keys must be open/high/low/close/volume; got {sorted(unknown)}")
+    if not header and "volume" not in (column_map or {}):
+        del mapping["volume"]
     required = (ts_column, mapping["open"], mapping["high"], mapping["low"], mapping["close"])
     return Layout(
         name="generic",
@@ -230,11 +242,30 @@ def generic_layout(
         stamp=stamp,
         interval=interval,
         rename={v: k for k, v in mapping.items()},
-        description="generic CSV with a column mapping",
+        description="generic CSV with a column mapping" + ("" if header else " by position"),
+        positional=not header,
     )
 
 
-_GENERIC_KEYS = {"ts_column", "tz", "delimiter", "column_map", "ts_format", "stamp", "interval"}
+def _positional(ts_column: str, column_map: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+    """1-based positions -> ``colN`` names; every price column must be given."""
+    given = {
+        "timestamp (--ts-column)": ts_column,
+        **{f"{k} (--column {k}=N)": v for k, v in (column_map or {}).items()},
+    }
+    for what, value in given.items():
+        if not str(value).isdigit() or int(value) < 1:
+            raise ConfigError(f"--no-header: {what} must be a column position 1, 2, ...; got {value!r}")
+    missing = sorted({"open", "high", "low", "close"} - set(column_map or {}))
+    if missing:
+        raise ConfigError(
+            f"--no-header: give the position of {', '.join(missing)} too, e.g. --column open=2 "
+            "--column high=3"
+        )
+    return f"col{int(ts_column)}", {k: f"col{int(v)}" for k, v in (column_map or {}).items()}
+
+
+_GENERIC_KEYS = {"ts_column", "tz", "delimiter", "column_map", "ts_format", "stamp", "interval", "header"}
 
 
 def generic_from_params(params: dict[str, object] | None) -> Layout:
@@ -244,7 +275,7 @@ def generic_from_params(params: dict[str, object] | None) -> Layout:
     ----------
     params : dict | None
         ``ts_column`` and ``tz`` (required), and optionally ``column_map``, ``ts_format``, ``stamp``,
-        ``delimiter``, ``interval``.
+        ``delimiter``, ``interval``, ``header`` (``False``: columns by 1-based position).
     """
     params = dict(params or {})
     unknown = sorted(set(params) - _GENERIC_KEYS)
@@ -272,6 +303,7 @@ _HEADER_SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
     ("ftx", LAYOUTS["ftx"].columns),
     ("yahoo_csv", ("Date", "Open", "High", "Low", "Close")),
     ("lean_daily", LAYOUTS["lean_daily"].columns),
+    ("lean_daily_utc", ("date_utc", "open", "high", "low", "close")),
 ]
 _NO_HEADER_MINUTE = re.compile(r"^\d{8} \d{6};[^;]*;[^;]*;[^;]*;[^;]*;[^;]*$")
 
@@ -296,13 +328,26 @@ def detect_layout(path: Path, first_lines: list[str]) -> Layout:
     header = tuple(h.strip() for h in head.split(","))
     for name, signature in _HEADER_SIGNATURES:
         if header[: len(signature)] == signature or set(signature) <= set(header):
-            return LAYOUTS[name]
+            return lean_daily_utc() if name == "lean_daily_utc" else LAYOUTS[name]
     raise DataError(
         f"cannot recognise the format from the first line {head[:120]!r}. Known formats: "
         f"{', '.join(sorted(LAYOUTS))}; pass --format, or use the generic reader with a column "
         "mapping (--ts-column, --tz)",
         location=str(path),
     )
+
+
+def lean_daily_utc() -> Layout:
+    """``lean_daily`` for exports whose date column is called ``date_utc``."""
+    base = LAYOUTS["lean_daily"]
+    return replace(base, columns=("date_utc", *base.columns[1:]), ts_columns=("date_utc",))
+
+
+def header_variant(layout: Layout, header: list[str]) -> Layout:
+    """The layout adjusted to a known spelling of its header (``lean_daily`` with ``date_utc``)."""
+    if layout.name == "lean_daily" and "date" not in header and "date_utc" in header:
+        return lean_daily_utc()
+    return layout
 
 
 def with_interval(layout: Layout, interval: str | None) -> Layout:
