@@ -58,7 +58,7 @@ def plan_features(
     stored from another interval are rebuilt only with ``replace_interval`` (see
     :func:`flows.preflight.check_interval_change`).
     """
-    from warehouse.features import feature_intervals
+    from warehouse.catalog import feature_intervals
 
     plans: list[FeaturePlan] = []
     with session(wh_path) as con:

@@ -207,8 +207,8 @@ def feature_rebuild(
     from datetime import timedelta
 
     from warehouse.bars import stored_intervals
+    from warehouse.catalog import feature_intervals
     from warehouse.db import session
-    from warehouse.features import feature_intervals
 
     lo, hi = parse_date(start, "start"), parse_date(end, "end")
     with session(path, read_only=True) as con:

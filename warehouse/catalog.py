@@ -197,6 +197,22 @@ def feature_sessions(
     return [r[0] for r in rows]
 
 
+def feature_intervals(
+    con: duckdb.DuckDBPyConnection, symbol: str, start: date, end: date
+) -> list[tuple[str, date, date, int]]:
+    """(bar interval, first session, last session, sessions) of ``symbol``'s stored features in a range.
+
+    Every feature-set version counts; rows written before the interval was recorded do not.
+    """
+    rows = con.sql(
+        "SELECT bar_interval, min(session_date), max(session_date), count(*) FROM features_daily "
+        "WHERE symbol = ? AND session_date BETWEEN ? AND ? AND bar_interval IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2",
+        params=[validate_symbol(symbol), start, end],
+    ).fetchall()
+    return [(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+
 def has_model_run(con: duckdb.DuckDBPyConnection, model_run: str) -> bool:
     """Whether ``model_runs`` holds ``model_run`` (a cheap check: no model code is imported)."""
     return bool(

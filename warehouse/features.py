@@ -89,11 +89,6 @@ _Q_DELETE_FEATURES = (
 )
 assert _STAGE_VIEW in _Q_DELETE_FEATURES
 _Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION, "bar_interval"])
-_Q_FEATURE_INTERVALS = (
-    "SELECT bar_interval, min(session_date), max(session_date), count(*) FROM features_daily "
-    "WHERE symbol = ? AND feature_set_version = ? AND session_date BETWEEN ? AND ? "
-    "AND bar_interval IS NOT NULL GROUP BY 1 ORDER BY 2"
-)
 _Q_DELETE_CROSS = (
     "DELETE FROM cross_asset_daily WHERE list_contains(?::VARCHAR[], symbol_a) "
     'AND list_contains(?::VARCHAR[], symbol_b) AND feature_set_version = ? AND "window" = ? '
@@ -174,20 +169,6 @@ def write_features(
     )
     _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, [symbol, version, start, end, interval])
     return stage.height
-
-
-def feature_intervals(
-    con: duckdb.DuckDBPyConnection, symbol: str, start: date, end: date, version: str = FEATURE_SET_VERSION
-) -> list[tuple[str, date, date, int]]:
-    """(bar interval, first session, last session, sessions) of ``symbol``'s stored features in a range.
-
-    Rows written before the interval was recorded are not counted.
-    """
-    _check_range(start, end)
-    params = [validate_symbol(symbol), _check_version(version), start, end]
-    return [
-        (str(r[0]), r[1], r[2], int(r[3])) for r in con.sql(_Q_FEATURE_INTERVALS, params=params).fetchall()
-    ]
 
 
 def read_features(

@@ -156,8 +156,9 @@ def test_yfinance_flow_with_a_recorded_response(tmp_path: Path, monkeypatch: pyt
     """Yahoo is unreachable here: the boundary (one HTTP request) is replaced by a recorded response."""
     from datetime import date
 
-    import tasks.sources.yfinance_source as yfs
     from recorded_yahoo import MANIFEST, recorded_downloader
+
+    import tasks.sources.yfinance_source as yfs
 
     calls: list[tuple[object, object]] = []
     monkeypatch.setattr(yfs, "yfinance_downloader", recorded_downloader("btc-usd_1h", calls))

@@ -478,7 +478,7 @@ def test_warehouse_replace_range_and_round_trip(tmp_path: Path) -> None:
 
 def test_a_write_from_another_interval_replaces_only_the_sessions_it_recomputes(tmp_path: Path) -> None:
     """Issue 14: an empty rebuild from 1m bars deleted the 1h sessions of a month without minute bars."""
-    from warehouse.features import feature_intervals
+    from warehouse.catalog import feature_intervals
 
     a = build_daily_features(random_walk_days(20, seed=14, symbol="A"), "24x7", "1h")
     start, end = date(2021, 1, 4), date(2021, 1, 23)
