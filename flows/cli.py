@@ -121,12 +121,10 @@ WarehouseOpt = Annotated[
 
 
 def _parse_date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise VolriskError(f"--{name} {value!r} is not a date; expected YYYY-MM-DD") from None
+    """``--name`` as a date (one-line error otherwise); see :func:`flows.preflight.parse_date`."""
+    from flows.preflight import parse_date
+
+    return parse_date(value, name)
 
 
 class CountColumn(ProgressColumn):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -99,37 +99,36 @@ def at_least(value: int | None, low: int, option: str) -> None:
         raise ConfigError(f"{option} {value}: expected an integer >= {low}")
 
 
-def warehouse_with_features(path: str, wanted: Sequence[str]) -> None:
-    """The warehouse exists and holds daily features for every symbol in ``wanted``."""
-    from warehouse.catalog import feature_symbols
+def _require_stored(
+    path: str, wanted: Sequence[str], what: str, lister: Callable[[Any], list[str]], advice: str
+) -> None:
+    """The warehouse exists and ``lister`` finds every symbol in ``wanted``; else say ``advice``."""
     from warehouse.db import session
 
     if not Path(path).is_file():
-        raise ConfigError(f"warehouse {path} does not exist; ingest bars and run `volrisk features` first")
+        raise ConfigError(f"warehouse {path} does not exist; {advice.format(symbols='SYMBOL')}")
     with session(path, read_only=True) as con:
-        stored = set(feature_symbols(con))
+        stored = set(lister(con))
     missing = [s for s in wanted if s not in stored]
     if missing:
         raise ConfigError(
-            f"no features_daily rows for {missing} in {path}; run `volrisk features {' '.join(missing)}` "
+            f"no {what} for {missing} in {path}; {advice.format(symbols=' '.join(missing))} "
             f"(stored: {sorted(stored) or 'none'})"
         )
+
+
+def warehouse_with_features(path: str, wanted: Sequence[str]) -> None:
+    """The warehouse exists and holds daily features for every symbol in ``wanted``."""
+    from warehouse.catalog import feature_symbols
+
+    _require_stored(path, wanted, "features_daily rows", feature_symbols, "run `volrisk features {symbols}`")
 
 
 def warehouse_with_bars(path: str, wanted: Sequence[str]) -> None:
     """The warehouse exists and holds bars for every symbol in ``wanted``."""
     from warehouse.catalog import bar_symbols
-    from warehouse.db import session
 
-    if not Path(path).is_file():
-        raise ConfigError(f"warehouse {path} does not exist; ingest bars first (`volrisk ingest ...`)")
-    with session(path, read_only=True) as con:
-        stored = set(bar_symbols(con))
-    missing = [s for s in wanted if s not in stored]
-    if missing:
-        raise ConfigError(
-            f"no bars stored for {missing} in {path}; ingest them first (stored: {sorted(stored) or 'none'})"
-        )
+    _require_stored(path, wanted, "bars stored", bar_symbols, "ingest them first (`volrisk ingest ...`)")
 
 
 def warehouse_exists(path: str) -> None:
