@@ -53,12 +53,13 @@ def plan_features(
 ) -> tuple[str, list[FeaturePlan]]:
     """Pick each symbol's bar interval and month partitions, and hash each partition's bars.
 
-    The default interval is the intraday interval with the most stored bars (so SPY uses its 23
-    years of hourly bars rather than two months of minute bars); ``intervals`` overrides it. Sessions
+    The default interval is the one the symbol's stored features came from, else the intraday
+    interval with the longest history (so SPY uses its 23 years of hourly bars rather than two
+    months of minute bars); ``intervals`` overrides it. Sessions
     stored from another interval are rebuilt only with ``replace_interval`` (see
     :func:`flows.preflight.check_interval_change`).
     """
-    from warehouse.catalog import feature_intervals
+    from warehouse.catalog import feature_intervals, features_interval
 
     plans: list[FeaturePlan] = []
     with session(wh_path) as con:
@@ -68,7 +69,8 @@ def plan_features(
             inst = get_instrument(con, symbol)
             if inst is None:
                 raise ConfigError(f"symbol {symbol!r} has no bars in {wh_path}; ingest it first")
-            interval, _, first, last = chosen_interval(symbol, stored_intervals(con, symbol), intervals)
+            kept = features_interval(con, symbol)
+            interval, _, first, last = chosen_interval(symbol, stored_intervals(con, symbol), intervals, kept)
             lo = max(_as_utc(start), first) if start else first
             day_after_last = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
             hi = min(_as_utc(end), day_after_last) if end else day_after_last
@@ -105,7 +107,7 @@ def features_flow(
     start, end : date | None
         Half-open range of session dates (defaults: all stored bars).
     intervals : dict[str, str] | None
-        Bar interval per symbol (default: the intraday interval with the most bars).
+        Bar interval per symbol (default: what its stored features came from, else the longest history).
     cross_asset : bool
         Also compute rolling cross-asset correlations when two or more symbols are given.
     warehouse : str | None

@@ -163,14 +163,20 @@ def stored_model_run(path: str, model_run: str) -> None:
 
 
 def chosen_interval(
-    symbol: str, stored: list[tuple[str, int, Any, Any]], requested: dict[str, str] | None
+    symbol: str,
+    stored: list[tuple[str, int, Any, Any]],
+    requested: dict[str, str] | None,
+    features_from: str | None = None,
 ) -> tuple[str, int, Any, Any]:
     """The (interval, rows, first, last) row of ``stored`` that features for ``symbol`` will read.
 
-    The default is the intraday interval with the most bars (``stored`` is sorted that way).
+    ``--interval`` first; else the interval the symbol's stored features came from (``features_from``),
+    so adding minute bars to an hourly history does not switch it; else the longest history.
     """
     intraday = [s for s in stored if s[0] != "1d"]
-    chosen = (requested or {}).get(symbol) or (intraday[0][0] if intraday else None)
+    longest = max(intraday, key=lambda s: s[3] - s[2])[0] if intraday else None
+    kept = features_from if any(s[0] == features_from for s in intraday) else None
+    chosen = (requested or {}).get(symbol) or kept or longest
     match = [s for s in intraday if s[0] == chosen]
     if not match:
         have = [s[0] for s in intraday] or "none"
@@ -206,14 +212,21 @@ def feature_rebuild(
     from datetime import timedelta
 
     from warehouse.bars import stored_intervals
-    from warehouse.catalog import feature_intervals
+    from warehouse.catalog import feature_intervals, features_interval
     from warehouse.db import session
 
     lo, hi = parse_date(start, "start"), parse_date(end, "end")
     with session(path, read_only=True) as con:
         for symbol in symbols:
-            interval, _, first, last = chosen_interval(symbol, stored_intervals(con, symbol), intervals)
+            row = chosen_interval(
+                symbol, stored_intervals(con, symbol), intervals, features_interval(con, symbol)
+            )
+            interval, _, first, last = row
             a = max(lo, first.date()) if lo else first.date()
             b = min(hi - timedelta(days=1), last.date()) if hi else last.date()
-            if a <= b:
-                check_interval_change(symbol, interval, feature_intervals(con, symbol, a, b), replace)
+            if a > b:
+                raise ConfigError(
+                    f"{symbol}: no {interval} bars between {start} and {end} (stored {first:%Y-%m-%d}.."
+                    f"{last:%Y-%m-%d}); pick another range or --interval {symbol}=..."
+                )
+            check_interval_change(symbol, interval, feature_intervals(con, symbol, a, b), replace)

@@ -149,11 +149,14 @@ class QualityPolicy(BaseModel):
         i.e. any missing bar); only the time inside the instrument's sessions counts.
     max_stale_share : float
         ``stale_bars`` (a warning) flags a partition where more than this share of bars are stale:
-        open = high = low = close = the previous close (default 0.05; the bundled real data stays
-        under 0.013 in every month).
+        open = high = low = close = the previous close (default 0.10; the bundled real data stays
+        under 0.013 in every month, 0.062 for SPY's minute bars with their pre- and post-market).
     max_stale_share_error : float
         ``stale_bars_severe`` (an error: the month is kept out of features) above this share
         (default 0.20).
+    stale_min_bars : int
+        Partitions with fewer bars skip the two stale-share checks: a share of a few bars says
+        nothing (default 100; an hourly SPY month has about 150).
     max_close_run : int
         ``repeated_close`` flags a run of more than this many bars with the same close (default 30;
         the bundled real data's longest run is 11).
@@ -167,7 +170,8 @@ class QualityPolicy(BaseModel):
     outlier_sigmas: float = Field(default=10.0, gt=0)
     min_coverage: float = Field(default=0.8, ge=0, le=1)
     gap_factor: float = Field(default=1.5, gt=0)
-    max_stale_share: float = Field(default=0.05, ge=0, le=1)
+    max_stale_share: float = Field(default=0.10, ge=0, le=1)
+    stale_min_bars: int = Field(default=100, ge=0)
     max_stale_share_error: float = Field(default=0.20, ge=0, le=1)
     max_close_run: int = Field(default=30, ge=1)
     max_examples: int = Field(default=5, ge=1, le=100)
@@ -832,6 +836,8 @@ def validate_bars(
         partition = partition_label(symbol, interval, lo, hi)
     _require_columns(frame, BAR_REQUIRED_COLUMNS, partition, "bars")
     scored = add_staleness(add_return_zscore(frame))
+    if scored.height < policy.stale_min_bars:  # a share of a handful of bars says nothing
+        scored = scored.with_columns(pl.lit(0, pl.Int8).alias(STALE_COLUMN))
     return _run_suite(scored, bars_suite(lo, hi, policy), BARS_SUITE, partition, policy, ("ts",))
 
 

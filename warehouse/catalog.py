@@ -213,6 +213,16 @@ def feature_intervals(
     return [(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
 
 
+def features_interval(con: duckdb.DuckDBPyConnection, symbol: str) -> str | None:
+    """The bar interval most of ``symbol``'s stored features came from (None: none recorded)."""
+    rows = con.sql(
+        "SELECT bar_interval FROM features_daily WHERE symbol = ? AND bar_interval IS NOT NULL "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        params=[validate_symbol(symbol)],
+    ).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
 def has_model_run(con: duckdb.DuckDBPyConnection, model_run: str) -> bool:
     """Whether ``model_runs`` holds ``model_run`` (a cheap check: no model code is imported)."""
     return bool(

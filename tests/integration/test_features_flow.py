@@ -149,3 +149,11 @@ def test_a_minute_rebuild_never_deletes_or_silently_swaps_hourly_sessions(spy_wa
     after = _sessions(spy_warehouse)
     # February has no minute bars: its 19 hourly sessions stay (they were deleted before the fix).
     assert after == {("2011-01", "1m"): 20, ("2011-02", "1h"): 19, ("2011-03", "1m"): 23}
+
+
+def test_adding_minute_bars_does_not_switch_a_symbol_s_default_interval(spy_warehouse: Path) -> None:
+    """A README flow: features from hourly bars, then minute bars ingested; the default stays hourly."""
+    features_flow(["SPY"], intervals={"SPY": "1h"}, start=date(2011, 1, 1), end=date(2011, 2, 1),
+                  warehouse=str(spy_warehouse))  # fmt: skip
+    again = features_flow(["SPY"], start=date(2011, 1, 1), end=date(2011, 2, 1), warehouse=str(spy_warehouse))
+    assert {r["interval"] for r in again["partitions"]} == {"1h"}  # was 1m (the interval with most bars)

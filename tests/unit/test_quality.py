@@ -554,8 +554,20 @@ def test_a_month_of_27_percent_frozen_bars_fails_the_gate_and_the_real_month_pas
     severe = next(o for o in frozen.errors if o.check == "stale_bars_severe")
     assert severe.unexpected_count == int(0.27 * bars.height)
     assert "stale_bars" in {o.check for o in frozen.warnings}
-    mild = validate_bars(_freeze(bars, 0.08), lo, hi)  # a warning, not a blocked month
+    mild = validate_bars(_freeze(bars, 0.12), lo, hi)  # a warning, not a blocked month
     assert mild.passed and "stale_bars" in {o.check for o in mild.warnings}
+    few = _freeze(bars.head(40), 0.5)  # a partition of 40 bars: its share says nothing
+    assert validate_bars(few, lo, hi).passed
+
+
+def test_spy_minute_bars_with_extended_hours_raise_no_stale_warning() -> None:
+    bars, lo, hi = _month("nt-spy-minute-2011-01.csv", "SPY", "ninjatrader", 2011, 1)
+    report = validate_bars(bars, lo, hi)
+    assert not {o.check for o in report.outcomes if not o.success} & {"stale_bars", "stale_bars_severe"}
+    tail, lo2, hi2 = _month(
+        "nt-spy-minute-2011-01.csv", "SPY", "ninjatrader", 2011, 2
+    )  # 36 bars of Feb 1 UTC
+    assert tail.height == 36 and validate_bars(tail, lo2, hi2).passed  # was blocked: stale_bars_severe
 
 
 def test_a_long_run_of_one_close_is_flagged() -> None:
