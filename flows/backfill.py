@@ -140,29 +140,18 @@ def _chunk_item(stage: str, lo: date, hi: date, rows: list[dict[str, Any]], fail
     }
 
 
-_CODE_FILES = (
-    "tasks/ingest.py",
-    "tasks/features.py",
-    "tasks/quality.py",
-    "tasks/calendars.py",
-    "flows/ingest_flow.py",
-    "flows/features_flow.py",
-    "warehouse/bars.py",
-    "warehouse/features.py",
-)
 #: Cross-asset correlations of a chunk read 90 days of features, whose bars reach 40 days further.
 FINGERPRINT_LOOKBACK_DAYS = 130
 
 
 def code_version() -> str:
-    """Hash of the stage code a chunk runs: editing it invalidates every chunk marker."""
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for rel in _CODE_FILES:
-        path = root / rel
-        digest.update(path.read_bytes() if path.is_file() else rel.encode())
-    for path in sorted((root / "tasks" / "sources").glob("*.py")):
-        digest.update(path.read_bytes())
+    """Hash of the stage code a chunk runs and the flows that wire it: editing it invalidates markers."""
+    from tasks.orchestration import stage_code_hash
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(stage_code_hash().encode())
+    for name in ("ingest_flow.py", "features_flow.py"):
+        digest.update((root / name).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
@@ -53,9 +56,61 @@ def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> boo
     return False
 
 
-#: Cache policy for partition tasks: the task's plain inputs (partition keys + data version) and its
-#: source code, so editing a task's code never serves results computed by the old code.
-PARTITION_CACHE: CachePolicy = INPUTS + TASK_SOURCE
+#: The data path's code: what ingest, quality and features partitions compute depends on it.
+STAGE_CODE_FILES = (
+    "tasks/ingest.py",
+    "tasks/bar_checks.py",
+    "tasks/features.py",
+    "tasks/quality.py",
+    "tasks/calendars.py",
+    "warehouse/bars.py",
+    "warehouse/features.py",
+    "warehouse/quality.py",
+)
+
+
+def stage_code_hash(root: Path | None = None) -> str:
+    """Content hash of :data:`STAGE_CODE_FILES` and ``tasks/sources/*.py`` (under ``root``: the repo).
+
+    The repository's own hash is computed once per process.
+    """
+    return _hash_tree(root) if root is not None else _repo_stage_code_hash()
+
+
+@lru_cache(maxsize=1)
+def _repo_stage_code_hash() -> str:
+    return _hash_tree(Path(__file__).resolve().parent.parent)
+
+
+def _hash_tree(root: Path) -> str:
+    digest = hashlib.sha256()
+    for rel in STAGE_CODE_FILES:
+        path = root / rel
+        digest.update(path.read_bytes() if path.is_file() else rel.encode())
+    for path in sorted((root / "tasks" / "sources").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class StageCode(CachePolicy):
+    """Cache-key part: :func:`stage_code_hash`.
+
+    ``TASK_SOURCE`` hashes only the task function's own body; a partition's result also depends on
+    the parsers, checks and feature definitions it calls, so editing one of them must not serve
+    results computed by the old code (a quality check changed, a month stayed blocked from cache).
+    """
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        """The stage code's hash, whatever the inputs."""
+        return stage_code_hash()
+
+
+#: Cache policy for partition tasks: the task's plain inputs (partition keys + data version), its
+#: source code and the stage code it calls, so editing either never serves results of the old code.
+PARTITION_CACHE: CachePolicy = INPUTS + TASK_SOURCE + StageCode()
 
 #: Defaults every partition task passes to ``@task``.
 TASK_DEFAULTS: dict[str, Any] = {
