@@ -1293,11 +1293,10 @@ def check_bars_partition(
         ``passed``, ``n_errors``, ``n_warnings``, ``errors``, ``warnings``, ``row_count``, ``n_gaps``,
         ``n_missing_sessions``, ``artifact_key``, ``partition``; plain JSON values only.
     """
-    from tasks.calendars import validate_calendar
     from warehouse.bars import read_bars
     from warehouse.catalog import get_instrument
     from warehouse.db import session, writer
-    from warehouse.quality import find_gaps, interval_seconds, missing_sessions, write_dq_results
+    from warehouse.quality import interval_seconds, write_dq_results
     from warehouse.symbols import validate_symbol
 
     _existing_warehouse(warehouse_path)
@@ -1306,30 +1305,13 @@ def check_bars_partition(
     rules = load_policy(policy)
     lo, hi = parse_window(start, end)
     partition = partition_label(symbol, interval, lo, hi)
-    notes: list[str] = []
     with session(warehouse_path) as con:
         bars = read_bars(con, symbol, interval, lo, hi)
-        gaps = find_gaps(con, symbol, interval, lo, hi, factor=rules.gap_factor)
         if calendar is None:
             instrument = get_instrument(con, symbol)
             calendar = instrument.calendar if instrument else None
-        missing: pl.DataFrame | None = None
-        n_expected = 0
-        if calendar is None:
-            notes.append(f"missing_sessions skipped: no calendar given and {symbol} is not in instruments")
-        else:
-            sessions, windows = expected_session_windows(validate_calendar(calendar), lo, hi)
-            n_expected = len(sessions)
-            missing = missing_sessions(con, symbol, interval, sessions, windows)
-    if calendar is not None:
-        gaps = in_session_gaps(
-            gaps, session_windows(validate_calendar(calendar), lo, hi), interval_seconds(interval)
-        )
-    report = validate_bars(bars, lo, hi, rules, partition)
-    extra = [gaps_outcome(gaps, rules, bars.height)]
-    if missing is not None:
-        extra.append(missing_sessions_outcome(missing, n_expected, rules))
-    report = report.with_outcomes(extra, notes)
+        extra, notes = _calendar_checks(con, symbol, interval, lo, hi, calendar, rules, bars.height)
+    report = validate_bars(bars, lo, hi, rules, partition).with_outcomes(extra, notes)
     with writer(warehouse_path) as con:  # serialized with every other writer
         write_dq_results(con, dq_rows(report, run_id))
     key = artifact_key(BARS_SUITE, symbol, interval)
@@ -1339,12 +1321,31 @@ def check_bars_partition(
         raise DataError(report.summary(), location=partition)
     return task_summary(
         report,
-        n_gaps=gaps.height,
-        n_missing_sessions=missing.height if missing is not None else None,
+        n_gaps=extra[0].unexpected_count,
+        n_missing_sessions=extra[1].unexpected_count if len(extra) > 1 else None,
         artifact_key=key,
         data_version=data_version,
         run_id=run_id,
     )
+
+
+def _calendar_checks(
+    con: Any, symbol: str, interval: str, lo: datetime, hi: datetime, calendar: str | None,
+    rules: QualityPolicy, n_bars: int,
+) -> tuple[list[CheckOutcome], list[str]]:  # fmt: skip
+    """``bar_gaps`` (inside the calendar's sessions) and ``missing_sessions`` outcomes, and notes."""
+    from tasks.calendars import validate_calendar
+    from warehouse.quality import find_gaps, interval_seconds, missing_sessions
+
+    gaps = find_gaps(con, symbol, interval, lo, hi, factor=rules.gap_factor)
+    if calendar is None:
+        note = f"missing_sessions skipped: no calendar given and {symbol} is not in instruments"
+        return [gaps_outcome(gaps, rules, n_bars)], [note]
+    calendar = validate_calendar(calendar)
+    gaps = in_session_gaps(gaps, session_windows(calendar, lo, hi), interval_seconds(interval))
+    sessions, windows = expected_session_windows(calendar, lo, hi)
+    missing = missing_sessions(con, symbol, interval, sessions, windows)
+    return [gaps_outcome(gaps, rules, n_bars), missing_sessions_outcome(missing, len(sessions), rules)], []
 
 
 def read_features_partition(
