@@ -138,7 +138,8 @@ def test_cli_reports_errors_as_one_line_and_prints_a_summary(tmp_path: Path) -> 
         ],
     )
     assert bad_range.exit_code == 2
-    assert "after end" in bad_range.output and "Traceback" not in bad_range.output
+    assert "--start 2011-02-01 is after --end 2011-01-01" in bad_range.output
+    assert "Traceback" not in bad_range.output
 
     empty = tmp_path / "empty.csv"
     empty.write_text("")
