@@ -202,11 +202,11 @@ def feature_intervals(
 ) -> list[tuple[str, date, date, int]]:
     """(bar interval, first session, last session, sessions) of ``symbol``'s stored features in a range.
 
-    Every feature-set version counts; rows written before the interval was recorded do not.
+    Every feature-set version counts.
     """
     rows = con.sql(
-        "SELECT bar_interval, min(session_date), max(session_date), count(*) FROM features_daily "
-        "WHERE symbol = ? AND session_date BETWEEN ? AND ? AND bar_interval IS NOT NULL "
+        'SELECT "interval", min(session_date), max(session_date), count(*) FROM features_daily '
+        "WHERE symbol = ? AND session_date BETWEEN ? AND ? "
         "GROUP BY 1 ORDER BY 2",
         params=[validate_symbol(symbol), start, end],
     ).fetchall()
@@ -214,10 +214,9 @@ def feature_intervals(
 
 
 def features_interval(con: duckdb.DuckDBPyConnection, symbol: str) -> str | None:
-    """The bar interval most of ``symbol``'s stored features came from (None: none recorded)."""
+    """The bar interval most of ``symbol``'s stored features came from (None: no features)."""
     rows = con.sql(
-        "SELECT bar_interval FROM features_daily WHERE symbol = ? AND bar_interval IS NOT NULL "
-        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        'SELECT "interval" FROM features_daily WHERE symbol = ? GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1',
         params=[validate_symbol(symbol)],
     ).fetchall()
     return str(rows[0][0]) if rows else None

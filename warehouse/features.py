@@ -4,7 +4,7 @@ A write covers one partition in one transaction: it deletes the partition's rows
 (inclusive session dates) for the given feature-set version that were built from the same bar interval,
 or that it recomputes, and inserts the new rows. Running it twice therefore leaves exactly one copy;
 sessions that disappeared from the input disappear from the table; sessions built from another bar
-interval that the write did not recompute are never deleted (``features_daily.bar_interval``).
+interval that the write did not recompute are never deleted (``features_daily.interval``).
 
 Partitions:
 - ``features_daily``: one symbol, a date range, a version.
@@ -84,11 +84,11 @@ def _insert_query(table: str, columns: list[str]) -> str:
 # Assembled once from fixed identifiers; every value is bound.
 _Q_DELETE_FEATURES = (
     "DELETE FROM features_daily WHERE symbol = ? AND feature_set_version = ? "
-    "AND session_date BETWEEN ? AND ? AND (bar_interval IS NOT DISTINCT FROM ? "
+    'AND session_date BETWEEN ? AND ? AND (?::VARCHAR IS NULL OR "interval" = ? '
     "OR session_date IN (SELECT session_date FROM _volrisk_features_stage))"
 )
 assert _STAGE_VIEW in _Q_DELETE_FEATURES
-_Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION, "bar_interval"])
+_Q_INSERT_FEATURES = _insert_query("features_daily", [*_FEATURE_COLS, _VERSION])
 _Q_DELETE_CROSS = (
     "DELETE FROM cross_asset_daily WHERE list_contains(?::VARCHAR[], symbol_a) "
     'AND list_contains(?::VARCHAR[], symbol_b) AND feature_set_version = ? AND "window" = ? '
@@ -145,8 +145,9 @@ def write_features(
     version : str
         Feature-set version stored in ``feature_set_version``.
     interval : str | None
-        The bar interval the features were computed from. Stored sessions of the range built from
-        another interval are replaced only where ``frame`` recomputes them, never deleted.
+        The bar interval the features were computed from (default: the frame's). Stored sessions of
+        the range built from another interval are replaced only where ``frame`` recomputes them,
+        never deleted; with no interval at all (an empty frame), the whole range is cleared.
 
     Returns
     -------
@@ -164,11 +165,21 @@ def write_features(
     dupes = rows["session_date"].is_duplicated().sum()
     if dupes:
         raise DataError(f"features frame repeats {dupes} session_date row(s) for {symbol!r}")
-    stage = rows.with_columns(
-        pl.lit(version).alias(_VERSION), pl.lit(interval, pl.String).alias("bar_interval")
-    )
-    _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, [symbol, version, start, end, interval])
+    interval = _one_interval(rows, interval, symbol)
+    stage = rows.with_columns(pl.lit(version).alias(_VERSION))
+    params = [symbol, version, start, end, interval, interval]
+    _replace(con, _Q_DELETE_FEATURES, _Q_INSERT_FEATURES, stage, params)
     return stage.height
+
+
+def _one_interval(rows: pl.DataFrame, interval: str | None, symbol: str) -> str | None:
+    """The bar interval of a features write: the frame's single one, which must match ``interval``."""
+    found = rows["interval"].unique().to_list()
+    if len(found) > 1 or (found and interval is not None and found != [interval]):
+        raise DataError(
+            f"features frame of {symbol!r} holds bar intervals {found}; this write is {interval!r}"
+        )
+    return interval if interval is not None else (found[0] if found else None)
 
 
 def read_features(

@@ -117,7 +117,7 @@ def spy_warehouse(tmp_path: Path) -> Path:
 def _sessions(path: Path) -> dict[tuple[str, str | None], int]:
     with session(path, read_only=True) as con:
         rows = con.sql(
-            "SELECT strftime(session_date, '%Y-%m'), bar_interval, count(*) FROM features_daily "
+            "SELECT strftime(session_date, '%Y-%m'), \"interval\", count(*) FROM features_daily "
             "WHERE symbol = 'SPY' GROUP BY ALL ORDER BY 1"
         ).fetchall()
     return {(m, iv): n for m, iv, n in rows}

@@ -182,13 +182,25 @@ def reference_features(bars: pl.DataFrame, cal: Calendar) -> dict[date, dict[str
         jumps = reference_jump_count(a)
         expected = cal.expected(day)
         out[day] = {
-            "open": float(oo[0]), "close": float(cc[-1]), "high": float(h[idx].max()),
-            "low": float(lo[idx].min()), "volume": float(v[idx].sum()),
-            "n_bars": n, "expected_bars": expected, "coverage": min(1.0, n / expected),
-            "ret_oc": math.log(cc[-1] / oo[0]), "rv": rv, "bv": bv, "jv": max(rv - bv, 0.0),
-            "rq": n / 3 * float(np.sum(r**4)), "tq": tq,
-            "rs_pos": float(np.sum(r[r > 0] ** 2)), "rs_neg": float(np.sum(r[r < 0] ** 2)),
-            "bns_z": z, "bns_p": None if z is None else float(norm.sf(z)), "jump_count": jumps,
+            "open": float(oo[0]),
+            "close": float(cc[-1]),
+            "high": float(h[idx].max()),
+            "low": float(lo[idx].min()),
+            "volume": float(v[idx].sum()),
+            "n_bars": n,
+            "expected_bars": expected,
+            "coverage": min(1.0, n / expected),
+            "ret_oc": math.log(cc[-1] / oo[0]),
+            "rv": rv,
+            "bv": bv,
+            "jv": max(rv - bv, 0.0),
+            "rq": n / 3 * float(np.sum(r**4)),
+            "tq": tq,
+            "rs_pos": float(np.sum(r[r > 0] ** 2)),
+            "rs_neg": float(np.sum(r[r < 0] ** 2)),
+            "bns_z": z,
+            "bns_p": None if z is None else float(norm.sf(z)),
+            "jump_count": jumps,
         }
     for day, row in out.items():
         prev = out.get(cal.previous(day))
@@ -232,9 +244,12 @@ TOLERANCE: dict[str, Callable[[dict[date, dict[str, float | int | None]], list[d
     # z is a standardized statistic: absolute error 1e-12 * max(1, |z|).
     "bns_z": lambda ref, days: 1e-12 * _z_scale(ref, days),
     # p = sf(z): an error dz moves p by pdf(z) dz; allow that, or 1e-12 relative.
-    "bns_p": lambda ref, days: 1e-12 * np.maximum(
-        np.array([float(ref[d]["bns_p"]) for d in days]),  # type: ignore[arg-type]
-        norm.pdf([float(ref[d]["bns_z"]) for d in days]) * _z_scale(ref, days),  # type: ignore[arg-type]
+    "bns_p": lambda ref, days: (
+        1e-12
+        * np.maximum(
+            np.array([float(ref[d]["bns_p"]) for d in days]),  # type: ignore[arg-type]
+            norm.pdf([float(ref[d]["bns_z"]) for d in days]) * _z_scale(ref, days),  # type: ignore[arg-type]
+        )
     ),
 }
 
@@ -250,8 +265,10 @@ def test_btc_perp_ftx_matches_reference() -> None:
     # 2021-12-31 starts at 23:01 and 2022-02-01 ends at 05:31: both partial and flagged.
     flagged = ours.filter(pl.col("low_coverage"))["session_date"].to_list()
     assert flagged == [date(2021, 12, 31), date(2022, 2, 1)]
-    print(f"BTC-PERP: {ours.height} sessions, mean jumps/day {ours['jump_count'].mean():.2f}, "
-          f"BNS p<1% on {(ours['bns_p'] < 0.01).sum()} days")
+    print(
+        f"BTC-PERP: {ours.height} sessions, mean jumps/day {ours['jump_count'].mean():.2f}, "
+        f"BNS p<1% on {(ours['bns_p'] < 0.01).sum()} days"
+    )
 
 
 def test_eurusd_histdata_matches_reference() -> None:
@@ -267,8 +284,10 @@ def test_eurusd_histdata_matches_reference() -> None:
     # Spans the March 2017 switch: the sessions around it are complete (HistData gaps aside).
     around = ours.filter(pl.col("session_date").is_in([date(2017, 3, 10), date(2017, 3, 13)]))
     assert around["expected_bars"].to_list() == [1440, 1440]
-    print(f"EURUSD: {ours.height} sessions, {assignment.dropped_weekend} bars in the weekend close, "
-          f"{ours['low_coverage'].sum()} low-coverage sessions")
+    print(
+        f"EURUSD: {ours.height} sessions, {assignment.dropped_weekend} bars in the weekend close, "
+        f"{ours['low_coverage'].sum()} low-coverage sessions"
+    )
 
 
 def test_spy_ninjatrader_matches_reference() -> None:

@@ -71,8 +71,9 @@ def test_infer_calendar(spy_daily: pl.DataFrame, btc_daily: pl.DataFrame) -> Non
         infer_calendar(odd)
 
 
-def test_quantiles_monotone_and_schema(fitted: dict[str, QuantileForecaster], spy: ModelData,
-                                       held_out: list[date]) -> None:
+def test_quantiles_monotone_and_schema(
+    fitted: dict[str, QuantileForecaster], spy: ModelData, held_out: list[date]
+) -> None:
     for name, model in fitted.items():
         pred = model.predict(spy, held_out[:300])
         assert pred.schema == pl.Schema(PREDICTION_SCHEMA)
@@ -102,11 +103,16 @@ def test_pinball_loss_decreases_over_training(fitted: dict[str, QuantileForecast
     assert ev[-1] < ev[0]  # the event head improves on the base it starts from
 
 
-def test_event_flags_on_fomc_days(fitted: dict[str, QuantileForecaster], spy: ModelData,
-                                  held_out: list[date]) -> None:
+def test_event_flags_on_fomc_days(
+    fitted: dict[str, QuantileForecaster], spy: ModelData, held_out: list[date]
+) -> None:
     pred = fitted["quantile_event"].predict(spy, held_out)
-    flags = pred.select("target", pl.col("params").map_elements(lambda p: json.loads(p)["events"]["fomc"],
-                                                                return_dtype=pl.Int64).alias("fomc"))
+    flags = pred.select(
+        "target",
+        pl.col("params")
+        .map_elements(lambda p: json.loads(p)["events"]["fomc"], return_dtype=pl.Int64)
+        .alias("fomc"),
+    )
     fomc = read_fomc_dates("data/events/fomc_decision_dates_2015_2026.csv")
     scheduled = set(fomc.filter(pl.col("scheduled"))["date"].to_list())
     flagged = set(flags.filter(pl.col("fomc") == 1)["target"].to_list())
@@ -137,7 +143,8 @@ def garble(data: ModelData, t: date) -> ModelData:
     after = feats["session_date"] > t
     junk = {
         c: pl.when(after).then(pl.Series(rng.choice([np.nan, -1e9, 1e9], feats.height))).otherwise(pl.col(c))
-        for c, dtype in feats.schema.items() if dtype == pl.Float64 and c != "session_end"
+        for c, dtype in feats.schema.items()
+        if dtype == pl.Float64 and c != "session_end"
     }
     feats = feats.with_columns(**junk)
     assert data.events is not None
@@ -146,20 +153,27 @@ def garble(data: ModelData, t: date) -> ModelData:
     late = pl.col("event_ts") > cutoff
     far = pl.col("event_ts") > pl.lit(cutoff).dt.offset_by("5d")
     ev = ev.with_columns(
-        *[pl.when(late).then(pl.lit(1e12)).otherwise(pl.col(c)).alias(c)
-          for c in ("actual", "forecast", "surprise", "surprise_z")],
-        pl.when(far).then(pl.col("event_ts").dt.offset_by("1d")).otherwise(pl.col("event_ts")).alias("event_ts"),
+        *[
+            pl.when(late).then(pl.lit(1e12)).otherwise(pl.col(c)).alias(c)
+            for c in ("actual", "forecast", "surprise", "surprise_z")
+        ],
+        pl.when(far)
+        .then(pl.col("event_ts").dt.offset_by("1d"))
+        .otherwise(pl.col("event_ts"))
+        .alias("event_ts"),
     )
     extra = ev.head(3).with_columns(
         pl.Series("event_ts", [cutoff + (i + 1) * (cutoff - cutoff.replace(hour=0)) for i in range(3)]),
-        pl.lit(False).alias("scheduled"), pl.lit(9.0).alias("surprise_z"),
+        pl.lit(False).alias("scheduled"),
+        pl.lit(9.0).alias("surprise_z"),
     )
     return ModelData(feats, events=pl.concat([ev, extra]))
 
 
 @pytest.mark.parametrize("name", ["quantile", "quantile_event"])
-def test_no_look_ahead(name: str, fitted: dict[str, QuantileForecaster], spy: ModelData,
-                       held_out: list[date]) -> None:
+def test_no_look_ahead(
+    name: str, fitted: dict[str, QuantileForecaster], spy: ModelData, held_out: list[date]
+) -> None:
     model = fitted[name]
     origins = held_out[290:300]  # around 2018-03
     t = origins[-1]
@@ -176,16 +190,19 @@ def test_no_look_ahead(name: str, fitted: dict[str, QuantileForecaster], spy: Mo
     assert not model.predict(at_t, origins[-1:]).equals(clean.tail(1))
 
 
-def test_interval_coverage_on_held_out_spy(fitted: dict[str, QuantileForecaster], spy: ModelData,
-                                           held_out: list[date]) -> None:
+def test_interval_coverage_on_held_out_spy(
+    fitted: dict[str, QuantileForecaster], spy: ModelData, held_out: list[date]
+) -> None:
     for name, model in fitted.items():
         pred = realized(model.predict(spy, held_out), spy)
         y = pred["ret_cc"].to_numpy()
         cov80 = float(np.mean((y >= pred["q10"].to_numpy()) & (y <= pred["q90"].to_numpy())))
         cov90 = float(np.mean((y >= pred["q05"].to_numpy()) & (y <= pred["q95"].to_numpy())))
         loss = pinball_loss(y, pred.select(QUANTILE_COLUMNS).to_numpy())
-        print(f"\n{name}: SPY {pred['target'].min()}..{pred['target'].max()} n={len(y)} "
-              f"cov80={cov80:.3f} cov90={cov90:.3f} pinball={loss:.3e}")
+        print(
+            f"\n{name}: SPY {pred['target'].min()}..{pred['target'].max()} n={len(y)} "
+            f"cov80={cov80:.3f} cov90={cov90:.3f} pinball={loss:.3e}"
+        )
         assert len(y) > 1000
         assert 0.6 <= cov80 <= 0.95 and cov80 < cov90 <= 0.99
 

@@ -21,8 +21,25 @@ from warehouse.schema import BAR_SCHEMA
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2021, 3, 10, tzinfo=UTC)  # a week holding the March 2021 DST switch
 SETTINGS = settings(max_examples=40, deadline=None)
-INTRADAY = ["n_bars", "n_returns", "open", "high", "low", "close", "volume", "rv", "bv", "rq", "tq",
-            "rs_pos", "rs_neg", "bns_z", "jump_count", "ret_oc", "coverage"]
+INTRADAY = [
+    "n_bars",
+    "n_returns",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "rv",
+    "bv",
+    "rq",
+    "tq",
+    "rs_pos",
+    "rs_neg",
+    "bns_z",
+    "jump_count",
+    "ret_oc",
+    "coverage",
+]
 
 
 def bars_at(minutes: list[int], steps: list[float], symbol: str = "X") -> pl.DataFrame:
@@ -119,8 +136,7 @@ def _xnys_schedule() -> dict[date, tuple[datetime, datetime]]:
     cal = xcals.get_calendar("XNYS", start="2021-01-04", end="2021-04-30")
     sched = cal.schedule.loc["2021-03-01":"2021-03-31"]
     return {
-        idx.date(): (row.open.to_pydatetime(), row.close.to_pydatetime())
-        for idx, row in sched.iterrows()
+        idx.date(): (row.open.to_pydatetime(), row.close.to_pydatetime()) for idx, row in sched.iterrows()
     }
 
 

@@ -428,7 +428,12 @@ def test_generic_parquet_with_a_column_map_and_time_zone(tmp_path: Path) -> None
 
     naive = pl.DataFrame(
         {
-            "Time": [dt(2017, 3, 12, 1, 0), dt(2017, 3, 12, 2, 30), dt(2017, 3, 12, 3, 0), dt(2017, 3, 12, 4, 0)],
+            "Time": [
+                dt(2017, 3, 12, 1, 0),
+                dt(2017, 3, 12, 2, 30),
+                dt(2017, 3, 12, 3, 0),
+                dt(2017, 3, 12, 4, 0),
+            ],
             "O": [10.0, 10.0, 10.0, 11.0],
             "H": [11.0, 11.0, 11.0, 12.0],
             "L": [9.0, 9.0, 9.0, 10.0],
@@ -439,8 +444,12 @@ def test_generic_parquet_with_a_column_map_and_time_zone(tmp_path: Path) -> None
     path = tmp_path / "bars.parquet"
     naive.write_parquet(path)
     layout = generic_from_params(
-        {"ts_column": "Time", "tz": "America/New_York", "interval": "1h",
-         "column_map": {"open": "O", "high": "H", "low": "L", "close": "C"}}
+        {
+            "ts_column": "Time",
+            "tz": "America/New_York",
+            "interval": "1h",
+            "column_map": {"open": "O", "high": "H", "low": "L", "close": "C"},
+        }
     )
     result = read_bars_file(path, symbol="SPY", fmt=layout)
     # 02:30 does not exist on 2017-03-12 in New York: quarantined with the row number; the rest arrive.

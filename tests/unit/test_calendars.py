@@ -88,8 +88,10 @@ def test_xnys_dst_sessions(day: date, open_utc: datetime, close_utc: datetime) -
 @pytest.mark.parametrize(("day", "open_utc", "close_utc"), XNYS_DST)
 def test_xnys_dst_assignment_of_real_minutes(day: date, open_utc: datetime, close_utc: datetime) -> None:
     # Every UTC minute of the local day and its neighbours: exactly the regular minutes are kept.
-    stamps = minute_grid(utc(day.year, day.month, day.day) - timedelta(hours=12),
-                         utc(day.year, day.month, day.day) + timedelta(hours=36))
+    stamps = minute_grid(
+        utc(day.year, day.month, day.day) - timedelta(hours=12),
+        utc(day.year, day.month, day.day) + timedelta(hours=36),
+    )
     result = assign_sessions(make_bars(stamps), "XNYS", "1m")
     kept = result.bars.filter(pl.col("session_date") == day)
     assert kept.height == 390

@@ -85,7 +85,10 @@ def test_user_csv_normalizes_times_types_and_values(tmp_path: Path) -> None:
     ev = read_events_csv(path)
     assert ev.schema == pl.Schema(EVENTS_SCHEMA)
     assert ev["event_ts"].to_list() == [
-        utc(2020, 1, 14, 13, 30), utc(2020, 3, 11, 12, 30), utc(2020, 6, 5, 12, 30), utc(2020, 6, 10, 18, 0)
+        utc(2020, 1, 14, 13, 30),
+        utc(2020, 3, 11, 12, 30),
+        utc(2020, 6, 5, 12, 30),
+        utc(2020, 6, 10, 18, 0),
     ]
     assert ev["type"].to_list() == ["CPI", "CPI", "NFP", "FOMC"]
     assert ev["currency"].to_list() == ["USD"] * 4
@@ -331,7 +334,9 @@ def test_event_features_ignore_future_values_and_unscheduled_events() -> None:
     assert clean["sched_fomc"].to_list() == [0, 1, 0, 0]
     # after the last origin: values garbled, an unscheduled event added: nothing changes
     junk = fomc.with_columns(
-        pl.when(pl.col("event_ts") > utc(2020, 1, 31)).then(pl.lit(1e12)).otherwise(pl.col("surprise_z"))
+        pl.when(pl.col("event_ts") > utc(2020, 1, 31))
+        .then(pl.lit(1e12))
+        .otherwise(pl.col("surprise_z"))
         .alias("surprise_z")
     )
     extra = fomc.head(1).with_columns(

@@ -487,9 +487,14 @@ def test_a_write_from_another_interval_replaces_only_the_sessions_it_recomputes(
         write_features(con, a, "A", start, end, interval="1h")
         write_features(con, a.head(0), "A", start, end, interval="1m")  # no minute bars at all
         assert read_features(con, "A").equals(a)
-        sub = a.filter(pl.col("session_date") <= date(2021, 1, 8))
-        write_features(con, sub, "A", start, end, interval="1m")  # minute bars for 5 sessions only
-        assert read_features(con, "A").equals(a)  # same values here; only the interval label moved
+        minute = a.filter(pl.col("session_date") <= date(2021, 1, 8)).with_columns(
+            pl.lit("1m").alias("interval")
+        )
+        write_features(con, minute, "A", start, end, interval="1m")  # minute bars for 5 sessions only
+        back = read_features(con, "A")
+        assert back.height == 20 and back.filter(pl.col("interval") == "1m").equals(minute)
+        with pytest.raises(DataError, match=r"bar intervals \['1m'\]; this write is '1h'"):
+            write_features(con, minute, "A", start, end, interval="1h")
         assert feature_intervals(con, "A", start, end) == [
             ("1m", date(2021, 1, 4), date(2021, 1, 8), 5),
             ("1h", date(2021, 1, 9), date(2021, 1, 23), 15),
