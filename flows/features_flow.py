@@ -131,6 +131,13 @@ def features_flow(
     run_id = uuid.uuid4().hex[:12]
     wid, plans = plan_features(wh_path, symbols, start, end, intervals, replace_interval)
 
+    # Switching a symbol's interval back must rewrite its months: a cached result (same bars, same
+    # interval as an earlier build) would write nothing and leave the other interval's sessions.
+    build = (
+        build_features_partition.with_options(refresh_cache=True)
+        if replace_interval
+        else build_features_partition
+    )
     total = sum(len(p.windows) for p in plans)
     progress.report("features", total=total)
     dq_futures: dict[Any, tuple[FeaturePlan, datetime, datetime, str]] = {}
@@ -173,7 +180,7 @@ def features_flow(
             rows.append(row)
             progress.report("features", item=row)
             continue
-        ffut = build_features_partition.submit(
+        ffut = build.submit(
             wh_path,
             wid,
             plan.symbol,

@@ -150,6 +150,15 @@ def test_a_minute_rebuild_never_deletes_or_silently_swaps_hourly_sessions(spy_wa
     # February has no minute bars: its 19 hourly sessions stay (they were deleted before the fix).
     assert after == {("2011-01", "1m"): 20, ("2011-02", "1h"): 19, ("2011-03", "1m"): 23}
 
+    # And back: the hourly months were built before (a cache hit would write nothing), so the switch
+    # back must rebuild them, or January and March would silently stay minute-based.
+    back = features_flow(
+        ["SPY"], start=date(2011, 1, 1), end=date(2011, 4, 1), intervals=hourly_only,
+        warehouse=str(spy_warehouse), replace_interval=True,
+    )  # fmt: skip
+    assert {r["status"] for r in back["partitions"]} == {"success"}
+    assert _sessions(spy_warehouse) == hourly
+
 
 def test_adding_minute_bars_does_not_switch_a_symbol_s_default_interval(spy_warehouse: Path) -> None:
     """A README flow: features from hourly bars, then minute bars ingested; the default stays hourly."""
