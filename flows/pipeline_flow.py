@@ -224,7 +224,9 @@ def symbols_with_bars(
     wh_path: str, symbols: list[str], start: date | None, end: date | None
 ) -> dict[str, str]:
     """``{symbol: reason}`` for the symbols that have no intraday bars in ``[start, end)``."""
+    from flows.preflight import chosen_interval
     from warehouse.bars import bars_version, stored_intervals
+    from warehouse.catalog import features_interval
     from warehouse.db import session
 
     lo = datetime(start.year, start.month, start.day, tzinfo=UTC) if start else None
@@ -234,11 +236,12 @@ def symbols_with_bars(
         return {s: f"warehouse {wh_path} does not exist" for s in symbols}
     with session(wh_path, read_only=True) as con:
         for symbol in symbols:
-            intraday = [s for s in stored_intervals(con, symbol) if s[0] != "1d"]
-            if not intraday:
+            stored = stored_intervals(con, symbol)
+            if not [s for s in stored if s[0] != "1d"]:
                 missing[symbol] = "no intraday bars stored"
                 continue
-            interval, _, first, last = intraday[0]  # the interval features_flow picks: most bars
+            # the interval features_flow picks: the stored features', else the longest history
+            interval, _, first, last = chosen_interval(symbol, stored, None, features_interval(con, symbol))
             empty = (hi is not None and first >= hi) or (lo is not None and last < lo)
             if not empty and lo is not None and hi is not None:
                 empty = bars_version(con, symbol, interval, lo, hi).startswith("0:")
