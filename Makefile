@@ -32,8 +32,8 @@ bench: $(STAMP)
 		echo "== $$b"; $(BIN)/python $$b; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check tasks warehouse flows
-	$(BIN)/mypy tasks warehouse
+	$(BIN)/ruff check core tasks warehouse flows
+	$(BIN)/mypy core tasks warehouse
 
 # Local Prefect server (127.0.0.1:4200, home .volrisk/prefect-server) + workers + deployments.
 server: $(STAMP)

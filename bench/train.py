@@ -59,7 +59,7 @@ bench_dir = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, bench_dir)
 from _util import median, peak_rss_mb, timed  # noqa: E402
 
-from tasks.errors import ConfigError  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
 from tasks.models.base import ModelData, get_model, model_names  # noqa: E402
 from tasks.models.daily_nn import config_dict  # noqa: E402
 from tasks.models.transformer import (  # noqa: E402

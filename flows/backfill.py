@@ -41,8 +41,8 @@ from typing import Annotated, Any
 
 import typer
 
+from core.errors import ConfigError
 from flows import progress
-from tasks.errors import ConfigError
 
 CHUNKS = ("day", "week", "month")
 STAGES = ("ingest", "features", "evaluate", "all")

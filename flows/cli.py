@@ -30,9 +30,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from core.errors import VolriskError
 from flows import progress
 from tasks.config import get_settings
-from tasks.errors import VolriskError
 
 app = typer.Typer(
     help="volrisk: intraday bars to honest volatility and risk forecasts.", no_args_is_help=True

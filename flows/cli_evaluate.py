@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from core.errors import VolriskError
 from flows.cli import (
     WarehouseOpt,
     _run_with_progress,
@@ -16,7 +17,6 @@ from flows.cli import (
     err_console,
     friendly_errors,
 )
-from tasks.errors import VolriskError
 from tasks.model_catalog import BUILTIN_MODELS
 
 

@@ -28,9 +28,10 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.errors import ConfigError, DataError
+from core.hashing import frame_hash
 from flows import progress
 from tasks.config import get_settings
-from tasks.errors import ConfigError, DataError
 from tasks.evaluate import Fold, evaluate_fold, features_version, model_code_hash, walk_forward_folds
 from tasks.stacking import Ensemble
 
@@ -78,10 +79,9 @@ def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
             f"no features_daily rows for {missing}; run `volrisk features {' '.join(missing)}` first"
         )
     from tasks.events import default_event_calendar
-    from tasks.orchestration import content_hash
 
     events = default_event_calendar()
-    events_version = content_hash(events.height, int(events.hash_rows(seed=0).sum()) if events.height else 0)
+    events_version = frame_hash(events)
     return EvalInputs(feats, classes, wid, calendars, events_version)
 
 
@@ -169,7 +169,7 @@ def plan_folds(
 def _submit(
     wh: str, inputs: EvalInputs, model: str, symbol: str, fold: Fold, cfg: dict[str, Any], **extra: Any
 ) -> Any:
-    from tasks.orchestration import content_hash
+    from core.hashing import content_hash
 
     version = features_version(inputs.features, extra.get("group_symbols") or [symbol], fold.origins[-1])
     version = content_hash(

@@ -11,10 +11,11 @@ from typing import Any
 from prefect import flow
 from prefect.futures import as_completed
 
+from core.errors import ConfigError, VolriskError
+from core.symbols import validate_symbol
 from flows import progress
 from flows.preflight import check_interval_change, chosen_interval
 from tasks.config import get_settings
-from tasks.errors import ConfigError, VolriskError
 from tasks.features import (
     build_cross_asset,
     build_features_partition,
@@ -25,7 +26,6 @@ from tasks.quality import check_bars_partition, check_features_partition
 from warehouse.bars import bars_version, stored_intervals
 from warehouse.catalog import get_instrument, warehouse_id
 from warehouse.db import session
-from warehouse.symbols import validate_symbol
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from prefect import Task, flow
 from prefect.futures import PrefectFuture, as_completed
 
+from core.errors import ConfigError
+from core.symbols import validate_symbol
 from flows import progress
 from tasks.config import get_settings
-from tasks.errors import ConfigError
 from tasks.ingest import (
     check_range,
     ingest_file_task,
@@ -29,7 +30,6 @@ from tasks.sources.files import file_checksum
 from tasks.sources.layouts import LAYOUTS, generic_from_params
 from warehouse.catalog import warehouse_id
 from warehouse.db import writer
-from warehouse.symbols import validate_symbol
 
 Source = Literal["file", "synthetic", "yfinance", "realized"]
 

@@ -36,8 +36,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.errors import ConfigError
 from tasks.config import get_settings
-from tasks.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
 PipelineSource = Literal["samples", "file", "synthetic", "yfinance", "warehouse"]

@@ -2,7 +2,7 @@
 
 A flow run waits 5-20 s for Prefect's temporary server; a typo should not. Every check here reads
 only the arguments, the file system and (read-only, briefly) the warehouse, and raises
-:class:`~tasks.errors.ConfigError` with one line that names the option and what was expected.
+:class:`~core.errors.ConfigError` with one line that names the option and what was expected.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
+from core.symbols import SYMBOL_PATTERN, validate_symbol
 from tasks.model_catalog import BUILTIN_MODELS
-from warehouse.symbols import SYMBOL_PATTERN, validate_symbol
 
 
 def symbols(values: Sequence[str], option: str | None = None) -> list[str]:

@@ -37,7 +37,7 @@ def check_prefect_api(timeout: float = 2.0) -> None:
     import httpx
     from prefect.settings import get_current_settings
 
-    from tasks.errors import ConfigError
+    from core.errors import ConfigError
 
     url = get_current_settings().api.url
     if not url:

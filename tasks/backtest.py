@@ -50,7 +50,7 @@ import numpy as np
 import polars as pl
 from statsmodels.stats.sandwich_covariance import S_hac_simple
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 #: Default multiple of the trailing median band above which a position is flat.
 DEFAULT_K = 1.5

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from warehouse.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
+from core.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 
 #: Prices above this are treated as corrupt (1e308 and friends), not as a very expensive asset.
 MAX_PRICE = 1e9
@@ -69,7 +69,7 @@ def check_bars(frame: pl.DataFrame) -> CheckedBars:
     Parameters
     ----------
     frame : pl.DataFrame
-        Bars in :data:`~warehouse.schema.BAR_SCHEMA` plus ``location`` (file:line or request) and
+        Bars in :data:`~core.schema.BAR_SCHEMA` plus ``location`` (file:line or request) and
         ``raw`` (the source text) columns.
 
     Returns
@@ -77,7 +77,7 @@ def check_bars(frame: pl.DataFrame) -> CheckedBars:
     CheckedBars
         ``bars`` in BAR_SCHEMA sorted by time with unique timestamps (a repeated timestamp keeps its
         last row; earlier ones are quarantined naming the row that superseded them), and
-        ``quarantine`` in :data:`~warehouse.schema.QUARANTINE_SCHEMA`.
+        ``quarantine`` in :data:`~core.schema.QUARANTINE_SCHEMA`.
     """
     notes: list[str] = []
     tagged = frame.with_columns(_reason_expr().alias("reason"))

@@ -37,7 +37,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 CRYPTO = "24x7"
 FX = "fx"

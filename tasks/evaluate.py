@@ -36,7 +36,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.hashing import files_hash, frame_hash, source_root
 
 #: The benchmark every model is compared with.
 BENCHMARK = "har"
@@ -422,26 +423,15 @@ def model_code_hash(stacked: bool = False) -> str:
     unrelated change (a report, a README) does not; ``stacked`` adds ``tasks/stacking.py``, which
     only the ensemble's folds depend on.
     """
-    import hashlib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent
-    names = ["train.py", "events.py"] + (["stacking.py"] if stacked else [])
-    files = sorted((root / "models").glob("*.py")) + [root / n for n in names]
-    digest = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            digest.update(f.name.encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:16]
+    root = source_root()
+    names = ["tasks/train.py", "tasks/events.py"] + (["tasks/stacking.py"] if stacked else [])
+    return files_hash(root, sorted((root / "tasks" / "models").glob("*.py")) + [root / n for n in names])
 
 
 def features_version(features: pl.DataFrame, symbols: Sequence[str], end: date) -> str:
     """Content hash of the feature rows of ``symbols`` up to ``end`` (a fold's data version)."""
-    from tasks.orchestration import content_hash
-
     part = features.filter(pl.col("symbol").is_in(list(symbols)) & (pl.col("session_date") <= end))
-    return content_hash(part.height, int(part.hash_rows(seed=0).sum()) if part.height else 0)
+    return frame_hash(part)
 
 
 def fit_predict_fold(

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.events import EVENT_TYPES, check_events, target_windows
 
 #: Shipped direction table (``data/events/README.md``).

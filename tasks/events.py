@@ -63,8 +63,8 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from core.errors import ConfigError, DataError
 from tasks.calendars import session_bounds, sessions_between, validate_calendar
-from tasks.errors import ConfigError, DataError
 from tasks.orchestration import TASK_DEFAULTS
 
 #: Event types that get target-session flags and surprise features by default.

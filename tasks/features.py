@@ -69,6 +69,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from scipy.stats import norm
 
+from core.errors import ConfigError, DataError
+from core.schema import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA
 from tasks.calendars import (
     SessionAssignment,
     assign_sessions,
@@ -78,10 +80,7 @@ from tasks.calendars import (
     session_ordinals,
     validate_calendar,
 )
-from tasks.errors import ConfigError, DataError
 from tasks.orchestration import TASK_DEFAULTS
-
-FEATURE_SET_VERSION = "v1"
 
 MU1 = math.sqrt(2.0 / math.pi)
 MU43 = 2.0 ** (2.0 / 3.0) * math.gamma(7.0 / 6.0) / math.gamma(0.5)
@@ -94,52 +93,6 @@ _BLOCK_ROWS = 1 << 18  # rows per block of sessions (measured best of 2^16..2^20
 
 _KEYS = ["symbol", "session_date"]
 _PRICES = ("open", "high", "low", "close")
-
-#: Columns and types of :func:`build_daily_features` output, in order.
-DAILY_FEATURES_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "session_date": pl.Date(),
-    "interval": pl.String(),
-    "sampling_interval": pl.String(),
-    "session_end": pl.Datetime("us", "UTC"),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "ret_cc": pl.Float64(),
-    "ret_oc": pl.Float64(),
-    "ret_overnight": pl.Float64(),
-    "n_bars": pl.Int64(),
-    "expected_bars": pl.Int64(),
-    "coverage": pl.Float64(),
-    "low_coverage": pl.Boolean(),
-    "n_returns": pl.Int64(),
-    "rv": pl.Float64(),
-    "bv": pl.Float64(),
-    "jv": pl.Float64(),
-    "rq": pl.Float64(),
-    "tq": pl.Float64(),
-    "rs_pos": pl.Float64(),
-    "rs_neg": pl.Float64(),
-    "bns_z": pl.Float64(),
-    "bns_p": pl.Float64(),
-    "jump_count": pl.Int64(),
-    "rv_d": pl.Float64(),
-    "rv_w": pl.Float64(),
-    "rv_m": pl.Float64(),
-}
-
-#: Columns and types of :func:`cross_asset_features` output, in order.
-CROSS_ASSET_SCHEMA: dict[str, pl.DataType] = {
-    "session_date": pl.Date(),
-    "symbol_a": pl.String(),
-    "symbol_b": pl.String(),
-    "window": pl.Int64(),
-    "corr_ret": pl.Float64(),
-    "corr_logrv": pl.Float64(),
-}
-
 
 def _check_params(
     coverage_threshold: float, jump_window: int, jump_threshold: float, jump_min_periods: int

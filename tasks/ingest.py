@@ -16,8 +16,11 @@ from typing import Any
 import polars as pl
 from prefect import task
 
-from tasks.errors import ConfigError
-from tasks.orchestration import TASK_DEFAULTS, content_hash
+from core.errors import ConfigError
+from core.hashing import content_hash
+from core.schema import QUARANTINE_SCHEMA
+from core.symbols import validate_symbol
+from tasks.orchestration import TASK_DEFAULTS
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import LAYOUTS, Layout, generic_from_params
 from warehouse.bars import upsert_bars
@@ -30,8 +33,6 @@ from warehouse.catalog import (
     write_quarantine,
 )
 from warehouse.db import writer
-from warehouse.schema import QUARANTINE_SCHEMA
-from warehouse.symbols import validate_symbol
 
 _INTERVAL_DELTA = {
     "1m": timedelta(minutes=1),

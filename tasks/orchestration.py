@@ -1,7 +1,7 @@
 """Retry and cache policy shared by every Prefect task.
 
 Rules (DESIGN.md):
-- retry only transient errors: :class:`~tasks.errors.TransientError`, connection resets and
+- retry only transient errors: :class:`~core.errors.TransientError`, connection resets and
   time-outs, HTTP 429/5xx, a locked database. Bad data is never retried;
 - cache on partition keys plus a content hash of the inputs. Task entry points therefore take only
   plain parameters (symbol, window, ``data_version`` string, warehouse path), never a DataFrame, and the
@@ -10,8 +10,6 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -22,7 +20,8 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from tasks.errors import TransientError
+from core.errors import TransientError
+from core.hashing import files_hash, source_root
 
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 _TRANSIENT_TEXT = (
@@ -79,17 +78,11 @@ def stage_code_hash(root: Path | None = None) -> str:
 
 @lru_cache(maxsize=1)
 def _repo_stage_code_hash() -> str:
-    return _hash_tree(Path(__file__).resolve().parent.parent)
+    return _hash_tree(source_root())
 
 
 def _hash_tree(root: Path) -> str:
-    digest = hashlib.sha256()
-    for rel in STAGE_CODE_FILES:
-        path = root / rel
-        digest.update(path.read_bytes() if path.is_file() else rel.encode())
-    for path in sorted((root / "tasks" / "sources").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return files_hash(root, [*STAGE_CODE_FILES, *sorted((root / "tasks" / "sources").glob("*.py"))])
 
 
 @dataclass
@@ -122,9 +115,3 @@ TASK_DEFAULTS: dict[str, Any] = {
     "cache_expiration": timedelta(days=30),
     "persist_result": True,
 }
-
-
-def content_hash(*parts: object) -> str:
-    """Stable short hash of JSON-able parts (used as a data version)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]

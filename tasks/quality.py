@@ -49,7 +49,7 @@ import polars as pl
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tasks.errors import ConfigError, DataError, WarehouseError
+from core.errors import ConfigError, DataError, WarehouseError
 from tasks.orchestration import TASK_DEFAULTS
 from warehouse.quality import DQ_SCHEMA
 
@@ -1293,11 +1293,11 @@ def check_bars_partition(
         ``passed``, ``n_errors``, ``n_warnings``, ``errors``, ``warnings``, ``row_count``, ``n_gaps``,
         ``n_missing_sessions``, ``artifact_key``, ``partition``; plain JSON values only.
     """
+    from core.symbols import validate_symbol
     from warehouse.bars import read_bars
     from warehouse.catalog import get_instrument
     from warehouse.db import session, writer
     from warehouse.quality import interval_seconds, write_dq_results
-    from warehouse.symbols import validate_symbol
 
     _existing_warehouse(warehouse_path)
     validate_symbol(symbol)
@@ -1403,9 +1403,9 @@ def check_features_partition(
         ``passed``, ``n_errors``, ``n_warnings``, ``errors``, ``warnings``, ``row_count``,
         ``artifact_key``, ``partition``; plain JSON values only.
     """
+    from core.symbols import validate_symbol
     from warehouse.db import session, writer
     from warehouse.quality import write_dq_results
-    from warehouse.symbols import validate_symbol
 
     _existing_warehouse(warehouse_path)
     validate_symbol(symbol)

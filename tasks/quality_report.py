@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 #: A day is a jump day when the BNS jump test's p-value is below this.
 JUMP_P_VALUE = 0.01

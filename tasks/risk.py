@@ -45,8 +45,8 @@ import numpy as np
 import polars as pl
 from scipy import special, stats
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import QUANTILES, quantile_column
+from core.errors import ConfigError, DataError
+from core.schema import QUANTILES, quantile_column
 
 #: ``(u, rows) -> Q_rows(u)``: the predictive return quantile of row ``rows[i]`` at level ``u[i]``.
 QuantileFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

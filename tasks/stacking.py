@@ -36,8 +36,9 @@ from typing import Any, Self
 import numpy as np
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import QUANTILE_COLUMNS, QUANTILES, ModelData, empty_predictions, get_model, register
+from core.errors import ConfigError, DataError
+from core.schema import QUANTILE_COLUMNS, QUANTILES, empty_predictions
+from tasks.models.base import ModelData, get_model, register
 from tasks.models.frames import RV_FLOOR
 
 #: Cheap base models the standalone ensemble stacks.

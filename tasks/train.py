@@ -3,7 +3,7 @@
 Pure part (no I/O except checkpoints and plots, no Prefect)
 -----------------------------------------------------------
 - :func:`pick_device`: ``"auto"`` takes CUDA, then MPS, then the CPU; an explicit device that is not
-  available raises :class:`~tasks.errors.ConfigError`.
+  available raises :class:`~core.errors.ConfigError`.
 - :func:`set_seed` / :func:`seeded`: seeds (python, numpy, torch) and deterministic cuDNN settings. On
   the CPU the same data, config and seed give bit-identical weights and forecasts (same torch build and
   thread count). :func:`seeded` restores the caller's RNG state afterwards.
@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 CHECKPOINT_FORMAT = "volrisk-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -928,7 +928,7 @@ def model_run_id(
     The same training inputs give the same id, so retraining upserts the same ``model_runs`` row and
     overwrites the same checkpoint instead of piling up copies.
     """
-    from tasks.orchestration import content_hash
+    from core.hashing import content_hash
 
     key = content_hash(model, dict(config), sorted(symbols), str(train_start), str(train_end), data_version)
     return f"{model}-{key}"

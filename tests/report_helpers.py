@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from tasks.models.base import QUANTILE_COLUMNS, QUANTILES
+from core.schema import QUANTILE_COLUMNS, QUANTILES
 from tasks.scorecard import Scorecard, build_scorecard
 
 SYMBOLS = {"AAA": "crypto", "BBB": "equity_index"}

@@ -14,8 +14,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from warehouse.schema import BAR_KEY, BAR_SCHEMA, conform_bars, empty_bars
-from warehouse.symbols import validate_symbol
+from core.schema import BAR_KEY, BAR_SCHEMA, conform_bars, empty_bars
+from core.symbols import validate_symbol
 
 _COLS = ", ".join(BAR_SCHEMA)
 _KEY_JOIN = " AND ".join(f"b.{k} = s.{k}" for k in BAR_KEY)
@@ -101,7 +101,7 @@ def upsert_bars(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id: str
     con : duckdb.DuckDBPyConnection
         A writable warehouse connection.
     frame : pl.DataFrame
-        Bars in :data:`~warehouse.schema.BAR_SCHEMA`, one symbol and one interval.
+        Bars in :data:`~core.schema.BAR_SCHEMA`, one symbol and one interval.
     run_id : str
         The ingest run recorded on new and changed rows.
 

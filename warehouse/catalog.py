@@ -8,7 +8,7 @@ from datetime import date, datetime
 import duckdb
 import polars as pl
 
-from warehouse.symbols import validate_symbol
+from core.symbols import validate_symbol
 
 ASSET_CLASSES = ("crypto", "fx", "equity_index", "commodity")
 

@@ -1,8 +1,8 @@
 """Opening the DuckDB warehouse: the only place that creates connections.
 
 DuckDB allows one writer process per file. :func:`connect` waits out a lock held by another process
-(up to ``lock_timeout`` seconds) and then raises :class:`~tasks.errors.TransientError`, which tasks retry.
-A file that is not a DuckDB database raises :class:`~tasks.errors.WarehouseError` naming the file.
+(up to ``lock_timeout`` seconds) and then raises :class:`~core.errors.TransientError`, which tasks retry.
+A file that is not a DuckDB database raises :class:`~core.errors.WarehouseError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.errors import TransientError, WarehouseError
+from core.errors import TransientError, WarehouseError
 from warehouse.migrate import migrate
 
 _LOCK_MARKERS = (

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 
 _COLS = ("name", "params", "runs", "stacking", "report", "passed_gates")
 _Q_UPSERT = (

@@ -19,9 +19,9 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
-from tasks.features import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA, FEATURE_SET_VERSION
-from warehouse.symbols import validate_symbol
+from core.errors import ConfigError, DataError
+from core.schema import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA, FEATURE_SET_VERSION
+from core.symbols import validate_symbol
 
 _VERSION = "feature_set_version"
 _FEATURE_COLS = list(DAILY_FEATURES_SCHEMA)

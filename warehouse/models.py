@@ -25,10 +25,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import PREDICTION_SCHEMA
-from tasks.orchestration import content_hash
-from warehouse.symbols import validate_symbol
+from core.errors import ConfigError, DataError
+from core.hashing import content_hash
+from core.schema import PREDICTION_SCHEMA
+from core.symbols import validate_symbol
 
 UTC_TS = pl.Datetime("us", "UTC")
 

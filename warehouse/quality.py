@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
-from tasks.errors import ConfigError
-from warehouse.symbols import validate_symbol
+from core.errors import ConfigError
+from core.symbols import validate_symbol
 
 #: Frame layout of ``dq_results`` (JSON columns travel as text).
 DQ_SCHEMA: dict[str, pl.DataType] = {

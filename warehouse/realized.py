@@ -15,9 +15,9 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
-from tasks.errors import DataError
-from warehouse.schema import REALIZED_SCHEMA
-from warehouse.symbols import validate_symbol
+from core.errors import DataError
+from core.schema import REALIZED_SCHEMA
+from core.symbols import validate_symbol
 
 REALIZED_KEY = ("symbol", "date", "source")
 REALIZED_VALUES = tuple(c for c in REALIZED_SCHEMA if c not in REALIZED_KEY)
@@ -66,7 +66,7 @@ class RealizedStats(NamedTuple):
 
 
 def conform_realized(frame: pl.DataFrame) -> pl.DataFrame:
-    """Select and cast ``frame`` to :data:`~warehouse.schema.REALIZED_SCHEMA`.
+    """Select and cast ``frame`` to :data:`~core.schema.REALIZED_SCHEMA`.
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def upsert_realized(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id:
     con : duckdb.DuckDBPyConnection
         A writable warehouse connection.
     frame : pl.DataFrame
-        Rows in :data:`~warehouse.schema.REALIZED_SCHEMA`; any number of symbols and sources. A key
+        Rows in :data:`~core.schema.REALIZED_SCHEMA`; any number of symbols and sources. A key
         repeated inside the frame keeps its last row.
     run_id : str
         The ingest run recorded on new and changed rows.
@@ -107,7 +107,7 @@ def upsert_realized(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id:
     Raises
     ------
     ConfigError
-        A symbol fails :func:`~warehouse.symbols.validate_symbol`.
+        A symbol fails :func:`~core.symbols.validate_symbol`.
     DataError
         A key column is null.
     """
@@ -163,7 +163,7 @@ def read_realized(
     Returns
     -------
     pl.DataFrame
-        Rows in :data:`~warehouse.schema.REALIZED_SCHEMA` (``extra`` as JSON text).
+        Rows in :data:`~core.schema.REALIZED_SCHEMA` (``extra`` as JSON text).
     """
     wanted = [symbols] if isinstance(symbols, str) else list(symbols)
     for symbol in wanted:

@@ -19,34 +19,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import polars as pl
 
-from tasks.errors import ConfigError
-
-#: Return quantile levels every model predicts.
-QUANTILES: tuple[float, ...] = (0.01, 0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975, 0.99)
-
-
-def quantile_column(level: float) -> str:
-    """Column name of a quantile level: 0.01 -> ``q01``, 0.025 -> ``q025``, 0.5 -> ``q50``."""
-    text = f"{level:.3f}".rstrip("0").split(".")[1]
-    return "q" + (text if len(text) > 1 else text + "0")
-
-
-QUANTILE_COLUMNS: tuple[str, ...] = tuple(quantile_column(q) for q in QUANTILES)
-
-#: One row per (model, symbol, origin, horizon).
-PREDICTION_SCHEMA: dict[str, pl.DataType] = {
-    "model": pl.String(),
-    "symbol": pl.String(),
-    "origin": pl.Date(),  # session t: everything used is known at its end
-    "target": pl.Date(),  # session t + horizon
-    "horizon": pl.Int32(),
-    "var": pl.Float64(),  # variance of the target session's return
-    "rv": pl.Float64(),  # realized-variance forecast for the target session
-    "mean": pl.Float64(),
-    **{c: pl.Float64() for c in QUANTILE_COLUMNS},
-    "family": pl.String(),  # gaussian | student_t | fhs | quantile
-    "params": pl.String(),  # JSON: the family's fitted parameters
-}
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -138,8 +111,3 @@ def model_names() -> list[str]:
 def _load_builtin_models() -> None:
     # Importing the package registers the built-in models (tasks/models/__init__.py).
     import tasks.models  # noqa: F401
-
-
-def empty_predictions() -> pl.DataFrame:
-    """A zero-row frame in :data:`PREDICTION_SCHEMA`."""
-    return pl.DataFrame(schema=PREDICTION_SCHEMA)

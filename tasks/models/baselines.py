@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.models.base import register
 from tasks.models.frames import floored
 from tasks.models.variance import MeanMode, VarianceForecaster

@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.models.base import ModelData
 from tasks.models.families import Family, family_names, fit_variance_scale, get_family
 from tasks.models.frames import (
@@ -511,7 +511,7 @@ class DailyTorchForecaster(ABC):
     Parameters
     ----------
     **config
-        Fields of :attr:`config_class`; unknown names raise :class:`~tasks.errors.ConfigError`.
+        Fields of :attr:`config_class`; unknown names raise :class:`~core.errors.ConfigError`.
 
     Attributes
     ----------

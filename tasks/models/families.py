@@ -42,8 +42,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from scipy import optimize, stats
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import QUANTILES
+from core.errors import ConfigError, DataError
+from core.schema import QUANTILES
 
 #: Fewest finite standardized residuals a fitted family accepts.
 MIN_RESIDUALS = 30

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, empty_predictions
+from core.errors import ConfigError, DataError
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS, empty_predictions
 
 #: Columns every daily baseline reads.
 BASE_COLUMNS: tuple[str, ...] = ("symbol", "session_date", "ret_cc", "ret_oc", "rv_d")

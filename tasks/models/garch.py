@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from arch import arch_model
 
-from tasks.errors import DataError
+from core.errors import DataError
 from tasks.models.base import register
 from tasks.models.families import Family, StudentT
 from tasks.models.variance import VarianceForecaster

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tasks.errors import DataError
+from core.errors import DataError
 from tasks.models.base import register
 from tasks.models.frames import BASE_COLUMNS, RV_FLOOR
 from tasks.models.variance import VarianceForecaster

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Self
 
 from torch import nn
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 from tasks.models.base import ModelData, register
 from tasks.models.daily_nn import DailyConfig, DailyTorchForecaster, DistHead
 from tasks.models.prob_lstm import LSTMNet, check_lstm

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 from tasks.models.base import register
 from tasks.models.daily_nn import DailyConfig, DailyTorchForecaster, DistHead
 

@@ -72,9 +72,10 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import QUANTILE_COLUMNS, QUANTILES, empty_predictions
 from tasks.events import EVENT_TYPES, check_events, event_features, target_windows
-from tasks.models.base import QUANTILE_COLUMNS, QUANTILES, ModelData, empty_predictions, register
+from tasks.models.base import ModelData, register
 from tasks.models.frames import (
     check_calendar,
     check_date,

@@ -57,8 +57,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import QUANTILES, register
+from core.errors import ConfigError, DataError
+from core.schema import QUANTILES
+from tasks.models.base import register
 from tasks.models.daily_nn import (
     DailyConfig,
     DailyTorchForecaster,

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import polars as pl
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.models.base import ModelData
 from tasks.models.families import Family, family_names, fit_variance_scale, get_family
 from tasks.models.frames import (

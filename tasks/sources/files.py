@@ -2,7 +2,7 @@
 
 One reader serves every :class:`~tasks.sources.layouts.Layout`. It never raises on a bad row:
 such rows go to quarantine with the file, the line number and a reason. It raises
-:class:`~tasks.errors.DataError` (naming the file) only when the file as a whole is unusable: empty,
+:class:`~core.errors.DataError` (naming the file) only when the file as a whole is unusable: empty,
 header only, binary, the wrong encoding, the wrong delimiter, or missing columns.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import polars as pl
 
+from core.errors import ConfigError, DataError
+from core.schema import BAR_SCHEMA, INTERVALS, QUARANTINE_SCHEMA, UTC_TS
+from core.symbols import validate_symbol
 from tasks.bar_checks import check_bars
-from tasks.errors import ConfigError, DataError
 from tasks.sources.clock import reclock_weeks
 from tasks.sources.layouts import LAYOUTS, Layout, detect_layout, header_variant, with_interval
-from warehouse.schema import BAR_SCHEMA, INTERVALS, QUARANTINE_SCHEMA, UTC_TS
-from warehouse.symbols import validate_symbol
 
 #: Files larger than this are refused rather than read whole (split them first).
 MAX_FILE_BYTES = 1 << 30

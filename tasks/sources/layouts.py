@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 Stamp = Literal["start", "end"]
 Prices = Literal["ohlc", "bidask_mid"]

@@ -15,13 +15,13 @@ Two layouts are recognised from the header (or named with ``fmt``):
 
 The date of a row is the LOCAL calendar date written in the stamp: the offset only says which zone the
 exchange is in. Converting ``2000-01-03 00:00:00+01:00`` to UTC first would give 2000-01-02, the wrong
-day. Measures map to :data:`~warehouse.schema.REALIZED_SCHEMA` (``rv5`` -> ``rv``, ``open_to_close``
+day. Measures map to :data:`~core.schema.REALIZED_SCHEMA` (``rv5`` -> ``rv``, ``open_to_close``
 -> ``ret``, ...); every other numeric column is kept in ``extra`` as a JSON object, by column name.
 
 A bad row (unparseable date, missing/invalid symbol, missing, NaN or negative rv, an infinite or
 unparseable number, a duplicate symbol and day) goes to a quarantine frame in
-:data:`~warehouse.schema.QUARANTINE_SCHEMA` with ``file:line`` and a reason; nothing is dropped
-silently. A problem with the file as a whole raises :class:`~tasks.errors.DataError` naming the file.
+:data:`~core.schema.QUARANTINE_SCHEMA` with ``file:line`` and a reason; nothing is dropped
+silently. A problem with the file as a whole raises :class:`~core.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Literal
 
 import polars as pl
 
-from tasks.errors import ConfigError, DataError, VolriskError
+from core.errors import ConfigError, DataError, VolriskError
+from core.schema import QUARANTINE_SCHEMA, REALIZED_SCHEMA
+from core.symbols import validate_symbol
 from tasks.sources.files import _check_readable, _read_lines, file_checksum, split_lines
-from warehouse.schema import QUARANTINE_SCHEMA, REALIZED_SCHEMA
-from warehouse.symbols import validate_symbol
 
 RealizedFormat = Literal["oxfordman", "simple"]
 REALIZED_FORMATS: tuple[RealizedFormat, ...] = ("oxfordman", "simple")
@@ -89,10 +89,10 @@ class RealizedParseResult:
     Attributes
     ----------
     realized : pl.DataFrame
-        Rows in :data:`~warehouse.schema.REALIZED_SCHEMA`, sorted by symbol and date, one row per
+        Rows in :data:`~core.schema.REALIZED_SCHEMA`, sorted by symbol and date, one row per
         (symbol, date).
     quarantine : pl.DataFrame
-        Rows set aside, in :data:`~warehouse.schema.QUARANTINE_SCHEMA`.
+        Rows set aside, in :data:`~core.schema.QUARANTINE_SCHEMA`.
     layout : str
         ``"oxfordman"`` or ``"simple"``.
     checksum : str
@@ -129,7 +129,7 @@ class _Columns:
 
 
 def empty_realized() -> pl.DataFrame:
-    """A zero-row frame in :data:`~warehouse.schema.REALIZED_SCHEMA`."""
+    """A zero-row frame in :data:`~core.schema.REALIZED_SCHEMA`."""
     return pl.DataFrame(schema=REALIZED_SCHEMA)
 
 

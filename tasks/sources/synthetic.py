@@ -58,9 +58,9 @@ import polars as pl
 from scipy.signal import lfilter
 from scipy.special import ndtri
 
-from tasks.errors import ConfigError
-from warehouse.schema import UTC_TS, conform_bars
-from warehouse.symbols import validate_symbol
+from core.errors import ConfigError
+from core.schema import UTC_TS, conform_bars
+from core.symbols import validate_symbol
 
 __all__ = [
     "CALENDARS",
@@ -117,7 +117,7 @@ class SyntheticBars:
     Attributes
     ----------
     bars : pl.DataFrame
-        Bars in :data:`warehouse.schema.BAR_SCHEMA`, ``source="synthetic"``, stamped at bar start.
+        Bars in :data:`core.schema.BAR_SCHEMA`, ``source="synthetic"``, stamped at bar start.
     jumps : pl.DataFrame
         :data:`JUMP_SCHEMA`: one row per bar that holds at least one jump, ``ts`` its bar start and
         ``size`` the summed log-jump (the bar's ``log(close / open)`` is ``size`` plus its diffusion).

@@ -54,9 +54,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from tasks.errors import ConfigError, DataError, TransientError, VolriskError
-from warehouse.schema import QUARANTINE_SCHEMA, UTC_TS, conform_bars, empty_bars, empty_quarantine
-from warehouse.symbols import validate_symbol
+from core.errors import ConfigError, DataError, TransientError, VolriskError
+from core.schema import QUARANTINE_SCHEMA, UTC_TS, conform_bars, empty_bars, empty_quarantine
+from core.symbols import validate_symbol
 
 __all__ = [
     "SOURCE",
@@ -119,10 +119,10 @@ class FetchResult:
     Attributes
     ----------
     bars : pl.DataFrame
-        Usable bars in :data:`warehouse.schema.BAR_SCHEMA` (``source="yfinance"``), sorted by ``ts``,
+        Usable bars in :data:`core.schema.BAR_SCHEMA` (``source="yfinance"``), sorted by ``ts``,
         unique per ``ts``, stamped at bar start in UTC.
     quarantine : pl.DataFrame
-        Rows set aside, :data:`warehouse.schema.QUARANTINE_SCHEMA` (location, reason, raw JSON).
+        Rows set aside, :data:`core.schema.QUARANTINE_SCHEMA` (location, reason, raw JSON).
     windows : list[tuple[datetime, datetime]]
         The ``[start, end)`` request windows, in UTC, contiguous and in order.
     checksum : str
@@ -224,7 +224,7 @@ def normalize_yfinance_frame(raw: pd.DataFrame, symbol: str, interval: str) -> p
     Returns
     -------
     pl.DataFrame
-        :data:`~warehouse.schema.BAR_SCHEMA` rows in the input's order, ``ts`` in UTC at bar start.
+        :data:`~core.schema.BAR_SCHEMA` rows in the input's order, ``ts`` in UTC at bar start.
 
     Raises
     ------

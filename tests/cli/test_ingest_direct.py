@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.errors import DataError, TransientError
 from flows.cli import _release
 from flows.ingest_flow import IngestRequest, PartitionCall, _run_direct, ingest_direct, ingest_flow
-from tasks.errors import DataError, TransientError
 from warehouse.bars import bars_checksum
 from warehouse.db import session
 

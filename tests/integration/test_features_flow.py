@@ -124,7 +124,7 @@ def _sessions(path: Path) -> dict[tuple[str, str | None], int]:
 
 
 def test_a_minute_rebuild_never_deletes_or_silently_swaps_hourly_sessions(spy_warehouse: Path) -> None:
-    from tasks.errors import ConfigError
+    from core.errors import ConfigError
 
     hourly_only = {
         "SPY": "1h"

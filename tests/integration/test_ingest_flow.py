@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import ConfigError
 from flows.cli import app
 from flows.ingest_flow import ingest_flow
-from tasks.errors import ConfigError
 from warehouse.bars import bars_checksum
 from warehouse.catalog import duplicate_bar_keys, read_ingest_log
 from warehouse.db import session

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from flows.pipeline_flow import (
     EvaluationWindow,
     PipelineParams,
@@ -15,7 +16,6 @@ from flows.pipeline_flow import (
     summary_markdown,
     validate_params,
 )
-from tasks.errors import ConfigError
 from warehouse.db import session
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"

@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.errors import ConfigError
 from tasks.calendars import session_bounds
-from tasks.errors import ConfigError
 from tasks.quality import dq_rows, validate_bars
 from warehouse.bars import upsert_bars
 from warehouse.db import connect, session

@@ -11,11 +11,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import REALIZED_SCHEMA
 from tasks.sources.realized import read_realized_file
 from warehouse.db import connect
 from warehouse.realized import RealizedStats, read_realized, upsert_realized
-from warehouse.schema import REALIZED_SCHEMA
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "realized"
 OXFORD = DATA / "oxfordman_sample.csv"

@@ -22,9 +22,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errors import DataError
+from core.errors import DataError
+from core.schema import BAR_SCHEMA
 from tasks.sources.files import ParseResult, read_bars_file
-from warehouse.schema import BAR_SCHEMA
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, QUANTILES, ModelData, get_model
+from core.errors import ConfigError, DataError
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS, QUANTILES
+from tasks.models.base import ModelData, get_model
 from tasks.models.baselines import ewma_backcast
 from tasks.models.families import (
     FilteredHistorical,

@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 from model_helpers import check_params_json, make_model
 
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, Forecaster, model_names
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS
+from tasks.models.base import Forecaster, model_names
 
 BASELINES = {"naive", "ewma", "har", "har_j", "garch", "gjr_garch"}
 FAMILIES = {"gaussian", "student_t", "fhs", "quantile"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.models.transformer import MinuteTransformer, minute_returns
 from tasks.sources.files import read_bars_file
 from tasks.train import load_checkpoint, save_checkpoint

@@ -9,9 +9,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError
-from tasks.models.base import PREDICTION_SCHEMA, ModelData, get_model
-from tasks.orchestration import content_hash
+from core.errors import ConfigError, DataError
+from core.hashing import content_hash
+from core.schema import PREDICTION_SCHEMA
+from tasks.models.base import ModelData, get_model
 from warehouse.db import connect, session
 from warehouse.models import (
     MODEL_RUN_SCHEMA,

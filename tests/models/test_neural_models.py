@@ -15,9 +15,10 @@ import polars as pl
 import pytest
 import torch
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS
 from tasks.features import cross_asset_features
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, ModelData, get_model
+from tasks.models.base import ModelData, get_model
 from tasks.models.daily_nn import DailyTorchForecaster
 from tasks.models.transformer import VolTransformerNet, positive_head
 from tasks.train import EpochStats, load_checkpoint, save_checkpoint, volatility_metrics

@@ -20,8 +20,9 @@ import polars as pl
 import pytest
 from model_helpers import TRAIN_END, garble_after, make_model
 
-from tasks.errors import DataError
-from tasks.models.base import PREDICTION_SCHEMA, Forecaster, ModelData
+from core.errors import DataError
+from core.schema import PREDICTION_SCHEMA
+from tasks.models.base import Forecaster, ModelData
 from tasks.models.baselines import Naive
 
 FLOATS = [c for c, t in PREDICTION_SCHEMA.items() if t == pl.Float64()]

@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS
 from tasks.events import read_fomc_dates
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, ModelData, get_model
+from tasks.models.base import ModelData, get_model
 from tasks.models.quantile import QuantileEventForecaster, QuantileForecaster, infer_calendar, pinball_loss
 from tasks.train import Checkpointable, load_checkpoint, save_checkpoint
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.train import (
     EpochStats,
     Scaler,

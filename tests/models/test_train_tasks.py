@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 from tasks.models.base import ModelData, get_model
 from tasks.train import model_run_id, predict_and_record, restore_run, train_and_record
 from warehouse.db import session, writer

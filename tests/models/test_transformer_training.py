@@ -17,7 +17,7 @@ from torch import nn
 
 import tasks.models.transformer as transformer
 import tasks.train as train_mod
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 from tasks.models.base import get_model
 from tasks.models.transformer import (
     MinuteTransformer,

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.schema import BAR_SCHEMA
 from tasks.calendars import assign_sessions
 from tasks.features import build_daily_features, session_features
 from warehouse.bars import dedupe_keep_last
-from warehouse.schema import BAR_SCHEMA
 
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2021, 3, 10, tzinfo=UTC)  # a week holding the March 2021 DST switch

@@ -5,7 +5,7 @@ and with detection, the reader either
 
 * returns bars in BAR_SCHEMA that are UTC, strictly increasing in time, with positive finite prices and
   ``low <= open, close <= high``, where every data line ends up either as a bar or in quarantine; or
-* raises :class:`tasks.errors.VolriskError` (DataError/ConfigError) -- nothing else escapes.
+* raises :class:`core.errors.VolriskError` (DataError/ConfigError) -- nothing else escapes.
 
 The realized-measure reader gets the same treatment: rows out, or a VolriskError.
 
@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tasks.errors import VolriskError
+from core.errors import VolriskError
+from core.schema import BAR_SCHEMA, QUARANTINE_SCHEMA, REALIZED_SCHEMA
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import LAYOUTS, Layout, generic_layout
 from tasks.sources.realized import read_realized_file
-from warehouse.schema import BAR_SCHEMA, QUARANTINE_SCHEMA, REALIZED_SCHEMA
 
 FUZZ = settings(
     max_examples=200,

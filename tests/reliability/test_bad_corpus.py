@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tasks import errors
-from tasks.errors import VolriskError
+from core import errors
+from core.errors import VolriskError
 from tasks.sources.files import read_bars_file
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
@@ -61,7 +61,7 @@ def test_bad_file_outcome(name: str) -> None:
 
 _SPARSE_PROBE = """
 import resource, sys
-from tasks.errors import VolriskError
+from core.errors import VolriskError
 from tasks.sources.files import read_bars_file
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -98,9 +98,9 @@ def test_formula_injection_never_reaches_output_unescaped(tmp_path: Path) -> Non
     """A formula in a symbol is refused; in a field it is quarantined, and shown as literal text only."""
     from typer.testing import CliRunner
 
+    from core.symbols import validate_symbol
     from flows.cli import app, print_ingest_summary
     from tasks.quality_report import _md
-    from warehouse.symbols import validate_symbol
 
     for symbol in (INJECTION, "=A1", "-2", "=HYPERLINK"):
         with pytest.raises(errors.ConfigError, match="invalid symbol"):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import DataError, WarehouseError
 from flows.cli import app
-from tasks.errors import DataError, WarehouseError
 from tasks.sources.synthetic import generate_bars
 from warehouse.bars import bars_checksum, upsert_bars
 from warehouse.db import session, writer

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import WarehouseError
+from core.errors import WarehouseError
 from tasks.sources.synthetic import generate_bars
 from warehouse.bars import bars_checksum
 from warehouse.catalog import duplicate_bar_keys

@@ -4,7 +4,7 @@ That file fuzzes every named layout in ``LAYOUTS`` and detection with arbitrary 
 text. Here: arbitrary bytes and CSV-like text through generic layouts (any delimiter, column map, time
 zone, stamp, format), and Parquet files, both arbitrary bytes and real Parquet files with arbitrary
 columns and values, through every layout. Each either parses into valid bars or raises the project's
-own error (a :class:`~tasks.errors.VolriskError`); nothing else escapes.
+own error (a :class:`~core.errors.VolriskError`); nothing else escapes.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.errors import VolriskError
+from core.errors import VolriskError
+from core.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import LAYOUTS, Layout, generic_from_params
-from warehouse.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FORMATS: list[str | None] = [*sorted(LAYOUTS), "generic", None]

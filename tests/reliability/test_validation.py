@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from tasks.config import get_settings
-from tasks.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SPY_JAN = REPO / "data" / "samples" / "nt-spy-minute-2011-01.csv"
@@ -117,9 +117,9 @@ BAD_SYMBOLS = [
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_flows_refuse_bad_symbols(tmp_path: Path) -> None:
+    from core.symbols import validate_symbol
     from flows.features_flow import features_flow
     from flows.ingest_flow import ingest_flow
-    from warehouse.symbols import validate_symbol
 
     for symbol in BAD_SYMBOLS:
         with pytest.raises(ConfigError, match="invalid symbol"):

@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import generic_layout
-from warehouse.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 
 FTX_HEADER = "timestamp,open,high,low,close,volume"
 # Five clean one-minute bars (lines 2-6 of a file with a header).

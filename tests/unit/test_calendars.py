@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
+from core.errors import ConfigError, DataError
+from core.schema import BAR_SCHEMA
 from tasks.calendars import (
     assign_sessions,
     expected_bars,
@@ -19,8 +21,6 @@ from tasks.calendars import (
     session_ordinals,
     sessions_between,
 )
-from tasks.errors import ConfigError, DataError
-from warehouse.schema import BAR_SCHEMA
 
 UTC = UTC
 

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.errors import DataError
 from tasks.calendars import sessions_between
-from tasks.errors import DataError
 from tasks.event_tests import (
     GATES_SCHEMA,
     directional_accuracy,

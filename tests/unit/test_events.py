@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.errors import ConfigError, DataError
 from tasks.calendars import session_bounds, sessions_between
-from tasks.errors import ConfigError, DataError
 from tasks.events import (
     EVENTS_SCHEMA,
     combine_events,

@@ -11,19 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.errors import ConfigError, DataError
+from core.schema import BAR_SCHEMA, CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA, FEATURE_SET_VERSION
 from tasks.calendars import assign_sessions
-from tasks.errors import ConfigError, DataError
-from tasks.features import (
-    CROSS_ASSET_SCHEMA,
-    DAILY_FEATURES_SCHEMA,
-    FEATURE_SET_VERSION,
-    build_daily_features,
-    cross_asset_features,
-    intraday_returns,
-)
+from tasks.features import build_daily_features, cross_asset_features, intraday_returns
 from warehouse.db import connect
 from warehouse.features import read_cross_asset, read_features, write_cross_asset, write_features
-from warehouse.schema import BAR_SCHEMA
 
 
 def bars_from(

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError, WarehouseError
+from core.errors import ConfigError, DataError, WarehouseError
 from tasks.quality import (
     FEATURE_REQUIRED_COLUMNS,
     RETURN_Z_COLUMN,
@@ -433,7 +433,7 @@ def test_missing_columns_is_data_error_naming_partition() -> None:
 
 
 def test_empty_bars_partition_warns() -> None:
-    from warehouse.schema import empty_bars
+    from core.schema import empty_bars
 
     report = validate_bars(empty_bars(), "2021-01-01", "2021-02-01", partition="X/1h/empty")
     assert report.passed

@@ -11,10 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.schema import QUARANTINE_SCHEMA, REALIZED_SCHEMA
+from core.symbols import validate_symbol
 from tasks.sources.realized import OXFORDMAN_MEASURES, read_realized_file
-from warehouse.schema import QUARANTINE_SCHEMA, REALIZED_SCHEMA
-from warehouse.symbols import validate_symbol
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "realized"
 OXFORD = DATA / "oxfordman_sample.csv"

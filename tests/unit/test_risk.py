@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from scipy import integrate, stats
 
-from tasks.models.base import QUANTILES, quantile_column
+from core.schema import QUANTILES, quantile_column
 from tasks.risk import (
     MINUTE_FAST_CONFIG,
     RISK_COLUMNS,

@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.errors import DataError
-from tasks.models.base import PREDICTION_SCHEMA, QUANTILE_COLUMNS, QUANTILES, ModelData
+from core.errors import DataError
+from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS, QUANTILES
+from tasks.models.base import ModelData
 from tasks.stacking import Ensemble
 
 DAYS = [date(2021, 1, 1) + timedelta(days=i) for i in range(400)]

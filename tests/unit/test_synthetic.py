@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
+from core.schema import BAR_SCHEMA
 from tasks.sources.synthetic import JUMP_SCHEMA, generate_bars, symbol_seed
-from warehouse.schema import BAR_SCHEMA
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 

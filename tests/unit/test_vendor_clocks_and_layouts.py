@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tasks.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.sources.clock import dst_disagree, reclock_weeks
 from tasks.sources.files import read_bars_file
 from tasks.sources.layouts import generic_from_params

@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errors import ConfigError, WarehouseError
+from core.errors import ConfigError, WarehouseError
+from core.symbols import validate_symbol
 from warehouse.bars import bars_checksum, read_bars, upsert_bars
 from warehouse.catalog import duplicate_bar_keys, read_quarantine, warehouse_id, write_quarantine
 from warehouse.db import connect, session, writer
 from warehouse.migrate import available_migrations, current_version, migrate
-from warehouse.symbols import validate_symbol
 
 T0 = datetime(2021, 3, 14, 0, 0, tzinfo=UTC)
 

@@ -21,7 +21,8 @@ import polars as pl
 import pytest
 from recorded_yahoo import COLUMNS, MANIFEST, load_recorded, recorded_downloader, utc  # noqa: E402
 
-from tasks.errors import ConfigError, DataError, TransientError
+from core.errors import ConfigError, DataError, TransientError
+from core.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 from tasks.sources.yfinance_source import (
     FetchResult,
     fetch_yfinance,
@@ -30,7 +31,6 @@ from tasks.sources.yfinance_source import (
     plan_windows,
     yfinance_downloader,
 )
-from warehouse.schema import BAR_SCHEMA, QUARANTINE_SCHEMA
 
 
 def fetch_recorded(name: str, **kwargs: Any) -> FetchResult:

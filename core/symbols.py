@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.errors import ConfigError
+from core.errors import ConfigError
 
 # Letters, digits and the punctuation real tickers use (BTC-USDT, EURUSD=X, ^GSPC, .SPX, BRK_B).
 # No slash, backslash, quote, space, semicolon or "..": a symbol can never escape a folder or a string.
