@@ -146,7 +146,7 @@ FINGERPRINT_LOOKBACK_DAYS = 130
 
 def code_version() -> str:
     """Hash of the stage code a chunk runs and the flows that wire it: editing it invalidates markers."""
-    from tasks.orchestration import stage_code_hash
+    from flows.orchestration import stage_code_hash
 
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256(stage_code_hash().encode())

@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture, as_completed
 from core.errors import ConfigError
 from core.symbols import validate_symbol
 from flows import progress
+from flows.orchestration import TASK_DEFAULTS, is_transient
 from tasks.config import get_settings
 from tasks.ingest import (
     check_range,
@@ -25,7 +26,6 @@ from tasks.ingest import (
     ingest_yfinance_task,
     month_windows,
 )
-from tasks.orchestration import TASK_DEFAULTS, is_transient
 from tasks.sources.files import file_checksum
 from tasks.sources.layouts import LAYOUTS, generic_from_params
 from warehouse.catalog import warehouse_id

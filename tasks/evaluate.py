@@ -530,7 +530,7 @@ def fit_predict_fold(
 
 from prefect import task  # noqa: E402
 
-from tasks.orchestration import TASK_DEFAULTS  # noqa: E402
+from flows.orchestration import TASK_DEFAULTS  # noqa: E402
 
 evaluate_fold = task(name="walk-forward-fold", task_run_name="{model}-{symbol}-fold{fold}", **TASK_DEFAULTS)(
     fit_predict_fold

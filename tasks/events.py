@@ -64,8 +64,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from core.errors import ConfigError, DataError
+from flows.orchestration import TASK_DEFAULTS
 from tasks.calendars import session_bounds, sessions_between, validate_calendar
-from tasks.orchestration import TASK_DEFAULTS
 
 #: Event types that get target-session flags and surprise features by default.
 EVENT_TYPES: tuple[str, ...] = ("FOMC", "CPI", "NFP")

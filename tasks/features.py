@@ -71,6 +71,7 @@ from scipy.stats import norm
 
 from core.errors import ConfigError, DataError
 from core.schema import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA
+from flows.orchestration import TASK_DEFAULTS
 from tasks.calendars import (
     SessionAssignment,
     assign_sessions,
@@ -80,7 +81,6 @@ from tasks.calendars import (
     session_ordinals,
     validate_calendar,
 )
-from tasks.orchestration import TASK_DEFAULTS
 
 MU1 = math.sqrt(2.0 / math.pi)
 MU43 = 2.0 ** (2.0 / 3.0) * math.gamma(7.0 / 6.0) / math.gamma(0.5)

@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from core.hashing import content_hash
 from core.schema import QUARANTINE_SCHEMA
 from core.symbols import validate_symbol
-from tasks.orchestration import TASK_DEFAULTS
+from flows.orchestration import TASK_DEFAULTS
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import LAYOUTS, Layout, generic_from_params
 from warehouse.bars import upsert_bars

@@ -50,7 +50,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError, DataError, WarehouseError
-from tasks.orchestration import TASK_DEFAULTS
+from flows.orchestration import TASK_DEFAULTS
 from warehouse.quality import DQ_SCHEMA
 
 if TYPE_CHECKING:

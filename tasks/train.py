@@ -1199,7 +1199,7 @@ def predict_and_record(
 from prefect import get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from tasks.orchestration import TASK_DEFAULTS  # noqa: E402
+from flows.orchestration import TASK_DEFAULTS  # noqa: E402
 
 
 @task(name="train-model", task_run_name="train-{model}-{train_end}", **TASK_DEFAULTS)

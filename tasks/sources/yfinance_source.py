@@ -449,7 +449,7 @@ _TRANSIENT_TEXT = re.compile(
 def is_transient_error(exc: BaseException) -> bool:
     """True for failures worth retrying: network faults, time-outs, HTTP 429/5xx, Yahoo rate limits.
 
-    Mirrors :func:`tasks.orchestration.is_transient` (which imports Prefect, so it is not used here) and
+    Mirrors :func:`flows.orchestration.is_transient` (which imports Prefect, so it is not used here) and
     adds the yfinance and requests/curl_cffi exception names. ``JSONDecodeError`` counts as transient:
     Yahoo answers an outage with an HTML error page instead of JSON.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tasks.orchestration import PARTITION_CACHE, STAGE_CODE_FILES, StageCode, stage_code_hash
+from flows.orchestration import PARTITION_CACHE, STAGE_CODE_FILES, StageCode, stage_code_hash
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -311,7 +311,7 @@ def test_transient_errors_exhaust_attempts_then_raise_transient_error() -> None:
         fetch_recorded("btc-usd_1h", downloader=flaky, sleep=sleeps.append)
     assert flaky.calls == 3 and sleeps == [2.0, 4.0]
     assert isinstance(info.value.__cause__, ConnectionError)
-    orchestration = pytest.importorskip("tasks.orchestration")  # Prefect's retry_condition_fn agrees
+    orchestration = pytest.importorskip("flows.orchestration")  # Prefect's retry_condition_fn agrees
     assert orchestration.is_transient(info.value)
 
 
