@@ -75,7 +75,7 @@ def _timed(fn: Any) -> Any:
 
 def instrument() -> None:
     """Time the body of every task the backfill runs (in this process: the thread runner)."""
-    import tasks.features as f
+    import flows.steps.features as f
     import tasks.ingest as i
     import tasks.quality as q
 

@@ -11,7 +11,7 @@ Measured in one process, on the CPU and, when present, on CUDA:
       built in a Python loop and served by per-sample ``__getitem__``, a shuffling ``DataLoader``,
       ``.to(device)`` and ``loss.item()`` every batch, the full ``nn.TransformerEncoder`` (every
       token of every layer, ``nn.TransformerEncoderLayer`` as is), float32.
-    - ``volrisk (bf16)``: what ``MinuteTransformer`` trains with by default -- ``tasks.train.fit_torch``
+    - ``volrisk (bf16)``: what ``MinuteTransformer`` trains with by default -- ``tasks.models.torch_fit.fit_torch``
       on a ``WindowXY`` resident on the device (a batch is one index gather), one host sync per epoch,
       the ``last_token_only`` last layer (same outputs, tested), the ``fast_train`` layer path
       (direct attention and 16-bit keep-masks for every dropout; same parameters and eval outputs,
@@ -68,14 +68,9 @@ from tasks.models.transformer import (  # noqa: E402
     minute_loss,
     positive_head,
 )
-from tasks.train import (  # noqa: E402
-    TrainConfig,
-    cpu_bf16_native,
-    fit_torch,
-    make_windows,
-    seeded,
-    torch_threads,
-)
+from tasks.models.torch_fit import TrainConfig, cpu_bf16_native, fit_torch
+from tasks.models.torch_data import make_windows
+from tasks.models.torch_runtime import seeded, torch_threads
 
 REPO = Path(bench_dir).parent
 FTX = REPO.parent / "shared" / "data" / "btc_perp_1m_ftx_202201" / "btc-perp-20211231-20220201_1m.csv"

@@ -683,7 +683,7 @@ def train(
         except json.JSONDecodeError:
             cfg[key] = raw
     preflight.warehouse_with_features(wh, symbols)
-    from tasks.train import train_and_record  # torch: seconds to import, so after the checks
+    from flows.steps.train import train_and_record  # torch: seconds to import, so after the checks
 
     bar = progress_bar(TextColumn("{task.fields[loss]}"))
     task_id = bar.add_task(f"train {model}", total=None, loss="")
@@ -751,7 +751,7 @@ def predict(
         origins = feature_sessions(con, list(run["symbols"]), lo, hi)
     if not origins:
         raise VolriskError(f"no stored sessions between {lo} and {hi} for {run['symbols']}")
-    from tasks.train import predict_and_record  # torch: seconds to import, so after the checks
+    from flows.steps.train import predict_and_record  # torch: seconds to import, so after the checks
 
     out = predict_and_record(wh, model_run, origins, horizon=horizon)
     print_predict_summary(run, origins, horizon, out)

@@ -31,9 +31,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.errors import ConfigError, DataError
 from core.hashing import frame_hash
 from flows import progress
+from flows.steps.evaluate import evaluate_fold
 from tasks.config import get_settings
-from tasks.evaluate import Fold, evaluate_fold, features_version, model_code_hash, walk_forward_folds
-from tasks.stacking import Ensemble
+from tasks.evaluate import features_version, model_code_hash
+from tasks.models.ensemble import Ensemble
+from tasks.walk_forward import Fold, walk_forward_folds
 
 #: Stacked model name.
 ENSEMBLE = "ensemble"

@@ -65,7 +65,7 @@ def _shap(
 ) -> pl.DataFrame | None:
     """Attributions of a meta-learner fitted on every out-of-fold row (the one that serves next)."""
     from tasks.models.base import ModelData
-    from tasks.stacking import Ensemble
+    from tasks.models.ensemble import Ensemble
 
     base = predictions.filter(pl.col("model").is_in(bases))
     if base.height == 0:

@@ -1,13 +1,7 @@
-"""Walk-forward evaluation: folds, the common scoring set, volatility losses and forecast tests.
+"""Walk-forward scoring: the common scoring set, volatility losses and forecast tests.
 
-Pure functions (polars / numpy in, frames out); the Prefect entry points live in
-``flows/evaluate_flow.py`` and the per-fold work in :func:`run_fold`.
-
-Time rules (DESIGN.md)
-    Folds are chronological, expanding or rolling. Fold ``k`` scores the targets of a block of
-    ``refit_every`` sessions; its model is fitted on sessions ``<= train_end`` where ``train_end`` lies
-    ``embargo`` sessions (at least the horizon) before the block's first target. A random split is not
-    offered.
+Pure functions (polars / numpy in, frames out). Folds and the fit-then-forecast loop are in
+:mod:`tasks.walk_forward`; the Prefect fold task is in ``flows/steps/evaluate.py``.
 
 Scoring
     Every model is scored on exactly the same (symbol, target) pairs: those every model forecast and
@@ -24,13 +18,10 @@ against HAR-RV with the Harvey-Leybourne-Newbold correction, and the Model Confi
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -43,108 +34,6 @@ from core.hashing import files_hash, frame_hash, source_root
 BENCHMARK = "har"
 #: The naive forecast out-of-sample R^2 is measured against.
 NAIVE = "naive"
-WindowKind = Literal["expanding", "rolling"]
-
-
-# ------------------------------------------------------------------------------------------ folds
-@dataclass(frozen=True)
-class Fold:
-    """One walk-forward fold of one symbol.
-
-    Attributes
-    ----------
-    fold : int
-        Fold number, 0 first.
-    train_start : date
-        First training session.
-    train_end : date
-        Last training session (its target included).
-    origins : tuple[date, ...]
-        Forecast origins; their targets are the fold's test sessions.
-    targets : tuple[date, ...]
-        The test sessions (origin + horizon sessions).
-    """
-
-    fold: int
-    train_start: date
-    train_end: date
-    origins: tuple[date, ...]
-    targets: tuple[date, ...]
-
-
-def walk_forward_folds(
-    sessions: Sequence[date],
-    test_start: date,
-    test_end: date,
-    *,
-    refit_every: int = 63,
-    horizon: int = 1,
-    embargo: int | None = None,
-    window: WindowKind = "expanding",
-    train_size: int | None = None,
-    min_train: int = 250,
-) -> list[Fold]:
-    """Chronological folds over the test sessions in ``[test_start, test_end]``.
-
-    Parameters
-    ----------
-    sessions : Sequence[date]
-        The symbol's sorted, distinct sessions.
-    test_start, test_end : date
-        The test window: targets are the sessions inside it.
-    refit_every : int
-        Sessions per fold (the model is refitted at each fold).
-    horizon : int
-        Target = origin + ``horizon`` sessions.
-    embargo : int | None
-        Sessions between ``train_end`` and the fold's first target; at least ``horizon``; default
-        ``horizon + 1`` (one session of safety beyond the minimum).
-    window : {"expanding", "rolling"}
-        Expanding from the first session, or the last ``train_size`` sessions.
-    train_size : int | None
-        Rolling window length (required for ``"rolling"``).
-    min_train : int
-        Fewest training sessions a fold needs; earlier test sessions are dropped.
-
-    Returns
-    -------
-    list[Fold]
-        Empty when no test session has enough history.
-    """
-    for name, value in (("refit_every", refit_every), ("horizon", horizon), ("min_train", min_train)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-    gap = horizon + 1 if embargo is None else embargo
-    if isinstance(gap, bool) or not isinstance(gap, int) or gap < horizon:
-        raise ConfigError(f"embargo must be an integer >= horizon ({horizon}); got {embargo!r}")
-    if window not in ("expanding", "rolling"):
-        raise ConfigError(
-            f"window must be 'expanding' or 'rolling'; got {window!r} (a random split is not offered)"
-        )
-    if window == "rolling" and (train_size is None or train_size < min_train):
-        raise ConfigError(f"a rolling window needs train_size >= min_train ({min_train}); got {train_size!r}")
-    if test_start > test_end:
-        raise ConfigError(f"test_start {test_start} is after test_end {test_end}")
-    days = list(sessions)
-    if any(b <= a for a, b in zip(days, days[1:], strict=False)):
-        raise DataError("sessions must be sorted and distinct")
-    first_target = max(min_train - 1 + gap, horizon)
-    test_idx = [i for i, d in enumerate(days) if test_start <= d <= test_end and i >= first_target]
-    folds: list[Fold] = []
-    for k, lo in enumerate(range(0, len(test_idx), refit_every)):
-        block = test_idx[lo : lo + refit_every]
-        end_i = block[0] - gap
-        start_i = 0 if window == "expanding" else max(0, end_i - int(train_size or 0) + 1)
-        folds.append(
-            Fold(
-                fold=k,
-                train_start=days[start_i],
-                train_end=days[end_i],
-                origins=tuple(days[i - horizon] for i in block),
-                targets=tuple(days[i] for i in block),
-            )
-        )
-    return folds
 
 
 # ------------------------------------------------------------------------------------------ scoring set
@@ -410,128 +299,23 @@ def leaderboard(scored: pl.DataFrame, mcs_size: float = 0.10, mcs_reps: int = 10
     return pl.DataFrame(rows).sort("symbol", "qlike")
 
 
-# ------------------------------------------------------------------------------------------ entry points
-#: Serializes torch fits inside one process (see :func:`fit_predict_fold`).
-_TORCH_LOCK = threading.Lock()
-
-
+# ------------------------------------------------------------------------------------------ versions
 @lru_cache(maxsize=4)
 def model_code_hash(stacked: bool = False) -> str:
     """Content hash of the code a fold's forecasts depend on (models, training, events; + stacking).
 
     Part of every fold task's cache key, so editing a model invalidates its cached folds while an
-    unrelated change (a report, a README) does not; ``stacked`` adds ``tasks/stacking.py``, which
+    unrelated change (a report, a README) does not; ``stacked`` adds ``tasks/models/ensemble.py``, which
     only the ensemble's folds depend on.
     """
     root = source_root()
-    names = ["tasks/train.py", "tasks/events.py"] + (["tasks/stacking.py"] if stacked else [])
-    return files_hash(root, sorted((root / "tasks" / "models").glob("*.py")) + [root / n for n in names])
+    models = [f for f in sorted((root / "tasks" / "models").glob("*.py")) if f.name != "ensemble.py"]
+    names = ["tasks/train.py", "tasks/walk_forward.py", "tasks/events.py"]
+    names += ["tasks/models/ensemble.py"] if stacked else []
+    return files_hash(root, models + [root / n for n in names])
 
 
 def features_version(features: pl.DataFrame, symbols: Sequence[str], end: date) -> str:
     """Content hash of the feature rows of ``symbols`` up to ``end`` (a fold's data version)."""
     part = features.filter(pl.col("symbol").is_in(list(symbols)) & (pl.col("session_date") <= end))
     return frame_hash(part)
-
-
-def fit_predict_fold(
-    warehouse_path: str,
-    warehouse_id: str,
-    model: str,
-    symbol: str,
-    fold: int,
-    train_start: str,
-    train_end: str,
-    origins: list[str],
-    config: dict[str, object] | None,
-    data_version: str,
-    base_runs: list[str] | None = None,
-    group_symbols: list[str] | None = None,
-) -> dict[str, object]:
-    """Fit ``model`` on one fold of one symbol, forecast the fold's origins and store them.
-
-    Parameters
-    ----------
-    warehouse_path, warehouse_id : str
-        The warehouse (its id keeps a rebuilt warehouse from taking an old cache hit).
-    model, symbol : str
-        Registry name and the symbol whose fold this is.
-    fold : int
-        Fold number (stored with every prediction).
-    train_start, train_end : str
-        Training window (ISO dates); the model sees sessions in it only.
-    origins : list[str]
-        The fold's forecast origins (ISO dates).
-    config : dict | None
-        Model config overrides.
-    data_version : str
-        Content hash of the inputs (part of the cache key).
-    base_runs : list[str] | None
-        For ``ensemble``: the model runs whose out-of-fold predictions it stacks.
-    group_symbols : list[str] | None
-        For ``ensemble``: the symbols of this symbol's asset class (pooled in its training rows).
-
-    Returns
-    -------
-    dict
-        ``model_run``, ``model``, ``symbol``, ``fold``, ``rows``, ``wall_s`` and ``history``.
-    """
-    import time
-    from dataclasses import replace
-
-    from tasks.train import Checkpointable, History, build_model, load_model_data, model_run_id, plain_config
-    from warehouse.db import session, writer
-    from warehouse.models import read_predictions, write_model_run, write_predictions
-
-    t0 = time.perf_counter()
-    start, end = date.fromisoformat(train_start), date.fromisoformat(train_end)
-    days = sorted(date.fromisoformat(o) for o in origins)
-    if not days or days[0] < end:
-        raise ConfigError(f"fold {fold} of {symbol}: origins must follow train_end {end}")
-    fitted = build_model(model, config)
-    cfg = plain_config(fitted.config())
-    run_id = model_run_id(model, cfg, [symbol], start, end, data_version)
-    symbols = sorted(set(group_symbols or []) | {symbol})
-    with session(warehouse_path, read_only=True) as con:
-        data = load_model_data(con, fitted, symbols, None, days[-1])
-        if base_runs:
-            preds = pl.concat([read_predictions(con, model_run=r) for r in base_runs], how="vertical_relaxed")
-            data = replace(data, predictions=preds.drop("model_run", "created_at"))
-    train = data.upto(end)
-    train = replace(train, features=train.features.filter(pl.col("session_date") >= start))
-    # torch's random generator and thread count are process-wide: two torch fits in parallel threads
-    # would draw each other's dropout masks and forecasts would depend on scheduling. Torch models
-    # take turns; everything else runs alongside.
-    with _TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
-        fitted.fit(train, end)
-        frame = fitted.predict(data, days, horizon=1).filter(pl.col("symbol") == symbol)
-    history = getattr(fitted, "history", None)
-    hist = history.as_dict() if isinstance(history, History) else None
-    wall = time.perf_counter() - t0
-    with writer(warehouse_path) as con:
-        write_model_run(
-            con,
-            {
-                "model_run": run_id,
-                "model": model,
-                "symbols": [symbol],
-                "train_start": start,
-                "train_end": end,
-                "config": cfg,
-                "data_version": data_version,
-                "metrics": {"fold": fold, "history": hist},
-                "device": str(getattr(fitted, "device", "cpu")),
-                "wall_s": wall,
-            },
-        )
-        rows = write_predictions(con, frame, run_id, fold=fold)
-    return {"model_run": run_id, "model": model, "symbol": symbol, "fold": fold, "rows": rows, "wall_s": wall}
-
-
-from prefect import task  # noqa: E402
-
-from flows.orchestration import TASK_DEFAULTS  # noqa: E402
-
-evaluate_fold = task(name="walk-forward-fold", task_run_name="{model}-{symbol}-fold{fold}", **TASK_DEFAULTS)(
-    fit_predict_fold
-)

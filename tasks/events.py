@@ -1,8 +1,7 @@
 """Economic events: loading calendars, surprise z-scores and per-session event features.
 
 Pure functions, polars in and out, except the three ``read_*`` loaders, which read one file each, and
-:func:`load_event_calendar`, which combines them (the Prefect entry point ``load_events`` ends the
-module).
+:func:`load_event_calendar`, which combines them.
 
 Normalized events frame (:data:`EVENTS_SCHEMA`)
 ------------------------------------------------
@@ -60,11 +59,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import polars as pl
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from core.errors import ConfigError, DataError
-from flows.orchestration import TASK_DEFAULTS
 from tasks.calendars import session_bounds, sessions_between, validate_calendar
 
 #: Event types that get target-session flags and surprise features by default.
@@ -720,18 +716,3 @@ def default_event_calendar() -> pl.DataFrame:
             forexfactory = found[-1]
             break
     return load_event_calendar(forexfactory=forexfactory)
-
-
-@task(name="load-events", **{**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False})
-def load_events(
-    fomc: str | None = str(SHIPPED_FOMC_FILE),
-    csv_paths: list[str] | None = None,
-    forexfactory: str | None = None,
-    tz: str = NEW_YORK,
-) -> pl.DataFrame:
-    """Prefect entry point of :func:`load_event_calendar`.
-
-    Not cached and not retried (a bad file is a :class:`DataError`, never transient): reading the
-    calendars takes milliseconds.
-    """
-    return load_event_calendar(fomc=fomc, csv_paths=csv_paths or (), forexfactory=forexfactory, tz=tz)

@@ -59,19 +59,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import polars as pl
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from scipy.stats import norm
 
 from core.errors import ConfigError, DataError
 from core.schema import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA
-from flows.orchestration import TASK_DEFAULTS
 from tasks.calendars import (
     SessionAssignment,
     assign_sessions,
@@ -602,7 +598,7 @@ def _rolling_corr(a: str, b: str, window: int, min_periods: int) -> pl.Expr:
     return corr.fill_nan(None).clip(-1.0, 1.0)
 
 
-# --------------------------------------------------------------------------- Prefect entry points
+# --------------------------------------------------------------------------- partitions
 
 #: Calendar days of bars read before a month partition: the previous close and HAR's 22 sessions.
 LOOKBACK_DAYS = 40
@@ -615,67 +611,3 @@ def partition_read_window(start: datetime, end: datetime) -> tuple[datetime, dat
     The partition's data version hashes exactly these bars.
     """
     return start - timedelta(days=LOOKBACK_DAYS), end + timedelta(days=1)
-
-
-_FEATURE_TASK = {**TASK_DEFAULTS, "cache_policy": TASK_DEFAULTS["cache_policy"] - "run_id"}
-
-
-@task(name="build-features", task_run_name="features-{symbol}-{start}", **_FEATURE_TASK)
-def build_features_partition(
-    warehouse_path: str,
-    warehouse_id: str,
-    symbol: str,
-    interval: str,
-    calendar: str,
-    start: str,
-    end: str,
-    data_version: str,
-    run_id: str,
-    resample: str | None = None,
-) -> dict[str, Any]:
-    """Build and store the daily features of one symbol's sessions in ``[start, end)``.
-
-    Cached on (warehouse, symbol, interval, calendar, window, data_version): ``data_version`` hashes
-    the bars the partition reads, so a changed bar recomputes exactly the partitions that read it.
-    """
-    from warehouse.bars import read_bars
-    from warehouse.db import session, writer
-    from warehouse.features import write_features
-
-    lo, hi = datetime.fromisoformat(start), datetime.fromisoformat(end)
-    read_lo, read_hi = partition_read_window(lo, hi)
-    with session(warehouse_path) as con:
-        bars = read_bars(con, symbol, interval, read_lo, read_hi)
-    daily = build_daily_features(bars, calendar, interval, resample=resample)
-    first, last = lo.date(), hi.date() - timedelta(days=1)
-    daily = daily.filter(pl.col("session_date").is_between(first, last))
-    with writer(warehouse_path) as con:
-        write_features(con, daily, symbol, first, last, interval=interval)
-    return {
-        "sessions": daily.height,
-        "low_coverage": int(daily["low_coverage"].sum()) if daily.height else 0,
-        "jump_days": int((daily["bns_p"] < 0.01).sum()) if daily.height else 0,
-    }
-
-
-@task(name="build-cross-asset", **{**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False})
-def build_cross_asset(
-    warehouse_path: str, symbols: list[str], start: str, end: str, run_id: str, window: int = 30
-) -> dict[str, Any]:
-    """Rolling cross-asset correlations over ``symbols`` for sessions in ``[start, end)``.
-
-    Not cached: it reads the stored daily features of every symbol, which the partition tasks just
-    rewrote; it is cheap (daily rows only).
-    """
-    from warehouse.db import session, writer
-    from warehouse.features import read_features, write_cross_asset
-
-    lo, hi = date.fromisoformat(start), date.fromisoformat(end)
-    with session(warehouse_path) as con:
-        daily = read_features(con, symbols, lo - timedelta(days=3 * window), hi)
-    cross = cross_asset_features(daily, symbols, window)
-    last = hi - timedelta(days=1)
-    cross = cross.filter(pl.col("session_date").is_between(lo, last))
-    with writer(warehouse_path) as con:
-        write_cross_asset(con, cross, symbols, lo, last, window=window)
-    return {"pairs": cross.select("symbol_a", "symbol_b").unique().height, "rows": cross.height}

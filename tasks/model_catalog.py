@@ -1,7 +1,8 @@
-"""Names of the built-in models, known without importing them (torch takes seconds to load).
+"""The built-in models: names, what they are, and the module that registers each.
 
-The command line checks ``-m NAME`` against this catalogue before anything heavy starts; a test keeps
-it equal to the registry that importing :mod:`tasks.models` fills.
+Known without importing any model (torch takes seconds to load): the command line checks ``-m NAME``
+against this catalogue before anything heavy starts, and :func:`tasks.models.base.get_model` imports a
+model's module only when it is first asked for. A test keeps the catalogue equal to the registry.
 """
 
 from __future__ import annotations
@@ -20,4 +21,20 @@ BUILTIN_MODELS: dict[str, str] = {
     "prob_lstm": "neural: probabilistic LSTM (Gaussian or Student-t likelihood)",
     "lstm_point": "neural: LSTM point forecast of log RV",
     "ensemble": "stack: LightGBM over the other models' out-of-fold forecasts",
+}
+
+#: Registry name -> the module whose ``@register`` defines it.
+MODEL_MODULES: dict[str, str] = {
+    "naive": "tasks.models.baselines",
+    "ewma": "tasks.models.baselines",
+    "har": "tasks.models.har",
+    "har_j": "tasks.models.har",
+    "garch": "tasks.models.garch",
+    "gjr_garch": "tasks.models.garch",
+    "quantile": "tasks.models.quantile",
+    "quantile_event": "tasks.models.quantile",
+    "voltransformer": "tasks.models.transformer",
+    "prob_lstm": "tasks.models.prob_lstm",
+    "lstm_point": "tasks.models.lstm_point",
+    "ensemble": "tasks.models.ensemble",
 }

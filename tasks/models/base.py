@@ -12,6 +12,7 @@ only sessions ``<= t``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +21,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import polars as pl
 
 from core.errors import ConfigError
+from tasks.model_catalog import MODEL_MODULES
 
 
 @dataclass(frozen=True)
@@ -95,19 +97,20 @@ def register(name: str) -> Callable[[Callable[..., Forecaster]], Callable[..., F
 
 
 def get_model(name: str, **config: Any) -> Forecaster:
-    """A new, unfitted forecaster by registry name, with ``config`` overriding its defaults."""
-    _load_builtin_models()
+    """A new, unfitted forecaster by registry name, with ``config`` overriding its defaults.
+
+    A built-in model's module is imported the first time the model is asked for
+    (:data:`tasks.model_catalog.MODEL_MODULES`), so naming one model never loads the others.
+    """
+    if name not in _REGISTRY and name in MODEL_MODULES:
+        importlib.import_module(MODEL_MODULES[name])
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}")
+        raise ConfigError(f"unknown model {name!r}; registered: {model_names()}")
     return _REGISTRY[name](**config)
 
 
 def model_names() -> list[str]:
-    """Every registered model name."""
-    _load_builtin_models()
+    """Every registered model name (the built-in ones are imported first)."""
+    for module in sorted(set(MODEL_MODULES.values())):
+        importlib.import_module(module)
     return sorted(_REGISTRY)
-
-
-def _load_builtin_models() -> None:
-    # Importing the package registers the built-in models (tasks/models/__init__.py).
-    import tasks.models  # noqa: F401

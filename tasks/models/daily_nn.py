@@ -8,7 +8,7 @@ Inputs (all known at the end of session ``t``; see :data:`FEATURES`)
 --------------------------------------------------------------------
 A symbol's sessions are its rows of ``features_daily`` (``tasks.models.frames``). Each feature is a
 polars expression over that symbol's rows that reads the row itself and earlier rows only (rolling
-and EWM windows end at the row). Features are standardized PER SYMBOL with a :class:`~tasks.train.Scaler`
+and EWM windows end at the row). Features are standardized PER SYMBOL with a :class:`~.torch_data.Scaler`
 fitted on the rows that the training split's windows cover (sessions up to the last training origin),
 clipped to +-``clip_inputs`` and non-finite values become 0 (the training mean). Optional cross-asset
 inputs (``cross_asset=True``) are the mean over partners of the rolling return and log-RV correlations
@@ -20,7 +20,7 @@ Origin row ``i`` of a symbol (``i >= window - 1``), input rows ``i - window + 1 
 ``log RV`` of row ``i + horizon``. ``fit(data, train_end)`` keeps only rows ``<= train_end`` before
 anything else, so every target is known by then; targets on low-coverage sessions are dropped
 (``drop_low_coverage_targets``). The validation split is the last ``val_fraction`` of the origin
-dates, pooled over symbols, after a gap of ``horizon - 1`` dates (:func:`~tasks.train.chronological_split`).
+dates, pooled over symbols, after a gap of ``horizon - 1`` dates (:func:`~.torch_data.chronological_split`).
 Targets are standardized per symbol on the training split (only centred for ``loss="qlike"``, whose
 loss needs log units).
 
@@ -83,22 +83,10 @@ from tasks.models.frames import (
     symbol_calendar,
     target_sessions,
 )
-from tasks.train import (
-    EpochStats,
-    History,
-    Scaler,
-    TrainConfig,
-    WindowXY,
-    chronological_split,
-    fit_torch,
-    make_windows,
-    pick_device,
-    predict_batches,
-    seeded,
-    to_device,
-    torch_threads,
-    volatility_metrics,
-)
+from tasks.models.torch_data import Scaler, WindowXY, chronological_split, make_windows
+from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch, predict_batches
+from tasks.models.torch_runtime import pick_device, seeded, to_device, torch_threads
+from tasks.train import volatility_metrics
 
 _LOG_FLOOR = math.log(RV_FLOOR)
 
@@ -259,7 +247,7 @@ class DailyConfig:
     calendar : str | dict | None
         Session calendar used only to date targets past the end of the data (see ``frames``).
     epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp
-        :class:`~tasks.train.TrainConfig`.
+        :class:`~.torch_fit.TrainConfig`.
     num_threads : int | None
         CPU threads during fit and predict (default 1: these networks are too small to gain from
         intra-op threads, and on a shared 2-core machine a second thread made a step 5x slower);
@@ -331,7 +319,7 @@ class DailyConfig:
         return _replace(self, features=feats)
 
     def train_config(self) -> TrainConfig:
-        """The loop settings as a :class:`~tasks.train.TrainConfig`."""
+        """The loop settings as a :class:`~.torch_fit.TrainConfig`."""
         return TrainConfig.from_mapping(asdict(self))
 
 
@@ -516,7 +504,7 @@ class DailyTorchForecaster(ABC):
     Attributes
     ----------
     progress : callable or None
-        Called with :class:`~tasks.train.EpochStats` after each epoch of :meth:`fit` (set it before
+        Called with :class:`~.torch_fit.EpochStats` after each epoch of :meth:`fit` (set it before
         fitting; CLI progress bars, Prefect logs).
     history : History or None
         Losses per epoch of the last fit.
@@ -803,7 +791,7 @@ class DailyTorchForecaster(ABC):
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Weights and plain metadata for :func:`tasks.train.save_checkpoint`."""
+        """Weights and plain metadata for :func:`tasks.models.checkpoint.save_checkpoint`."""
         if self.net is None or self.train_end is None:
             raise ConfigError(f"model {self.name!r} is not fitted: nothing to checkpoint")
         meta = {

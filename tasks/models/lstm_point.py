@@ -30,7 +30,7 @@ from core.errors import ConfigError
 from tasks.models.base import ModelData, register
 from tasks.models.daily_nn import DailyConfig, DailyTorchForecaster, DistHead
 from tasks.models.prob_lstm import LSTMNet, check_lstm
-from tasks.train import plot_history
+from tasks.models.torch_fit import plot_history
 
 TECHNICAL_FEATURES: tuple[str, ...] = (
     "ret",

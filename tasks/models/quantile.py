@@ -10,7 +10,7 @@ window (the ``m = window`` rows ending at t)
     ``ret_cc / s_t`` (null -> 0, clipped to +-10) and ``0.5 * log(rv_d) - log(s_t)`` of each row;
     ``0.5 * log(rv_w) - log(s_t)``, ``0.5 * log(rv_m) - log(s_t)`` and ``log(s_t)`` at t. Null realized
     measures are forward-filled (earlier rows only). Inputs are standardized by a
-    :class:`~tasks.train.Scaler` fitted on the training split only.
+    :class:`~.torch_data.Scaler` fitted on the training split only.
 event inputs (``quantile_event`` only, from :func:`tasks.events.event_features`)
     Per event type: the scheduled flag of the TARGET session ``sched``, and ``zd = clip(z, +-z_clip) *
     2^(-age / z_halflife_days)`` of the latest surprise released by the origin's ``session_end`` (0 when
@@ -44,13 +44,13 @@ Derived columns
     ``var / c``, ``c = mean(ret_cc^2) / mean(rv_d)`` over the symbol's training sessions (close-to-close
     vs intraday realized variance; pooled over symbols for a symbol unseen at fit).
 
-Training (:func:`tasks.train.fit_torch`): chronological split of the training samples by origin date
-(:func:`tasks.train.chronological_split`, the last ``val_fraction`` of dates validate, ``horizon - 1``
+Training (:func:`.torch_fit.fit_torch`): chronological split of the training samples by origin date
+(:func:`.torch_data.chronological_split`, the last ``val_fraction`` of dates validate, ``horizon - 1``
 dates dropped in between), AdamW, minibatches shuffled inside the training split with a seeded
 generator, early stopping on validation pinball with the best weights restored. Same data, config and
 seed give identical forecasts on the CPU (with the same ``threads``).
 
-Checkpoints: both models implement :class:`~tasks.train.Checkpointable`. The checkpoint holds the
+Checkpoints: both models implement :class:`~tasks.models.checkpoint.Checkpointable`. The checkpoint holds the
 weights (event head included), the config, the input list (:meth:`QuantileForecaster.input_names`,
 which follows from ``window`` and ``event_types``), the scaler, the RV ratios and the training
 history, so ``restore_run`` loads a run instead of refitting it; a checkpoint whose input list differs
@@ -85,17 +85,9 @@ from tasks.models.frames import (
     require_columns,
     symbol_calendar,
 )
-from tasks.train import (
-    EpochStats,
-    History,
-    Scaler,
-    TrainConfig,
-    chronological_split,
-    fit_torch,
-    pick_device,
-    seeded,
-    torch_threads,
-)
+from tasks.models.torch_data import Scaler, chronological_split
+from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch
+from tasks.models.torch_runtime import pick_device, seeded, torch_threads
 
 _Z90 = float(norm.ppf(0.9))
 _MEDIAN = QUANTILES.index(0.5)
@@ -218,7 +210,7 @@ class QuantileConfig:
         self.train_config()  # validates the loop settings (device, seed)
 
     def train_config(self) -> TrainConfig:
-        """The base network's loop settings as a :class:`~tasks.train.TrainConfig`."""
+        """The base network's loop settings as a :class:`~.torch_fit.TrainConfig`."""
         return TrainConfig.from_mapping(asdict(self))
 
 
@@ -483,7 +475,7 @@ def _rv_ratios(features: pl.DataFrame) -> tuple[dict[str, float], float]:
 
 
 def _history(state: object) -> History | None:
-    """A :class:`~tasks.train.History` from its ``as_dict`` form (None when absent)."""
+    """A :class:`~.torch_fit.History` from its ``as_dict`` form (None when absent)."""
     if not isinstance(state, Mapping):
         return None
     h = dict(state)
@@ -504,7 +496,7 @@ class QuantileForecaster:
     Attributes
     ----------
     progress : callable or None
-        Called with :class:`~tasks.train.EpochStats` after each epoch of the base network's fit.
+        Called with :class:`~.torch_fit.EpochStats` after each epoch of the base network's fit.
     history : History or None
         Losses per epoch of the base network's last fit (``train_loss``, ``val_loss``).
     event_history : list[float]
@@ -671,7 +663,7 @@ class QuantileForecaster:
         return names
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Weights and plain metadata for :func:`tasks.train.save_checkpoint`.
+        """Weights and plain metadata for :func:`tasks.models.checkpoint.save_checkpoint`.
 
         Raises
         ------

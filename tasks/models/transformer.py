@@ -67,18 +67,9 @@ from tasks.models.daily_nn import (
     config_dict,
 )
 from tasks.models.families import Family, family_names, get_family
-from tasks.train import (
-    EpochStats,
-    History,
-    TrainConfig,
-    chronological_split,
-    fit_torch,
-    make_windows,
-    pick_device,
-    predict_batches,
-    seeded,
-    torch_threads,
-)
+from tasks.models.torch_data import chronological_split, make_windows
+from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch, predict_batches
+from tasks.models.torch_runtime import pick_device, seeded, torch_threads
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -330,7 +321,7 @@ class TransformerConfig(DailyConfig):
         Encoder (see :class:`VolTransformerNet`).
     cpu_amp : bool
         bf16 autocast of the training steps on a CPU with native bf16 (see
-        :class:`~tasks.train.TrainConfig`); float32 master weights, validation and predictions. Off
+        :class:`~.torch_fit.TrainConfig`); float32 master weights, validation and predictions. Off
         by default here: the small daily network is no faster in bf16 (the minute model's default
         is on).
     """
@@ -399,7 +390,7 @@ class MinuteConfig:
     clip_inputs : float
         Scaled returns are clipped to +- this.
     epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp, cpu_amp
-        :class:`~tasks.train.TrainConfig` (``cpu_amp``: bf16 training steps on a CPU with native bf16).
+        :class:`~.torch_fit.TrainConfig` (``cpu_amp``: bf16 training steps on a CPU with native bf16).
     num_threads
         CPU threads during ``fit`` and ``forecast`` (None keeps torch's setting).
     """
@@ -623,7 +614,7 @@ class MinuteTransformer:
         return out
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Weights and plain metadata for :func:`tasks.train.save_checkpoint`."""
+        """Weights and plain metadata for :func:`tasks.models.checkpoint.save_checkpoint`."""
         if self.net is None:
             raise ConfigError(f"{self.name} is not fitted: nothing to checkpoint")
         meta = {

@@ -67,7 +67,9 @@ def test_work_that_never_announces_a_size_ends_complete() -> None:
 
 
 def test_the_model_catalogue_matches_the_registry() -> None:
-    import tasks.models  # noqa: F401 - registers every built-in model
-    from tasks.models.base import model_names
+    from tasks.model_catalog import MODEL_MODULES
+    from tasks.models.base import _REGISTRY, model_names
 
-    assert sorted(BUILTIN_MODELS) == model_names()
+    assert sorted(BUILTIN_MODELS) == model_names() == sorted(MODEL_MODULES)
+    for name, module in MODEL_MODULES.items():  # each name is registered by the module the catalogue names
+        assert _REGISTRY[name].__module__ == module, name

@@ -29,7 +29,7 @@ FAST: dict[str, dict[str, Any]] = {
     "voltransformer": {"epochs": 2, "d_model": 16, "heads": 2, "layers": 1, "ff": 32, "window": 10},
     "prob_lstm": {"epochs": 2, "hidden": 8, "window": 10},
     "lstm_point": {"epochs": 2, "hidden": 8, "window": 10},
-    # the stack (tasks/stacking.py): two cheap bases, long internal folds
+    # the stack (tasks/models/ensemble.py): two cheap bases, long internal folds
     "ensemble": {"base_models": ["ewma", "har"], "refit_every": 250, "n_estimators": 30},
 }
 #: Registry names whose registry-wide tests are marked slow (over 20 s even with FAST).

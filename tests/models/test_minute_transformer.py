@@ -14,7 +14,7 @@ import pytest
 from core.errors import ConfigError, DataError
 from tasks.models.transformer import MinuteTransformer, minute_returns
 from tasks.sources.files import read_bars_file
-from tasks.train import load_checkpoint, save_checkpoint
+from tasks.models.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = {"epochs": 2, "d_model": 16, "heads": 2, "layers": 1, "ff": 32, "max_train_windows": 20_000}
 

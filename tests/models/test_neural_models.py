@@ -21,7 +21,9 @@ from tasks.features import cross_asset_features
 from tasks.models.base import ModelData, get_model
 from tasks.models.daily_nn import DailyTorchForecaster
 from tasks.models.transformer import VolTransformerNet, positive_head
-from tasks.train import EpochStats, load_checkpoint, save_checkpoint, volatility_metrics
+from tasks.models.torch_fit import EpochStats
+from tasks.models.checkpoint import load_checkpoint, save_checkpoint
+from tasks.train import volatility_metrics
 
 TRAIN_END = date(2022, 12, 31)
 TINY: dict[str, dict[str, Any]] = {

@@ -16,7 +16,7 @@ from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS
 from tasks.events import read_fomc_dates
 from tasks.models.base import ModelData, get_model
 from tasks.models.quantile import QuantileEventForecaster, QuantileForecaster, infer_calendar, pinball_loss
-from tasks.train import Checkpointable, load_checkpoint, save_checkpoint
+from tasks.models.checkpoint import Checkpointable, load_checkpoint, save_checkpoint
 
 TRAIN_END = date(2016, 12, 31)
 SMALL = {"epochs": 40, "hidden": 16}

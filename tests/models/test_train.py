@@ -16,26 +16,11 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError, DataError
-from tasks.train import (
-    EpochStats,
-    Scaler,
-    TensorXY,
-    TrainConfig,
-    WindowXY,
-    check_plain,
-    chronological_split,
-    code_version,
-    fit_torch,
-    load_checkpoint,
-    make_windows,
-    pick_device,
-    plot_history,
-    save_checkpoint,
-    seeded,
-    set_seed,
-    torch_threads,
-    volatility_metrics,
-)
+from tasks.models.torch_fit import EpochStats, TrainConfig, fit_torch, plot_history
+from tasks.models.torch_data import Scaler, TensorXY, WindowXY, chronological_split, make_windows
+from tasks.models.checkpoint import check_plain, code_version, load_checkpoint, save_checkpoint
+from tasks.models.torch_runtime import pick_device, seeded, set_seed, torch_threads
+from tasks.train import volatility_metrics
 
 # --- devices -----------------------------------------------------------------------------------
 

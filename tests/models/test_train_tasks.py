@@ -13,7 +13,8 @@ import pytest
 
 from core.errors import ConfigError
 from tasks.models.base import ModelData, get_model
-from tasks.train import model_run_id, predict_and_record, restore_run, train_and_record
+from tasks.train import model_run_id
+from flows.steps.train import predict_and_record, restore_run, train_and_record
 from warehouse.db import session, writer
 from warehouse.features import write_features
 from warehouse.models import read_model_run, read_predictions, write_model_run
@@ -128,7 +129,7 @@ def test_prefect_task_is_cached_on_its_training_inputs(
 ) -> None:
     from prefect import flow
 
-    from tasks.train import predict, train_model
+    from flows.steps.train import predict, train_model
 
     @flow
     def pipeline(data_version: str) -> list[Any]:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import tasks.models.transformer as transformer
-import tasks.train as train_mod
+import tasks.models.torch_fit as train_mod
 from core.errors import ConfigError
 from tasks.models.base import get_model
 from tasks.models.transformer import (
@@ -26,7 +26,9 @@ from tasks.models.transformer import (
     keep_mask,
     positive_head,
 )
-from tasks.train import TensorXY, TrainConfig, fit_torch, seeded
+from tasks.models.torch_data import TensorXY
+from tasks.models.torch_fit import TrainConfig, fit_torch
+from tasks.models.torch_runtime import seeded
 
 
 def _net(fast_train: bool, dropout: float = 0.1, last_token_only: bool = True) -> VolTransformerNet:

@@ -103,7 +103,7 @@ def test_writing_into_a_damaged_warehouse_is_refused(tmp_path: Path) -> None:
 )
 def test_truncated_checkpoint_is_refused_naming_the_file(tmp_path: Path, keep: float) -> None:
     torch = pytest.importorskip("torch")
-    from tasks.train import load_checkpoint, save_checkpoint
+    from tasks.models.checkpoint import load_checkpoint, save_checkpoint
 
     path = save_checkpoint(tmp_path / "m.pt", {"w": torch.ones(64, 64)}, {"features": ["rv"]})
     data = path.read_bytes()

@@ -10,16 +10,8 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError, DataError
-from tasks.evaluate import (
-    common_scoring_set,
-    diebold_mariano,
-    leaderboard,
-    mincer_zarnowitz,
-    model_confidence_set,
-    newey_west_variance,
-    qlike,
-    walk_forward_folds,
-)
+from tasks.evaluate import common_scoring_set, diebold_mariano, leaderboard, mincer_zarnowitz, model_confidence_set, newey_west_variance, qlike
+from tasks.walk_forward import walk_forward_folds
 
 DAYS = [date(2020, 1, 1) + timedelta(days=i) for i in range(800)]
 

@@ -11,7 +11,7 @@ import pytest
 from core.errors import DataError
 from core.schema import PREDICTION_SCHEMA, QUANTILE_COLUMNS, QUANTILES
 from tasks.models.base import ModelData
-from tasks.stacking import Ensemble
+from tasks.models.ensemble import Ensemble
 
 DAYS = [date(2021, 1, 1) + timedelta(days=i) for i in range(400)]
 

@@ -31,6 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any, Self
 
 import numpy as np
@@ -40,6 +41,7 @@ from core.errors import ConfigError, DataError
 from core.schema import QUANTILE_COLUMNS, QUANTILES, empty_predictions
 from tasks.models.base import ModelData, get_model, register
 from tasks.models.frames import RV_FLOOR
+from tasks.walk_forward import cross_validate, walk_forward_folds
 
 #: Cheap base models the standalone ensemble stacks.
 DEFAULT_BASE_MODELS: tuple[str, ...] = ("ewma", "har", "garch", "quantile")
@@ -246,8 +248,6 @@ class Ensemble:
     # ------------------------------------------------------------------------------------ base rows
     def _standalone_oof(self, data: ModelData, train_end: date) -> pl.DataFrame:
         """Out-of-fold base predictions by an internal expanding walk-forward inside the window."""
-        from tasks.evaluate import walk_forward_folds
-
         bases = self.base_models or list(DEFAULT_BASE_MODELS)
         frames: list[pl.DataFrame] = []
         feats = data.features.filter(pl.col("session_date") <= train_end)
@@ -256,17 +256,12 @@ class Ensemble:
             folds = walk_forward_folds(
                 days, days[0], train_end, refit_every=self.cfg["refit_every"], min_train=250
             )
-            sub = ModelData(
-                data.features.filter(pl.col("symbol") == symbol),
-                data.cross_asset,
-                data.events,
-                None,
-            )
+            feats_one = data.features.filter(pl.col("symbol") == symbol)
+            sub = ModelData(feats_one, data.cross_asset, data.events, None)
             for fold in folds:
                 for m in bases:
-                    model = get_model(m, **self.base_config.get(m, {}))
-                    model.fit(sub.upto(fold.train_end), fold.train_end)
-                    frames.append(model.predict(sub.upto(fold.origins[-1]), list(fold.origins)))
+                    make = partial(get_model, m, **self.base_config.get(m, {}))
+                    frames.append(cross_validate(make, sub, [fold]))
         if not frames:
             raise DataError(
                 f"the ensemble's own walk-forward found no fold with 250 training sessions before {train_end}"
