@@ -87,26 +87,29 @@ def evaluate(
         raise VolriskError(f"--config names unknown models {unknown}; registered: {sorted(BUILTIN_MODELS)}")
     preflight.warehouse_with_features(str(_warehouse(warehouse)), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
+    from tasks.experiment import ExperimentSpec
 
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
         result.update(
             evaluate_flow(
-                symbols=symbols,
-                models=models,
-                test_start=test_start,
-                test_end=test_end,
-                train_start=train_start,
-                refit_every=refit_every,
-                name=name,
-                device=device,
+                ExperimentSpec(
+                    symbols=symbols,
+                    models=models,
+                    test_start=test_start,
+                    test_end=test_end,
+                    train_start=train_start,
+                    refit_every=refit_every,
+                    name=name,
+                    device=device,
+                    window=window,
+                    train_size=train_size,
+                    stack=not no_stack,
+                    config=overrides,
+                    cost_bps=cost_bps,
+                ),
                 warehouse=str(_warehouse(warehouse)),
-                window=window,
-                train_size=train_size,
-                stack=not no_stack,
-                config=overrides,
-                cost_bps=cost_bps,
             )
         )
         return []

@@ -34,8 +34,11 @@ from flows import progress
 from flows.steps.evaluate import evaluate_fold
 from tasks.config import get_settings
 from tasks.evaluate import features_version, model_code_hash
+from tasks.experiment import ExperimentSpec
 from tasks.models.ensemble import Ensemble
 from tasks.walk_forward import Fold, walk_forward_folds
+from warehouse.evaluations import read_evaluation
+from warehouse.resource import Warehouse
 
 #: Stacked model name.
 ENSEMBLE = "ensemble"
@@ -261,63 +264,58 @@ def fold_runner() -> ThreadPoolTaskRunner:
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
+def _existing_warehouse(warehouse: str | None) -> str:
+    wh = str(Path(warehouse) if warehouse else get_settings().warehouse)
+    if not Path(wh).is_file():
+        raise ConfigError(f"warehouse {wh} does not exist; ingest bars and build features first")
+    return wh
+
+
+def _check_models(names: Sequence[str]) -> None:
+    from tasks.models.base import model_names
+
+    unknown = sorted(set(names) - set(model_names()))
+    if unknown:
+        raise ConfigError(f"unknown models {unknown}; registered: {model_names()}")
+
+
+def _count_stack_folds(folds: dict[str, list[Fold]], spec: ExperimentSpec) -> int:
+    min_rows = int(spec.model_config_for(ENSEMBLE).get("min_rows", Ensemble().cfg["min_rows"]))
+    return sum(1 for fs in folds.values() for k, f in enumerate(fs) if _stack_rows(fs[:k], f) >= min_rows)
+
+
+def submit_base_folds(
+    wh: str,
+    inputs: EvalInputs,
+    spec: ExperimentSpec,
+    names: list[str],
+    folds: dict[str, list[Fold]],
+    stack: bool,
+) -> tuple[dict[Any, tuple[str, str, int]], int]:
+    """Submit every (model, symbol, fold) task; returns the futures and the number of stack folds."""
+    futures: dict[Any, tuple[str, str, int]] = {}
+    for model in names:
+        cfg = _model_config(model, spec.device, spec.config)
+        for symbol, sym_folds in folds.items():
+            for fold in sym_folds:
+                futures[_submit(wh, inputs, model, symbol, fold, cfg)] = (model, symbol, fold.fold)
+    return futures, _count_stack_folds(folds, spec) if stack else 0
+
+
 @flow(name="evaluate", log_prints=True, task_runner=fold_runner())
 def evaluate_flow(
-    symbols: list[str],
-    models: list[str] | None = None,
-    test_start: str | None = None,
-    test_end: str | None = None,
-    train_start: str | None = None,
-    refit_every: int = 63,
-    name: str = "pipeline",
-    device: str = "auto",
-    warehouse: str | None = None,
-    window: str = "expanding",
-    train_size: int | None = None,
-    embargo: int | None = None,
-    stack: bool = True,
-    config: dict[str, dict[str, Any]] | None = None,
-    cost_bps: float = 5.0,
-    reports_dir: str | None = None,
-    stack_warmup: int = 252,
+    spec: ExperimentSpec, warehouse: str | None = None, reports_dir: str | None = None
 ) -> dict[str, Any]:
-    """Walk-forward evaluation of ``models`` on ``symbols``, the stacked ensemble, and the report.
+    """Walk-forward evaluation of the spec's models on its symbols, the stacked ensemble, and the report.
 
     Parameters
     ----------
-    symbols : list[str]
-        Symbols with daily features in the warehouse.
-    models : list[str] | None
-        Registry names (default: every model but the ensemble). HAR-RV and naive are always added:
-        they are the benchmark and the R^2 reference.
-    test_start, test_end : str | None
-        Test window of target sessions (ISO dates; default: the last two years of data).
-    train_start : str | None
-        Earliest training session (default: all history).
-    refit_every : int
-        Sessions per fold; every model is refitted each fold.
-    name : str
-        Evaluation name: the report is ``reports/eval-YYMMDD-<name>.md``.
-    device : str
-        Torch device for the neural models (``auto``, ``cpu``, ``cuda``, ``mps``).
+    spec : ExperimentSpec
+        What to evaluate and how (symbols, models, test window, folds, stacking, costs).
     warehouse : str | None
         DuckDB file (default: the configured warehouse).
-    window : {"expanding", "rolling"}
-        Training window kind; ``train_size`` sessions for ``rolling``.
-    embargo : int | None
-        Sessions between a fold's training end and its first target (default horizon + 1).
-    stack : bool
-        Also stack the models with LightGBM (the ``ensemble``).
-    config : dict | None
-        Per-model config overrides, e.g. ``{"voltransformer": {"epochs": 20}}``.
-    cost_bps : float
-        Strategy trading cost in basis points per unit of turnover.
     reports_dir : str | None
         Folder of the reports (default: the configured reports folder).
-    stack_warmup : int
-        With ``stack``, the base models also forecast this many sessions before the test window
-        (walk-forward, not scored) so the ensemble has out-of-fold rows to learn from at the first
-        scored session.
 
     Returns
     -------
@@ -327,78 +325,50 @@ def evaluate_flow(
     """
     logger = get_run_logger()
     t0 = time.perf_counter()
-    if not symbols:
-        raise ConfigError("symbols must name at least one symbol")
-    wh = str(Path(warehouse) if warehouse else get_settings().warehouse)
-    if not Path(wh).is_file():
-        raise ConfigError(f"warehouse {wh} does not exist; ingest bars and build features first")
-    names = list(dict.fromkeys([*(models or default_models()), "har", "naive"]))
-    if ENSEMBLE in names:
-        names.remove(ENSEMBLE)
-        stack = True
-    from tasks.models.base import model_names
-
-    unknown = sorted(set(names) - set(model_names()))
-    if unknown:
-        raise ConfigError(f"unknown models {unknown}; registered: {model_names()}")
-    inputs = _read_inputs(wh, symbols)
-    windows = symbol_windows(inputs.features, symbols, test_start, test_end)
-    fold_windows = with_warmup(inputs.features, windows, stack_warmup if stack else 0)
-    folds = plan_folds(inputs.features, fold_windows, refit_every, window, train_size, embargo, train_start)
-    futures: dict[Any, tuple[str, str, int]] = {}
-    for model in names:
-        cfg = _model_config(model, device, config)
-        for symbol, sym_folds in folds.items():
-            for fold in sym_folds:
-                futures[_submit(wh, inputs, model, symbol, fold, cfg)] = (model, symbol, fold.fold)
+    wh = _existing_warehouse(warehouse)
+    names, stack = spec.model_list(default_models())
+    _check_models(names)
+    inputs = _read_inputs(wh, spec.symbols)
+    windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
+    fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
+    folds = plan_folds(
+        inputs.features,
+        fold_windows,
+        spec.refit_every,
+        spec.window,
+        spec.train_size,
+        spec.embargo,
+        spec.train_start,
+    )
+    futures, n_stack = submit_base_folds(wh, inputs, spec, names, folds, stack)
     n_folds = {s: len(f) for s, f in folds.items()}
     logger.info(
-        f"evaluate {name}: {len(names)} models x folds {n_folds} = {len(futures)} fold tasks, "
+        f"evaluate {spec.name}: {len(names)} models x folds {n_folds} = {len(futures)} fold tasks, "
         f"test windows {params_windows(windows)}"
     )
-    n_stack = 0
-    if stack:
-        min_rows = int(((config or {}).get(ENSEMBLE) or {}).get("min_rows", Ensemble().cfg["min_rows"]))
-        n_stack = sum(
-            1 for fs in folds.values() for k, f in enumerate(fs) if _stack_rows(fs[:k], f) >= min_rows
-        )
     progress.report("evaluate", total=len(futures) + n_stack)
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     _collect(futures, runs, failed)
-    broken = {(f["model"], f["symbol"]) for f in failed}
     if stack:
-        bases = [m for m in names if all((m, s) not in broken for s in symbols)]
+        broken = {(f["model"], f["symbol"]) for f in failed}
+        bases = [m for m in names if all((m, s) not in broken for s in spec.symbols)]
         ens_runs, ens_failed = run_ensemble(
-            wh, inputs, folds, runs, bases, (config or {}).get(ENSEMBLE), announce=False
+            wh, inputs, folds, runs, bases, spec.model_config_for(ENSEMBLE), announce=False
         )
         runs += ens_runs
         failed += ens_failed
     from flows.scoring import score_and_report
 
-    params = {
-        "symbols": list(symbols),
-        "models": names + ([ENSEMBLE] if stack else []),
-        "test_start": test_start,
-        "test_end": test_end,
-        "windows": {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()},
-        "stack_warmup": stack_warmup if stack else 0,
-        "train_start": train_start,
-        "refit_every": refit_every,
-        "window": window,
-        "train_size": train_size,
-        "embargo": embargo,
-        "cost_bps": cost_bps,
-        "device": device,
-        "folds": n_folds,
-    }
-    out = score_and_report(wh, name, params, runs, failed, inputs.classes, inputs.calendars, reports_dir)
+    stored_windows = {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()}
+    params = spec.params(names, stack, stored_windows, n_folds)
+    out = score_and_report(wh, spec.name, params, runs, failed, inputs.classes, inputs.calendars, reports_dir)
     out["wall_s"] = time.perf_counter() - t0
     out["statuses"] = {
         status: sum(1 for r in runs if r.get("status") == status) for status in ("success", "cached")
     } | {"failed": len(failed)}
     logger.info(
-        f"evaluate {name}: report {out['report']} ({len(failed)} failed folds, {out['wall_s']:.0f} s)"
+        f"evaluate {spec.name}: report {out['report']} ({len(failed)} failed folds, {out['wall_s']:.0f} s)"
     )
     return out
 
@@ -426,18 +396,16 @@ def stack_flow(
     reports_dir : str | None
         Folder of the reports.
     """
-    from warehouse.db import session
-    from warehouse.evaluations import read_evaluation
-
     wh = str(Path(warehouse) if warehouse else get_settings().warehouse)
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         manifest = read_evaluation(con, name)
     if manifest is None:
         raise ConfigError(
             "no stored evaluation to stack; run `volrisk evaluate` (or the weekly-evaluate deployment) first"
         )
     params = manifest["params"]
-    syms = symbols or params["symbols"]
+    spec = ExperimentSpec.from_params(params, manifest["name"])
+    syms = symbols or spec.symbols
     inputs = _read_inputs(wh, syms)
     windows = {
         s: (date.fromisoformat(w[0]), date.fromisoformat(w[1]))
@@ -446,12 +414,12 @@ def stack_flow(
     }
     folds = plan_folds(
         inputs.features,
-        with_warmup(inputs.features, windows, int(params.get("stack_warmup", 0))),
-        params["refit_every"],
-        params["window"],
-        params["train_size"],
-        params["embargo"],
-        params["train_start"],
+        with_warmup(inputs.features, windows, spec.stack_warmup),
+        spec.refit_every,
+        spec.window,
+        spec.train_size,
+        spec.embargo,
+        spec.train_start,
     )
     base = [r for r in manifest["runs"]["runs"] if r["model"] != ENSEMBLE and r["symbol"] in syms]
     bases = sorted({r["model"] for r in base})

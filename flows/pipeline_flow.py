@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import ConfigError
 from tasks.config import get_settings
+from tasks.experiment import ExperimentSpec
 
 Device = Literal["auto", "cpu", "cuda"]
 PipelineSource = Literal["samples", "file", "synthetic", "yfinance", "warehouse"]
@@ -309,7 +310,7 @@ def run_evaluation_stage(p: PipelineParams, symbols: list[str]) -> tuple[dict[st
         return None, [_failure("evaluate", "all", f"evaluation is not available: {exc}")]
     w = p.evaluation
     try:
-        out = evaluate_flow(
+        spec = ExperimentSpec(
             symbols=symbols,
             models=p.models,
             test_start=w.test_start.isoformat() if w.test_start else None,
@@ -318,8 +319,8 @@ def run_evaluation_stage(p: PipelineParams, symbols: list[str]) -> tuple[dict[st
             refit_every=w.refit_every,
             name=p.name,
             device=resolve_device(p.device),
-            warehouse=p.wh_path(),
         )
+        out = evaluate_flow(spec, warehouse=p.wh_path())
     except Exception as exc:  # noqa: BLE001
         return None, [_failure("evaluate", "all", f"{type(exc).__name__}: {exc}")]
     failures: list[dict[str, Any]] = []
@@ -594,7 +595,7 @@ def weekly_evaluate_flow(
     test_end = as_of - timedelta(days=1)
     test_start = as_of - timedelta(days=test_days)
     print(f"weekly-evaluate: test window {test_start}..{test_end}")
-    return evaluate_flow(
+    spec = ExperimentSpec(
         symbols=symbols,
         models=models,
         test_start=test_start.isoformat(),
@@ -602,8 +603,8 @@ def weekly_evaluate_flow(
         refit_every=refit_every,
         name="weekly",
         device=resolve_device(device),
-        warehouse=warehouse,
     )
+    return evaluate_flow(spec, warehouse=warehouse)
 
 
 @flow(name="weekly-stack", log_prints=True)

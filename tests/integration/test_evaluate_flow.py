@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tasks.experiment import ExperimentSpec
 from tasks.features import build_daily_features
 from tasks.sources.files import read_bars_file
 from warehouse.catalog import Instrument, upsert_instrument
@@ -40,18 +41,17 @@ def _seed(path: Path, feats: pl.DataFrame) -> None:
 def _run(path: Path, reports: Path) -> dict:
     from flows.evaluate_flow import evaluate_flow
 
-    return evaluate_flow(
+    spec = ExperimentSpec(
         symbols=["BTC-USDT"],
         models=MODELS,
         test_start="2023-01-01",
         test_end="2023-06-30",
         refit_every=60,
         name="itest",
-        warehouse=str(path),
         config=CONFIG,
-        reports_dir=str(reports),
         stack_warmup=120,
     )
+    return evaluate_flow(spec, warehouse=str(path), reports_dir=str(reports))
 
 
 def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
@@ -117,18 +117,17 @@ def test_parallel_torch_folds_are_reproducible(
     for k in range(2):
         wh = tmp_path / f"wh{k}.duckdb"  # another warehouse: no cache hit from the first run
         _seed(wh, btc_features)
-        evaluate_flow(
+        spec = ExperimentSpec(
             symbols=["BTC-USDT"],
             models=["voltransformer", "prob_lstm", "quantile"],
             test_start="2023-05-01",
             test_end="2023-06-30",
             refit_every=20,
             name=f"det{k}",
-            warehouse=str(wh),
             stack=False,
             config={m: tiny for m in ("voltransformer", "prob_lstm", "quantile")},
-            reports_dir=str(tmp_path / "reports"),
         )
+        evaluate_flow(spec, warehouse=str(wh), reports_dir=str(tmp_path / "reports"))
         with session(wh, read_only=True) as con:
             stored.append(con.sql("SELECT model, origin, rv, q10, q90 FROM predictions ORDER BY 1, 2").pl())
     assert stored[0].height > 100

@@ -1,0 +1,118 @@
+"""The experiment spec: everything that defines one walk-forward evaluation, typed and validated.
+
+``evaluate_flow`` takes one :class:`ExperimentSpec` instead of loose parameters; the CLI, the pipeline,
+the weekly deployment and a Prefect UI run all build one. The evaluation stores it (its ``params``,
+with the per-symbol test windows and fold counts the flow derived), and ``stack_flow`` reads it back
+with :meth:`ExperimentSpec.from_params`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The benchmark and the R^2 reference: every evaluation scores them.
+ALWAYS_SCORED = ("har", "naive")
+
+
+class ExperimentSpec(BaseModel):
+    """One walk-forward evaluation.
+
+    Attributes
+    ----------
+    symbols : list[str]
+        Symbols with daily features in the warehouse.
+    models : list[str] | None
+        Registry names (default: every model but the ensemble); HAR-RV and naive are always added.
+    test_start, test_end : str | None
+        Test window of target sessions (ISO dates; default: the last two years of data).
+    train_start : str | None
+        Earliest training session (default: all history).
+    refit_every : int
+        Sessions per fold; every model is refitted each fold.
+    name : str
+        Evaluation name: the report is ``reports/eval-YYMMDD-<name>.md``.
+    device : str
+        Torch device for the neural models (``auto``, ``cpu``, ``cuda``, ``mps``).
+    window : {"expanding", "rolling"}
+        Training window kind; ``train_size`` sessions for ``rolling``.
+    train_size : int | None
+        Rolling window length in sessions.
+    embargo : int | None
+        Sessions between a fold's training end and its first target (default horizon + 1).
+    stack : bool
+        Also stack the models with LightGBM (the ``ensemble``).
+    config : dict | None
+        Per-model config overrides, e.g. ``{"voltransformer": {"epochs": 20}}``.
+    cost_bps : float
+        Strategy trading cost in basis points per unit of turnover.
+    stack_warmup : int
+        With ``stack``, the base models also forecast this many sessions before the test window (not
+        scored) so the ensemble has out-of-fold rows to learn from at the first scored session.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: list[str] = Field(min_length=1)
+    models: list[str] | None = None
+    test_start: str | None = None
+    test_end: str | None = None
+    train_start: str | None = None
+    refit_every: int = Field(default=63, ge=1)
+    name: str = "pipeline"
+    device: str = "auto"
+    window: Literal["expanding", "rolling"] = "expanding"
+    train_size: int | None = None
+    embargo: int | None = None
+    stack: bool = True
+    config: dict[str, dict[str, Any]] | None = None
+    cost_bps: float = 5.0
+    stack_warmup: int = Field(default=252, ge=0)
+
+    @field_validator("models")
+    @classmethod
+    def _no_empty_model_list(cls, value: list[str] | None) -> list[str] | None:
+        return value or None
+
+    def model_list(self, default: list[str]) -> tuple[list[str], bool]:
+        """The models to fit (``default`` when none are named, plus HAR and naive) and whether to stack.
+
+        Naming ``ensemble`` among the models turns stacking on; it is fitted by the stack stage.
+        """
+        names = list(dict.fromkeys([*(self.models or default), *ALWAYS_SCORED]))
+        stack = self.stack or "ensemble" in names
+        return [n for n in names if n != "ensemble"], stack
+
+    def model_config_for(self, model: str) -> dict[str, Any]:
+        """This spec's config overrides of ``model`` (empty when none)."""
+        return dict((self.config or {}).get(model) or {})
+
+    def params(
+        self, models: list[str], stack: bool, windows: dict[str, list[str]], folds: dict[str, int]
+    ) -> dict[str, Any]:
+        """The stored form: what the report and ``stack_flow`` read back."""
+        return {
+            "symbols": list(self.symbols),
+            "models": models + (["ensemble"] if stack else []),
+            "test_start": self.test_start,
+            "test_end": self.test_end,
+            "windows": windows,
+            "stack_warmup": self.stack_warmup if stack else 0,
+            "train_start": self.train_start,
+            "refit_every": self.refit_every,
+            "window": self.window,
+            "train_size": self.train_size,
+            "embargo": self.embargo,
+            "cost_bps": self.cost_bps,
+            "device": self.device,
+            "folds": folds,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], name: str) -> ExperimentSpec:
+        """The spec of a stored evaluation (its ``params``)."""
+        fields = set(cls.model_fields) - {"name", "models"}
+        values = {k: v for k, v in params.items() if k in fields}
+        values.setdefault("stack_warmup", 0)  # evaluations stored before the warm-up existed had none
+        return cls(name=name, **values)
