@@ -15,6 +15,7 @@ from core.errors import ConfigError, VolriskError
 from core.symbols import validate_symbol
 from flows import progress
 from flows.preflight import check_interval_change, chosen_interval
+from flows.steps.quality import check_bars_partition, check_features_partition
 from tasks.config import get_settings
 from tasks.features import (
     build_cross_asset,
@@ -22,7 +23,6 @@ from tasks.features import (
     partition_read_window,
 )
 from tasks.ingest import check_range, month_windows
-from tasks.quality import check_bars_partition, check_features_partition
 from warehouse.bars import bars_version, stored_intervals
 from warehouse.catalog import get_instrument, warehouse_id
 from warehouse.db import session
