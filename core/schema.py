@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from core.errors import ConfigError
+
 UTC_TS = pl.Datetime("us", "UTC")
 
 #: Normalized bars, as every source emits them: UTC, stamped at bar start.
@@ -44,6 +46,26 @@ REALIZED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
+
+#: Bar length in seconds of every interval the warehouse stores.
+INTERVAL_SECONDS: dict[str, int] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "1d": 86400,
+}
+
+
+def interval_seconds(interval: str) -> int:
+    """Length of one bar of ``interval`` in seconds (raises ConfigError for an unknown interval)."""
+    try:
+        return INTERVAL_SECONDS[interval]
+    except KeyError:
+        raise ConfigError(
+            f"unknown interval {interval!r}: expected one of {list(INTERVAL_SECONDS)}"
+        ) from None
 
 
 def empty_bars() -> pl.DataFrame:
@@ -111,6 +133,24 @@ CROSS_ASSET_SCHEMA: dict[str, pl.DataType] = {
     "window": pl.Int64(),
     "corr_ret": pl.Float64(),
     "corr_logrv": pl.Float64(),
+}
+
+
+# ---------------------------------------------------------------------------------- data quality
+#: Frame layout of ``dq_results`` (JSON columns travel as text).
+DQ_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "suite": pl.String(),
+    "partition": pl.String(),
+    "expectation": pl.String(),
+    "column_name": pl.String(),
+    "severity": pl.String(),
+    "success": pl.Boolean(),
+    "observed_value": pl.String(),
+    "unexpected_count": pl.Int64(),
+    "element_count": pl.Int64(),
+    "details": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
 }
 
 

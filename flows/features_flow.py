@@ -16,10 +16,10 @@ from core.symbols import validate_symbol
 from flows import progress
 from flows.preflight import check_interval_change, chosen_interval
 from flows.steps.features import build_cross_asset, build_features_partition
+from flows.steps.quality import check_bars_partition, check_features_partition
 from tasks.config import get_settings
 from tasks.features import partition_read_window
 from tasks.ingest import check_range, month_windows
-from tasks.quality import check_bars_partition, check_features_partition
 from warehouse.bars import bars_version, stored_intervals
 from warehouse.catalog import get_instrument, warehouse_id
 from warehouse.db import session
@@ -110,7 +110,7 @@ def features_flow(
     warehouse : str | None
         DuckDB file; defaults to the configured warehouse.
     quality_policy : dict | None
-        Severity overrides for the data-quality checks (see ``tasks.quality.QualityPolicy``).
+        Severity overrides for the data-quality checks (see ``tasks.quality_policy.QualityPolicy``).
     replace_interval : bool
         Allow rebuilding sessions stored from another bar interval (refused otherwise).
 

@@ -1,11 +1,11 @@
 """Data-quality report: one realized-variance chart per symbol plus the DQ failures, in markdown.
 
 :func:`write_quality_report` takes daily features (``tasks.features.DAILY_FEATURES_SCHEMA``) and stored
-data-quality results (``warehouse.quality.read_dq_results``) and writes ``<out_dir>/quality_report.md``
-with one PNG per symbol next to it. Each chart shows the daily RV on a log scale with its 30-session
-rolling median, the jump days (BNS p-value below :data:`JUMP_P_VALUE`), the days with low coverage,
-and the partitions whose data-quality checks failed. No I/O other than the files written; figures
-are drawn on matplotlib's Agg canvas without pyplot.
+data-quality results (``warehouse.quality.read_dq_results``, read by the caller) and writes
+``<out_dir>/quality_report.md`` with one PNG per symbol next to it. Each chart shows the daily RV on a
+log scale with its 30-session rolling median, the jump days (BNS p-value below :data:`JUMP_P_VALUE`),
+the days with low coverage, and the partitions whose data-quality checks failed. No I/O other than
+the files written; figures are drawn on matplotlib's Agg canvas without pyplot.
 """
 
 from __future__ import annotations
@@ -151,10 +151,35 @@ def plot_symbol(
         ``path``.
     """
     dates = frame["session_date"].to_list()
-    rv = frame["rv"].to_numpy()
-    positive = frame["rv"] > 0
-    n = frame.height
-    first, last = (dates[0], dates[-1]) if n else ("-", "-")
+    fig, ax, axc = _figure()
+    errors_shown = _shade_failed((ax, axc), dq_windows or [])
+    _draw_rv(fig, ax, frame, symbol)
+    handles = _legend_handles(coverage_threshold, errors_shown)
+    _draw_coverage(axc, frame, coverage_threshold)
+    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
+    axc.xaxis.set_major_locator(locator)
+    axc.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if frame.height:
+        pad = max((dates[-1] - dates[0]) * 0.01, timedelta(days=1))
+        ax.set_xlim(dates[0] - pad, dates[-1] + pad)
+    if frame["coverage"].to_numpy().size == 0:
+        axc.text(0.5, 0.5, "no sessions", transform=axc.transAxes, ha="center", color="#999999")
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8.5,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.015),
+    )
+    fig.align_ylabels([ax, axc])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def _figure() -> tuple[Figure, Any, Any]:
+    """The figure and its two panels (RV over coverage), styled; an Agg canvas, no pyplot."""
     # An Agg canvas on a bare Figure: no pyplot state, safe in worker threads.
     fig = Figure(figsize=(12, 6.6), dpi=130)
     FigureCanvasAgg(fig)
@@ -164,18 +189,30 @@ def plot_symbol(
         axis.grid(True, which="major", color="#DADDE3", linewidth=0.6)
         for side in ("top", "right"):
             axis.spines[side].set_visible(False)
+    return fig, ax, axc
 
+
+def _shade_failed(axes: tuple[Any, ...], dq_windows: list[tuple[date, date, str]]) -> bool:
+    """Shade the windows of partitions with failed error-level checks; True if any was shaded."""
     errors_shown = False
-    for lo, hi, severity in dq_windows or []:
+    for lo, hi, severity in dq_windows:
         if severity != "error":
             continue
-        for axis in (ax, axc):
+        for axis in axes:
             axis.axvspan(lo, hi, color=_COLORS["error"], alpha=0.12, linewidth=0, zorder=0)
         errors_shown = True
+    return errors_shown
 
+
+def _draw_rv(fig: Figure, ax: Any, frame: pl.DataFrame, symbol: str) -> None:
+    """The RV panel: daily RV, its rolling median, jump days, low-coverage days; the titles."""
+    dates = frame["session_date"].to_list()
+    positive = frame["rv"] > 0
+    n = frame.height
+    first, last = (dates[0], dates[-1]) if n else ("-", "-")
     ax.plot(
         [d for d, ok in zip(dates, positive, strict=True) if ok],
-        rv[positive.to_numpy()],
+        frame["rv"].to_numpy()[positive.to_numpy()],
         color=_COLORS["rv"],
         linewidth=0.6,
         alpha=0.5,
@@ -219,6 +256,10 @@ def plot_symbol(
         fontsize=9,
         color="#555555",
     )
+
+
+def _legend_handles(coverage_threshold: float, errors_shown: bool) -> list[Any]:
+    """Legend entries for what the chart draws."""
     handles: list[Any] = [
         Line2D([], [], color=_COLORS["rv"], linewidth=1, alpha=0.7, label="daily RV"),
         Line2D([], [], color=_COLORS["median"], linewidth=1.7, label=f"{ROLLING_SESSIONS}-session median"),
@@ -236,8 +277,11 @@ def plot_symbol(
     ]
     if errors_shown:
         handles.append(Patch(color=_COLORS["error"], alpha=0.3, label="partition failed DQ"))
+    return handles
 
-    cov = frame["coverage"].to_numpy()
+
+def _draw_coverage(axc: Any, frame: pl.DataFrame, coverage_threshold: float) -> None:
+    """The coverage panel: dips below 1, low-coverage days and the threshold line."""
     dips = frame.filter(pl.col("coverage") < 1)
     axc.vlines(
         dips["session_date"].to_list(),
@@ -246,7 +290,7 @@ def plot_symbol(
         color=_COLORS["coverage"],
         linewidth=1.0,
     )
-    axc.plot(dates, [1.0] * n, color=_COLORS["coverage"], linewidth=0.8)
+    axc.plot(frame["session_date"].to_list(), [1.0] * frame.height, color=_COLORS["coverage"], linewidth=0.8)
     low_all = frame.filter(pl.col("low_coverage"))
     axc.scatter(
         low_all["session_date"].to_list(),
@@ -259,26 +303,6 @@ def plot_symbol(
     axc.set_ylim(-0.03, 1.06)
     axc.set_ylabel("coverage\n(bars / expected)")
     axc.set_xlabel("session date (UTC)")
-    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
-    axc.xaxis.set_major_locator(locator)
-    axc.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    if n:
-        pad = max((dates[-1] - dates[0]) * 0.01, timedelta(days=1))
-        ax.set_xlim(dates[0] - pad, dates[-1] + pad)
-    if cov.size == 0:
-        axc.text(0.5, 0.5, "no sessions", transform=axc.transAxes, ha="center", color="#999999")
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        ncol=len(handles),
-        fontsize=8.5,
-        frameon=False,
-        bbox_to_anchor=(0.5, -0.015),
-    )
-    fig.align_ylabels([ax, axc])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", facecolor="white")
-    return path
 
 
 def _dq_windows(dq: pl.DataFrame, symbol: str) -> list[tuple[date, date, str]]:
@@ -386,7 +410,7 @@ def write_quality_report(features: pl.DataFrame, dq: pl.DataFrame, out_dir: Path
         Daily features; needs ``symbol``, ``session_date``, ``rv`` and ``coverage``; uses ``bns_p``
         (or ``bns_pvalue``; else ``jv``/``jump_var``) for jump days and ``low_coverage`` if present.
     dq : pl.DataFrame
-        Data-quality results in ``warehouse.quality.DQ_SCHEMA`` (may be empty).
+        Data-quality results in ``core.schema.DQ_SCHEMA`` (may be empty).
     out_dir : Path
         Folder for ``quality_report.md`` and the PNGs (created if needed).
     title : str
@@ -404,6 +428,28 @@ def write_quality_report(features: pl.DataFrame, dq: pl.DataFrame, out_dir: Path
     ConfigError
         If ``dq`` lacks the ``dq_results`` columns the report reads.
     """
+    _check_report_inputs(features, dq)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    symbols = sorted(features["symbol"].drop_nulls().unique().to_list())
+    lines = _report_header(title)
+    sections: list[str] = []
+    latest = latest_results(dq)
+    failed = latest.filter(~pl.col("success")) if latest.height else latest
+    for symbol in symbols:
+        row, section = _symbol_report(features, dq, failed, symbol, out_dir)
+        lines.append(row)
+        sections += section
+    if not symbols:
+        lines.append("| (no features) | 0 | - | - | - | - | - | - | - |")
+    lines += ["", *sections, "## Data-quality failures and warnings", "", *_dq_table(dq), ""]
+    report = out_dir / "quality_report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report
+
+
+def _check_report_inputs(features: pl.DataFrame, dq: pl.DataFrame) -> None:
+    """Raise DataError/ConfigError when a frame lacks a column the report reads."""
     required = ("symbol", "session_date", "rv", "coverage")
     missing = [c for c in required if c not in features.columns]
     if missing:
@@ -411,11 +457,12 @@ def write_quality_report(features: pl.DataFrame, dq: pl.DataFrame, out_dir: Path
     dq_needed = ("suite", "partition", "expectation", "column_name", "severity", "success")
     if dq.height and [c for c in dq_needed if c not in dq.columns]:
         raise ConfigError(f"dq frame must have the dq_results columns {list(dq_needed)}; got {dq.columns}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    symbols = sorted(features["symbol"].drop_nulls().unique().to_list())
+
+
+def _report_header(title: str) -> list[str]:
+    """The heading, the definitions and the head of the summary table."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
+    return [
         f"# {title}",
         "",
         f"Generated {generated}. Jump day: BNS jump test p-value < {JUMP_P_VALUE}. "
@@ -427,43 +474,33 @@ def write_quality_report(features: pl.DataFrame, dq: pl.DataFrame, out_dir: Path
         "| DQ errors | DQ warnings |",
         "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
-    sections: list[str] = []
-    latest = latest_results(dq)
-    failed = latest.filter(~pl.col("success")) if latest.height else latest
-    for symbol in symbols:
-        frame = prepare_symbol_frame(features, symbol)
-        png = out_dir / f"{_slug(symbol)}_rv.png"
-        plot_symbol(frame, symbol, png, _dq_windows(dq, symbol))
-        mine = (
-            failed.filter(pl.col("partition").str.split("/").list.first() == symbol)
-            if failed.height
-            else failed
-        )
-        n_err = int((mine["severity"] == "error").sum()) if mine.height else 0
-        n_warn = int((mine["severity"] == "warning").sum()) if mine.height else 0
-        first = str(frame["session_date"].min()) if frame.height else "-"
-        last = str(frame["session_date"].max()) if frame.height else "-"
-        lines.append(
-            f"| {_md(symbol)} | {frame.height} | {first} | {last} | {_fmt_float(frame['rv'].median())} "
-            f"| {int(frame['jump'].sum())} | {int(frame['low_coverage'].sum())} | {n_err} | {n_warn} |"
-        )
-        sections += [f"## {symbol}", "", f"![{symbol} daily RV]({png.name})", ""]
-        worst = frame.filter(pl.col("low_coverage")).sort("coverage").head(10)
-        if worst.height:
-            sections += [
-                "Lowest-coverage sessions:",
-                "",
-                "| session | coverage | RV |",
-                "|---|---:|---:|",
-            ]
-            sections += [
-                f"| {r['session_date']} | {r['coverage']:.2f} | {_fmt_float(r['rv'])} |"
-                for r in worst.iter_rows(named=True)
-            ]
-            sections.append("")
-    if not symbols:
-        lines.append("| (no features) | 0 | - | - | - | - | - | - | - |")
-    lines += ["", *sections, "## Data-quality failures and warnings", "", *_dq_table(dq), ""]
-    report = out_dir / "quality_report.md"
-    report.write_text("\n".join(lines), encoding="utf-8")
-    return report
+
+
+def _symbol_report(
+    features: pl.DataFrame, dq: pl.DataFrame, failed: pl.DataFrame, symbol: str, out_dir: Path
+) -> tuple[str, list[str]]:
+    """Draw one symbol's chart; return its summary-table row and its section of the report."""
+    frame = prepare_symbol_frame(features, symbol)
+    png = out_dir / f"{_slug(symbol)}_rv.png"
+    plot_symbol(frame, symbol, png, _dq_windows(dq, symbol))
+    mine = (
+        failed.filter(pl.col("partition").str.split("/").list.first() == symbol) if failed.height else failed
+    )
+    n_err = int((mine["severity"] == "error").sum()) if mine.height else 0
+    n_warn = int((mine["severity"] == "warning").sum()) if mine.height else 0
+    first = str(frame["session_date"].min()) if frame.height else "-"
+    last = str(frame["session_date"].max()) if frame.height else "-"
+    row = (
+        f"| {_md(symbol)} | {frame.height} | {first} | {last} | {_fmt_float(frame['rv'].median())} "
+        f"| {int(frame['jump'].sum())} | {int(frame['low_coverage'].sum())} | {n_err} | {n_warn} |"
+    )
+    section = [f"## {symbol}", "", f"![{symbol} daily RV]({png.name})", ""]
+    worst = frame.filter(pl.col("low_coverage")).sort("coverage").head(10)
+    if worst.height:
+        section += ["Lowest-coverage sessions:", "", "| session | coverage | RV |", "|---|---:|---:|"]
+        section += [
+            f"| {r['session_date']} | {r['coverage']:.2f} | {_fmt_float(r['rv'])} |"
+            for r in worst.iter_rows(named=True)
+        ]
+        section.append("")
+    return row, section

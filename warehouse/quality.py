@@ -14,36 +14,12 @@ import duckdb
 import polars as pl
 
 from core.errors import ConfigError
+from core.schema import DQ_SCHEMA, interval_seconds
 from core.symbols import validate_symbol
 
-#: Frame layout of ``dq_results`` (JSON columns travel as text).
-DQ_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "suite": pl.String(),
-    "partition": pl.String(),
-    "expectation": pl.String(),
-    "column_name": pl.String(),
-    "severity": pl.String(),
-    "success": pl.Boolean(),
-    "observed_value": pl.String(),
-    "unexpected_count": pl.Int64(),
-    "element_count": pl.Int64(),
-    "details": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-}
 DQ_KEY = ("run_id", "suite", "partition", "expectation", "column_name")
 _DQ_VALUES = tuple(c for c in DQ_SCHEMA if c not in DQ_KEY and c != "created_at")
 _JSON_COLS = ("observed_value", "details")
-
-#: Bar length in seconds of every interval the warehouse stores.
-INTERVAL_SECONDS: dict[str, int] = {
-    "1m": 60,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1800,
-    "1h": 3600,
-    "1d": 86400,
-}
 
 #: Columns of :func:`find_gaps`' result.
 GAP_SCHEMA: dict[str, pl.DataType] = {
@@ -63,16 +39,6 @@ MISSING_SESSION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _SESSION_WINDOW_COLS = ("session_date", "open_utc", "close_utc")
-
-
-def interval_seconds(interval: str) -> int:
-    """Length of one bar of ``interval`` in seconds (raises ConfigError for an unknown interval)."""
-    try:
-        return INTERVAL_SECONDS[interval]
-    except KeyError:
-        raise ConfigError(
-            f"unknown interval {interval!r}: expected one of {list(INTERVAL_SECONDS)}"
-        ) from None
 
 
 def empty_dq_results() -> pl.DataFrame:
@@ -201,7 +167,7 @@ def find_gaps(
     con : duckdb.DuckDBPyConnection
         A warehouse connection (read-only is fine).
     symbol, interval : str
-        The partition; ``interval`` must be a key of :data:`INTERVAL_SECONDS`.
+        The partition; ``interval`` must be a key of :data:`core.schema.INTERVAL_SECONDS`.
     start, end : datetime | None
         Optional half-open UTC window.
     factor : float
@@ -235,7 +201,11 @@ def find_gaps(
         "WHERE prev_ts IS NOT NULL AND epoch_us(ts) - epoch_us(prev_ts) > ? ORDER BY ts"
     )
     params.append(factor * bar_us)
-    frame = con.sql(query, params=params).pl()
+    return _gap_frame(con.sql(query, params=params).pl(), symbol, interval, bar_us)
+
+
+def _gap_frame(frame: pl.DataFrame, symbol: str, interval: str, bar_us: int) -> pl.DataFrame:
+    """:data:`GAP_SCHEMA` rows from the gap query's ``gap_start, gap_end, length_us``."""
     if frame.height == 0:
         return pl.DataFrame(schema=GAP_SCHEMA)
     return frame.select(
@@ -285,31 +255,10 @@ def missing_sessions(
     expected = pl.DataFrame({"session_date": sorted(set(sessions))}, schema={"session_date": pl.Date()})
     views = {"_volrisk_dq_expected": expected}
     if session_windows is None:
-        first, last = expected["session_date"].min(), expected["session_date"].max()
-        lo = datetime.combine(first, time(0), tzinfo=UTC)  # type: ignore[arg-type]
-        hi = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # type: ignore[arg-type]
-        query = (
-            "SELECT e.session_date FROM _volrisk_dq_expected e ANTI JOIN ("
-            "SELECT DISTINCT (ts AT TIME ZONE 'UTC')::DATE AS session_date FROM bars "
-            "WHERE symbol = ? AND interval = ? AND ts >= ? AND ts < ?"
-            ") b USING (session_date) ORDER BY e.session_date"
-        )
-        params: list[object] = [symbol, interval, lo, hi]
+        query, params = _utc_day_query(symbol, interval, expected)
     else:
-        windows = _conform_windows(session_windows, expected)
-        views["_volrisk_dq_windows"] = windows
-        query = (
-            # A bar [ts, ts + interval) belongs to a session when it overlaps [open_utc, close_utc):
-            # the hourly bar stamped 09:00 New York carries 09:30-10:00.
-            "WITH w AS (SELECT session_date, open_utc - to_microseconds(?) AS lo, close_utc AS hi "
-            "FROM _volrisk_dq_windows SEMI JOIN _volrisk_dq_expected USING (session_date)), "
-            "hit AS (SELECT DISTINCT w.session_date FROM w JOIN bars b ON b.ts > w.lo AND b.ts < w.hi "
-            "WHERE b.symbol = ? AND b.interval = ? "
-            "AND b.ts > (SELECT min(lo) FROM w) AND b.ts < (SELECT max(hi) FROM w)) "
-            "SELECT e.session_date FROM _volrisk_dq_expected e ANTI JOIN hit USING (session_date) "
-            "ORDER BY e.session_date"
-        )
-        params = [interval_seconds(interval) * 1_000_000, symbol, interval]
+        views["_volrisk_dq_windows"] = _conform_windows(session_windows, expected)
+        query, params = _window_query(symbol, interval)
     for name, frame in views.items():
         con.register(name, frame.to_arrow())
     try:
@@ -325,6 +274,36 @@ def missing_sessions(
         },
         schema=MISSING_SESSION_SCHEMA,
     )
+
+
+def _utc_day_query(symbol: str, interval: str, expected: pl.DataFrame) -> tuple[str, list[object]]:
+    """Expected sessions without a bar, a session being the UTC day (``ts::DATE`` in UTC)."""
+    first, last = expected["session_date"].min(), expected["session_date"].max()
+    lo = datetime.combine(first, time(0), tzinfo=UTC)  # type: ignore[arg-type]
+    hi = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # type: ignore[arg-type]
+    query = (
+        "SELECT e.session_date FROM _volrisk_dq_expected e ANTI JOIN ("
+        "SELECT DISTINCT (ts AT TIME ZONE 'UTC')::DATE AS session_date FROM bars "
+        "WHERE symbol = ? AND interval = ? AND ts >= ? AND ts < ?"
+        ") b USING (session_date) ORDER BY e.session_date"
+    )
+    return query, [symbol, interval, lo, hi]
+
+
+def _window_query(symbol: str, interval: str) -> tuple[str, list[object]]:
+    """Expected sessions without a bar overlapping their ``[open_utc, close_utc)`` window."""
+    query = (
+        # A bar [ts, ts + interval) belongs to a session when it overlaps [open_utc, close_utc):
+        # the hourly bar stamped 09:00 New York carries 09:30-10:00.
+        "WITH w AS (SELECT session_date, open_utc - to_microseconds(?) AS lo, close_utc AS hi "
+        "FROM _volrisk_dq_windows SEMI JOIN _volrisk_dq_expected USING (session_date)), "
+        "hit AS (SELECT DISTINCT w.session_date FROM w JOIN bars b ON b.ts > w.lo AND b.ts < w.hi "
+        "WHERE b.symbol = ? AND b.interval = ? "
+        "AND b.ts > (SELECT min(lo) FROM w) AND b.ts < (SELECT max(hi) FROM w)) "
+        "SELECT e.session_date FROM _volrisk_dq_expected e ANTI JOIN hit USING (session_date) "
+        "ORDER BY e.session_date"
+    )
+    return query, [interval_seconds(interval) * 1_000_000, symbol, interval]
 
 
 def _conform_windows(windows: pl.DataFrame, expected: pl.DataFrame) -> pl.DataFrame:

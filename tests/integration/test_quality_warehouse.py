@@ -17,12 +17,13 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError
+from core.schema import DQ_SCHEMA
 from tasks.calendars import session_bounds
-from tasks.quality import dq_rows, validate_bars
+from tasks.quality import validate_bars
+from tasks.quality_summary import dq_rows
 from warehouse.bars import upsert_bars
 from warehouse.db import connect, session
 from warehouse.quality import (
-    DQ_SCHEMA,
     GAP_SCHEMA,
     find_gaps,
     missing_sessions,
@@ -223,7 +224,7 @@ def test_check_bars_partition_task(tmp_path: Path, shared_data: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from tasks.quality import check_bars_partition, check_features_partition
+    from flows.steps.quality import check_bars_partition, check_features_partition
     from warehouse.catalog import Instrument, upsert_instrument
 
     wh = tmp_path / "task.duckdb"

@@ -15,26 +15,17 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError, DataError, WarehouseError
-from tasks.quality import (
-    FEATURE_REQUIRED_COLUMNS,
-    RETURN_Z_COLUMN,
-    QualityPolicy,
-    QualityReport,
-    add_return_zscore,
-    artifact_key,
-    artifact_table,
-    check_bars_partition,
-    check_features_partition,
-    dq_rows,
-    gaps_outcome,
-    missing_sessions_outcome,
-    parse_window,
-    partition_label,
-    task_summary,
-    validate_bars,
-    validate_features,
-)
-from warehouse.quality import DQ_SCHEMA, GAP_SCHEMA
+from core.schema import DQ_SCHEMA
+from flows.steps.quality import check_bars_partition, check_features_partition
+from tasks.quality import validate_bars, validate_features
+from tasks.quality_bar_scores import RETURN_Z_COLUMN, add_return_zscore
+from tasks.quality_gaps import gaps_outcome, missing_sessions_outcome
+from tasks.quality_policy import QualityPolicy
+from tasks.quality_results import QualityReport
+from tasks.quality_suites import FEATURE_REQUIRED_COLUMNS
+from tasks.quality_summary import artifact_key, artifact_table, dq_rows, task_summary
+from tasks.quality_windows import parse_window, partition_label
+from warehouse.quality import GAP_SCHEMA
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BTC_CSV = DATA / "btcusdt_1h_binance" / "BTC_USDT-1h_binance_2017_2024.csv"
@@ -596,7 +587,7 @@ def test_a_long_run_of_one_close_is_flagged() -> None:
 def test_gaps_count_only_inside_sessions(
     file: str, symbol: str, fmt: str, calendar: str, year: int, month: int, tmp_path: Path
 ) -> None:
-    from tasks.quality import in_session_gaps, session_windows
+    from tasks.quality_calendar import in_session_gaps, session_windows
     from warehouse.bars import upsert_bars
     from warehouse.db import session
     from warehouse.quality import find_gaps

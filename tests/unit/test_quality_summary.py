@@ -9,10 +9,11 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
+from core.schema import DQ_SCHEMA
 from flows.cli import app
 from tasks.quality_report import _dq_table, dq_summary, latest_results
 from warehouse.db import session
-from warehouse.quality import DQ_SCHEMA, write_dq_results
+from warehouse.quality import write_dq_results
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
