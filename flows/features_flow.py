@@ -84,6 +84,135 @@ def plan_features(
     return wid, plans
 
 
+@dataclass(frozen=True)
+class FeatureRun:
+    """What every task of one features run shares."""
+
+    warehouse: str
+    run_id: str
+    quality_policy: dict[str, Any] | None
+    replace_interval: bool
+
+
+DqFutures = dict[Any, tuple[FeaturePlan, datetime, datetime, str]]
+
+
+def submit_bar_checks(run: FeatureRun, plans: list[FeaturePlan]) -> DqFutures:
+    """One bar-quality task per (symbol, month) partition."""
+    futures: DqFutures = {}
+    for plan in plans:
+        for (lo, hi), version in zip(plan.windows, plan.versions, strict=True):
+            fut = check_bars_partition.submit(
+                run.warehouse,
+                plan.symbol,
+                plan.interval,
+                lo.isoformat(),
+                hi.isoformat(),
+                version,
+                run.run_id,
+                run.quality_policy,
+                plan.calendar,
+            )
+            futures[fut] = (plan, lo, hi, version)
+    return futures
+
+
+def _quality_verdict(fut: Any, row: dict[str, Any]) -> bool:
+    """Record a partition's quality result in ``row``; True when its features may be built."""
+    try:
+        dq = fut.result()
+    except Exception as exc:  # noqa: BLE001 - reported per partition
+        row.update(status="failed", error=f"quality check failed to run: {type(exc).__name__}: {exc}")
+        return False
+    row.update(dq_passed=dq["passed"], dq_errors=len(dq["errors"]), dq_warnings=len(dq["warnings"]))
+    if not dq["passed"]:
+        names = sorted({e["check"] for e in dq["errors"]})
+        row.update(status="blocked", error=f"error-level data-quality checks failed: {names}")
+        return False
+    return True
+
+
+def submit_builds(
+    run: FeatureRun, wid: str, dq_futures: DqFutures
+) -> tuple[list[dict[str, Any]], dict[Any, dict[str, Any]]]:
+    """As each quality check finishes, submit the partition's build if it passed.
+
+    Returns the rows of partitions that stop here (failed or blocked) and the build futures.
+    """
+    # Switching a symbol's interval back must rewrite its months: a cached result (same bars, same
+    # interval as an earlier build) would write nothing and leave the other interval's sessions.
+    build = (
+        build_features_partition.with_options(refresh_cache=True)
+        if run.replace_interval
+        else build_features_partition
+    )
+    rows: list[dict[str, Any]] = []
+    feature_futures: dict[Any, dict[str, Any]] = {}
+    for fut in as_completed(list(dq_futures)):
+        plan, lo, hi, version = dq_futures[fut]
+        row: dict[str, Any] = {
+            "symbol": plan.symbol,
+            "interval": plan.interval,
+            "start": lo.date().isoformat(),
+            "end": hi.date().isoformat(),
+        }
+        if not _quality_verdict(fut, row):
+            rows.append(row)
+            progress.report("features", item=row)
+            continue
+        ffut = build.submit(
+            run.warehouse,
+            wid,
+            plan.symbol,
+            plan.interval,
+            plan.calendar,
+            lo.isoformat(),
+            hi.isoformat(),
+            version,
+            run.run_id,
+        )
+        feature_futures[ffut] = row
+    return rows, feature_futures
+
+
+def collect_builds(feature_futures: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the built partitions, with their status (success, cached or failed)."""
+    rows: list[dict[str, Any]] = []
+    for ffut in as_completed(list(feature_futures)):
+        row = feature_futures[ffut]
+        try:
+            out = ffut.result()
+            row.update(status="cached" if ffut.state.name == "Cached" else "success", **out)
+        except Exception as exc:  # noqa: BLE001
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+        progress.report("features", item=row)
+    return rows
+
+
+def check_built_features(run: FeatureRun, plans: list[FeaturePlan]) -> list[dict[str, Any]]:
+    """The feature-quality check of each symbol that has built partitions, over its whole range."""
+    checks: list[dict[str, Any]] = []
+    for plan in plans:
+        lo, hi = plan.windows[0][0], plan.windows[-1][1]
+        try:
+            checks.append(
+                {"symbol": plan.symbol}
+                | check_features_partition(
+                    run.warehouse,
+                    plan.symbol,
+                    lo.date().isoformat(),
+                    hi.date().isoformat(),
+                    "|".join(plan.versions),
+                    run.run_id,
+                    policy=run.quality_policy,
+                )
+            )
+        except VolriskError as exc:
+            checks.append({"symbol": plan.symbol, "passed": False, "error": str(exc)})
+    return checks
+
+
 @flow(name="features", log_prints=True)
 def features_flow(
     symbols: list[str],
@@ -125,113 +254,24 @@ def features_flow(
     wh_path = str(Path(warehouse) if warehouse else get_settings().warehouse)
     if not Path(wh_path).is_file():
         raise ConfigError(f"warehouse {wh_path} does not exist; ingest bars first")
-    run_id = uuid.uuid4().hex[:12]
+    run = FeatureRun(wh_path, uuid.uuid4().hex[:12], quality_policy, replace_interval)
     wid, plans = plan_features(wh_path, symbols, start, end, intervals, replace_interval)
-
-    # Switching a symbol's interval back must rewrite its months: a cached result (same bars, same
-    # interval as an earlier build) would write nothing and leave the other interval's sessions.
-    build = (
-        build_features_partition.with_options(refresh_cache=True)
-        if replace_interval
-        else build_features_partition
-    )
-    total = sum(len(p.windows) for p in plans)
-    progress.report("features", total=total)
-    dq_futures: dict[Any, tuple[FeaturePlan, datetime, datetime, str]] = {}
-    for plan in plans:
-        for (lo, hi), version in zip(plan.windows, plan.versions, strict=True):
-            fut = check_bars_partition.submit(
-                wh_path,
-                plan.symbol,
-                plan.interval,
-                lo.isoformat(),
-                hi.isoformat(),
-                version,
-                run_id,
-                quality_policy,
-                plan.calendar,
-            )
-            dq_futures[fut] = (plan, lo, hi, version)
-
-    rows: list[dict[str, Any]] = []
-    feature_futures: dict[Any, dict[str, Any]] = {}
-    for fut in as_completed(list(dq_futures)):
-        plan, lo, hi, version = dq_futures[fut]
-        row: dict[str, Any] = {
-            "symbol": plan.symbol,
-            "interval": plan.interval,
-            "start": lo.date().isoformat(),
-            "end": hi.date().isoformat(),
-        }
-        try:
-            dq = fut.result()
-        except Exception as exc:  # noqa: BLE001 - reported per partition
-            row.update(status="failed", error=f"quality check failed to run: {type(exc).__name__}: {exc}")
-            rows.append(row)
-            progress.report("features", item=row)
-            continue
-        row.update(dq_passed=dq["passed"], dq_errors=len(dq["errors"]), dq_warnings=len(dq["warnings"]))
-        if not dq["passed"]:
-            names = sorted({e["check"] for e in dq["errors"]})
-            row.update(status="blocked", error=f"error-level data-quality checks failed: {names}")
-            rows.append(row)
-            progress.report("features", item=row)
-            continue
-        ffut = build.submit(
-            wh_path,
-            wid,
-            plan.symbol,
-            plan.interval,
-            plan.calendar,
-            lo.isoformat(),
-            hi.isoformat(),
-            version,
-            run_id,
-        )
-        feature_futures[ffut] = row
-    for ffut in as_completed(list(feature_futures)):
-        row = feature_futures[ffut]
-        try:
-            out = ffut.result()
-            row.update(status="cached" if ffut.state.name == "Cached" else "success", **out)
-        except Exception as exc:  # noqa: BLE001
-            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        rows.append(row)
-        progress.report("features", item=row)
-
-    checks: list[dict[str, Any]] = []
+    progress.report("features", total=sum(len(p.windows) for p in plans))
+    dq_futures = submit_bar_checks(run, plans)
+    rows, feature_futures = submit_builds(run, wid, dq_futures)
+    rows += collect_builds(feature_futures)
     built = {r["symbol"] for r in rows if r["status"] in ("success", "cached")}
-    for plan in plans:
-        if plan.symbol not in built:
-            continue
-        lo, hi = plan.windows[0][0], plan.windows[-1][1]
-        try:
-            checks.append(
-                {"symbol": plan.symbol}
-                | check_features_partition(
-                    wh_path,
-                    plan.symbol,
-                    lo.date().isoformat(),
-                    hi.date().isoformat(),
-                    "|".join(plan.versions),
-                    run_id,
-                    policy=quality_policy,
-                )
-            )
-        except VolriskError as exc:
-            checks.append({"symbol": plan.symbol, "passed": False, "error": str(exc)})
-
+    checks = check_built_features(run, [p for p in plans if p.symbol in built])
     cross: dict[str, Any] | None = None
     if cross_asset and len(built) >= 2:
         lo = min(p.windows[0][0] for p in plans if p.symbol in built)
         hi = max(p.windows[-1][1] for p in plans if p.symbol in built)
         cross = build_cross_asset(
-            wh_path, sorted(built), lo.date().isoformat(), hi.date().isoformat(), run_id
+            wh_path, sorted(built), lo.date().isoformat(), hi.date().isoformat(), run.run_id
         )
-
     failed = [r for r in rows if r["status"] in ("failed", "blocked")]
     return {
-        "run_id": run_id,
+        "run_id": run.run_id,
         "partitions": sorted(rows, key=lambda r: (r["symbol"], r["start"])),
         "feature_checks": checks,
         "cross_asset": cross,
