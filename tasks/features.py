@@ -408,12 +408,22 @@ def session_features(
     if sampled.height == 0:
         return pl.DataFrame(schema=DAILY_FEATURES_SCHEMA)
     daily = pl.concat(_map_blocks(sampled, jump_window, jump_threshold, jump_min_periods))
+    daily = _with_session_calendar(daily, calendar, interval)
+    daily = _with_daily_columns(daily, interval, resample, coverage_threshold)
+    z = daily["bns_z"].to_numpy().astype(np.float64)
+    p_value = pl.Series("bns_p", norm.sf(z), dtype=pl.Float64).fill_nan(None)
+    daily = daily.with_columns(p_value)
+    return daily.select([pl.col(c).cast(t) for c, t in DAILY_FEATURES_SCHEMA.items()])
+
+
+def _with_session_calendar(daily: pl.DataFrame, calendar: str, interval: str) -> pl.DataFrame:
+    """Add each session's scheduled close (``_close_at``), expected bars and ordinal; sort by it."""
     sessions = daily["session_date"].unique().sort()
     bounds = session_bounds(calendar, sessions).join(
         expected_bars(calendar, interval, sessions), on="session_date"
     )
     ordinals = pl.DataFrame({"session_date": sessions, "_ord": session_ordinals(calendar, sessions)})
-    daily = (
+    return (
         daily.join(
             bounds.select("session_date", "close", "expected_bars").rename({"close": "_close_at"}),
             on="session_date",
@@ -422,6 +432,12 @@ def session_features(
         .join(ordinals, on="session_date", how="left")
         .sort("symbol", "_ord")
     )
+
+
+def _with_daily_columns(
+    daily: pl.DataFrame, interval: str, resample: str | None, coverage_threshold: float
+) -> pl.DataFrame:
+    """Bipower/tripower/quarticity, returns, coverage, jumps (BNS z) and the HAR averages."""
     step = pl.duration(minutes=interval_minutes(interval))
     n = pl.col("n_returns").cast(pl.Float64)
     bv = pl.col("_bv_sum") * (math.pi / 2.0)
@@ -438,7 +454,7 @@ def session_features(
     coverage = (
         pl.when(expected > 0).then(pl.min_horizontal(pl.lit(1.0), pl.col("n_bars") / expected)).otherwise(0.0)
     )
-    daily = daily.with_columns(
+    return daily.with_columns(
         pl.lit(interval).alias("interval"),
         pl.lit(resample or interval).alias("sampling_interval"),
         pl.max_horizontal(pl.col("_close_at"), pl.col("_last_ts") + step).alias("session_end"),
@@ -454,10 +470,6 @@ def session_features(
         _har(HAR_WEEK).alias("rv_w"),
         _har(HAR_MONTH).alias("rv_m"),
     )
-    z = daily["bns_z"].to_numpy().astype(np.float64)
-    p_value = pl.Series("bns_p", norm.sf(z), dtype=pl.Float64).fill_nan(None)
-    daily = daily.with_columns(p_value)
-    return daily.select([pl.col(c).cast(t) for c, t in DAILY_FEATURES_SCHEMA.items()])
 
 
 def _har(window: int) -> pl.Expr:

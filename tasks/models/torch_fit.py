@@ -218,6 +218,33 @@ def predict_batches(model: nn.Module, data: Batches, batch_size: int = 2048) -> 
     return torch.cat(outs)
 
 
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: Batches,
+    opt: torch.optim.Optimizer,
+    order: torch.Tensor,
+    cfg: TrainConfig,
+) -> float:
+    """One pass over ``train`` in ``order``; returns the mean training loss (one host sync)."""
+    device = order.device
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for lo in range(0, len(order), cfg.batch_size):
+        idx = order[lo : lo + cfg.batch_size]
+        x, y = train.batch(idx)
+        opt.zero_grad(set_to_none=True)
+        with _autocast(device, cfg.amp, cfg.cpu_amp):
+            out = model(x)
+        loss = loss_fn(out.float(), y)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        total += loss.detach().double() * idx.numel()
+    return float(total.item() / len(order))
+
+
 def fit_torch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -272,24 +299,9 @@ def fit_torch(
     seen = 0
     for epoch in range(cfg.epochs):
         te = time.perf_counter()
-        model.train()
         order = torch.randperm(n, generator=gen) if cfg.shuffle else torch.arange(n)
-        order = order.to(device)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for lo in range(0, n, cfg.batch_size):
-            idx = order[lo : lo + cfg.batch_size]
-            x, y = train.batch(idx)
-            opt.zero_grad(set_to_none=True)
-            with _autocast(device, cfg.amp, cfg.cpu_amp):
-                out = model(x)
-            loss = loss_fn(out.float(), y)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            total += loss.detach().double() * idx.numel()
+        train_loss = _train_epoch(model, loss_fn, train, opt, order.to(device), cfg)
         seen += n
-        train_loss = float(total.item() / n)  # one host sync per epoch
         if not math.isfinite(train_loss):
             raise ConfigError(
                 f"training diverged at epoch {epoch}: the loss is {train_loss}; lower lr (now {cfg.lr})"
