@@ -613,7 +613,7 @@ def event_gates(
     events : pl.DataFrame
         ``tasks.events.EVENTS_SCHEMA`` (e.g. ``load_event_calendar(forexfactory=...)``).
     strategy_metrics : pl.DataFrame
-        First output of ``tasks.backtest.compare_strategies``.
+        First output of ``tasks.strategy.compare_strategies``.
     calendars : Mapping[str, str] | None
         Symbol -> session calendar (default from ``asset_class``).
     directions : Mapping | str | Path | None
