@@ -33,10 +33,9 @@ from core.hashing import frame_hash
 from flows import progress
 from tasks.config import get_settings
 from tasks.evaluate import Fold, evaluate_fold, features_version, model_code_hash, walk_forward_folds
+from tasks.scorecard import ENSEMBLE
 from tasks.stacking import Ensemble
 
-#: Stacked model name.
-ENSEMBLE = "ensemble"
 #: Default test window length when none is given: the last two years of sessions.
 DEFAULT_TEST_DAYS = 730
 

@@ -93,7 +93,7 @@ def score_and_report(
     """Score the runs' predictions, write the report, publish artifacts, record the manifest."""
     from tasks.events import default_event_calendar
     from tasks.report import write_report
-    from tasks.scorecard import build_scorecard
+    from tasks.scorecard import ENSEMBLE, build_scorecard
     from warehouse.db import session, writer
     from warehouse.evaluations import first_passed_evaluation, write_evaluation
     from warehouse.features import read_cross_asset, read_features
@@ -137,8 +137,8 @@ def score_and_report(
         calendars=calendars,
     )
     card.histories = histories
-    bases = [m for m in models if m != "ensemble"]
-    card.shap = _shap(oof.drop("model_run"), feats, classes, bases, cross) if "ensemble" in models else None
+    bases = [m for m in models if m != ENSEMBLE]
+    card.shap = _shap(oof.drop("model_run"), feats, classes, bases, cross) if ENSEMBLE in models else None
     baseline_payload = None
     if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
         import json

@@ -18,6 +18,7 @@ import polars as pl
 
 from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
 
+#: Stacked model name (the ``ensemble`` registry entry of ``tasks.stacking``).
 ENSEMBLE = "ensemble"
 #: Stacked Sharpe must beat the best single model by this much (the research plan's gate).
 LIFT = 0.1
