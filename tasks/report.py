@@ -273,7 +273,7 @@ _SETTING_LABELS = {
     "cost_bps": "strategy cost (bp of turnover)",
 }
 UNITS_NOTE = (
-    "Units: variance figures (forecast and realized RV, `var`, MAE) are the daily variance of log "
+    "Units: variance figures (forecast and realized RV, `variance`, MAE) are the daily variance of log "
     "returns as a decimal (1e-4 is a daily volatility of 1%); MSE is in squared daily variance; QLIKE "
     "and R² are unitless. Returns, VaR and ES are daily log returns (-0.02 is about -2%)."
 )

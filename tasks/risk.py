@@ -12,7 +12,7 @@ also negative and never above the matching quantile. A VaR *breach* (an exceptio
 
 ES from a prediction row
 ------------------------
-``gaussian`` and ``student_t`` rows: exact, from ``(mean, var)`` and ``df`` (``params`` JSON):
+``gaussian`` and ``student_t`` rows: exact, from ``(mean, variance)`` and ``df`` (``params`` JSON):
 ``ES_a = mean - sd * phi(z_a) / a`` for the normal and, for the unit-variance t with ``nu`` degrees of
 freedom, ``ES_a = mean - sd * s * f_nu(t_a) * (nu + t_a^2) / ((nu - 1) * a)`` with ``s = sqrt((nu-2)/nu)``.
 Other families (``fhs``, ``quantile``): ``ES_a = (1/a) * integral_0^a Q(u) du`` of a quantile function
@@ -57,7 +57,7 @@ VAR_LEVELS: dict[str, float] = {"var95": 0.05, "var99": 0.01}
 ES_LEVELS: dict[str, float] = {"es975": 0.025, "es99": 0.01}
 #: Return intervals scored: name -> (lower level, upper level).
 INTERVALS: dict[str, tuple[float, float]] = {"80": (0.10, 0.90), "90": (0.05, 0.95)}
-#: Families with an exact ES from (mean, var, df).
+#: Families with an exact ES from (mean, variance, df).
 PARAMETRIC_FAMILIES = ("gaussian", "student_t")
 
 _LEVELS = np.asarray(QUANTILES, dtype=float)
@@ -371,10 +371,10 @@ def _quantile_matrix(pred: pl.DataFrame) -> np.ndarray:
 
 
 def _parametric_mask(pred: pl.DataFrame, fam: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with an exact ES: gaussian, and student_t with a df; both need finite mean, var > 0."""
+    """Rows with an exact ES: gaussian, and student_t with a df; both need finite mean, variance > 0."""
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    var = pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    ok = np.isfinite(mean) & np.isfinite(var) & (var > 0)
+    variance = pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    ok = np.isfinite(mean) & np.isfinite(variance) & (variance > 0)
     gauss = ok & (fam == "gaussian")
     stud = ok & (fam == "student_t") & np.isfinite(df)
     return gauss, stud
@@ -386,7 +386,7 @@ def var_es_frame(pred: pl.DataFrame) -> pl.DataFrame:
     Parameters
     ----------
     pred : pl.DataFrame
-        Rows with the quantile columns, ``mean``, ``var``, ``family`` and ``params``.
+        Rows with the quantile columns, ``mean``, ``variance``, ``family`` and ``params``.
 
     Returns
     -------
@@ -394,14 +394,14 @@ def var_es_frame(pred: pl.DataFrame) -> pl.DataFrame:
         ``pred`` plus ``var95`` (= ``q05``), ``var99`` (= ``q01``), ``es975``, ``es99`` and
         ``es_method`` (``exact`` or ``interpolated``).
     """
-    for col in ("mean", "var", "family"):
+    for col in ("mean", "variance", "family"):
         if col not in pred.columns:
             raise DataError(f"prediction frame lacks column {col!r}")
     q = _quantile_matrix(pred)
     fam, df = _family_params(pred)
     gauss, stud = _parametric_mask(pred, fam, df)
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    sd = np.sqrt(np.maximum(pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
+    sd = np.sqrt(np.maximum(pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
     cols: dict[str, np.ndarray] = {}
     for name, a in ES_LEVELS.items():
         es = interpolated_es(q, a)
@@ -436,7 +436,7 @@ def predictive_quantile_fn(pred: pl.DataFrame) -> QuantileFn:
     fam, df = _family_params(pred)
     gauss, stud = _parametric_mask(pred, fam, df)
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    sd = np.sqrt(np.maximum(pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
+    sd = np.sqrt(np.maximum(pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
 
     def quantile(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.asarray(u, dtype=float)

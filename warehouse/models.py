@@ -1,11 +1,11 @@
-"""Model runs and predictions (migration 004): typed reads and idempotent upserts.
+"""Model runs and predictions (migrations 004, 006): typed reads and idempotent upserts.
 
 ``model_runs``
     One row per trained model, keyed on ``model_run``. :func:`write_model_run` upserts a dict: a field
     that is absent or ``None`` keeps the stored value, so a run can be recorded at the start of
     training and completed (metrics, wall time, checkpoint) at the end. ``created_at`` is set once.
 ``predictions``
-    One row per (model_run, symbol, origin, horizon) in ``tasks.models.base.PREDICTION_SCHEMA`` plus
+    One row per (model_run, symbol, origin, horizon) in ``core.schema.PREDICTION_SCHEMA`` plus
     ``model_run``, ``fold`` and ``created_at``. :func:`write_predictions` upserts a batch in one
     transaction: keys repeated inside the batch keep their last row, and ``created_at`` changes only
     when a stored row's values change, so writing the same predictions twice changes nothing.
