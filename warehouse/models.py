@@ -271,6 +271,18 @@ def _conform_predictions(frame: pl.DataFrame) -> pl.DataFrame:
     return rows
 
 
+def _check_batch_model(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, model_run: str) -> None:
+    """Refuse a batch of several models, or of a model other than the recorded run's."""
+    models = rows["model"].unique().to_list()
+    if len(models) != 1:
+        raise DataError(f"one predictions batch must hold one model; got {sorted(models)}")
+    stored = con.sql(_Q_RUN_MODEL, params=[model_run]).fetchall()
+    if stored and stored[0][0] != models[0]:
+        raise DataError(
+            f"model_run {model_run!r} is a run of {stored[0][0]!r}; these predictions are {models[0]!r}"
+        )
+
+
 def write_predictions(
     con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, model_run: str, fold: int | None = None
 ) -> int:
@@ -281,7 +293,7 @@ def write_predictions(
     con : duckdb.DuckDBPyConnection
         A writable, migrated warehouse connection.
     frame : pl.DataFrame
-        Rows in :data:`~tasks.models.base.PREDICTION_SCHEMA` (extra columns are ignored), all of one
+        Rows in :data:`~core.schema.PREDICTION_SCHEMA` (extra columns are ignored), all of one
         model; ``params`` is JSON text or null.
     model_run : str
         The run the rows belong to; when it is recorded in ``model_runs`` its model must match.
@@ -299,14 +311,7 @@ def write_predictions(
     rows = _conform_predictions(frame)
     if rows.height == 0:
         return 0
-    models = rows["model"].unique().to_list()
-    if len(models) != 1:
-        raise DataError(f"one predictions batch must hold one model; got {sorted(models)}")
-    stored = con.sql(_Q_RUN_MODEL, params=[model_run]).fetchall()
-    if stored and stored[0][0] != models[0]:
-        raise DataError(
-            f"model_run {model_run!r} is a run of {stored[0][0]!r}; these predictions are {models[0]!r}"
-        )
+    _check_batch_model(con, rows, model_run)
     stage = (
         rows.unique(subset=["symbol", "origin", "horizon"], keep="last", maintain_order=True)
         .with_columns(
