@@ -146,10 +146,10 @@ def build_scorecard(
     calendars: Mapping[str, str] | None = None,
 ) -> Scorecard:
     """Score ``models`` on their common out-of-sample dates (see the module docstring)."""
-    from tasks.strategy import compare_strategies
     from tasks.event_gates import event_gates
     from tasks.events import empty_events
     from tasks.risk import risk_backtest
+    from tasks.strategy import compare_strategies
 
     ok_models = [m for m in models if m in set(predictions["model"].unique().to_list())]
     sset = common_scoring_set(predictions, features, ok_models)
