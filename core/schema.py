@@ -174,7 +174,7 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "origin": pl.Date(),  # session t: everything used is known at its end
     "target": pl.Date(),  # session t + horizon
     "horizon": pl.Int32(),
-    "var": pl.Float64(),  # variance of the target session's return
+    "variance": pl.Float64(),  # variance of the target session's return
     "rv": pl.Float64(),  # realized-variance forecast for the target session
     "mean": pl.Float64(),
     **{c: pl.Float64() for c in QUANTILE_COLUMNS},

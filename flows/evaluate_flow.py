@@ -36,12 +36,11 @@ from tasks.config import get_settings
 from tasks.evaluate import features_version, model_code_hash
 from tasks.experiment import ExperimentSpec
 from tasks.models.ensemble import Ensemble
+from tasks.scorecard import ENSEMBLE
 from tasks.walk_forward import Fold, walk_forward_folds
 from warehouse.evaluations import read_evaluation
 from warehouse.resource import Warehouse
 
-#: Stacked model name.
-ENSEMBLE = "ensemble"
 #: Default test window length when none is given: the last two years of sessions.
 DEFAULT_TEST_DAYS = 730
 

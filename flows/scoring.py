@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -70,7 +70,7 @@ def _shap(
     base = predictions.filter(pl.col("model").is_in(bases))
     if base.height == 0:
         return None
-    end = features["session_date"].max()
+    end = cast(date, features["session_date"].max())
     try:
         ens = Ensemble(base_models=bases, groups=classes).fit(
             ModelData(features, cross, predictions=base), end
@@ -78,6 +78,49 @@ def _shap(
     except Exception:  # noqa: BLE001 - attributions are optional; the report says they are missing
         return None
     return ens.attributions()
+
+
+def _read_inputs(wh: str, params: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs' predictions, features, cross-asset rows, training histories and the baseline."""
+    from warehouse.db import session
+    from warehouse.evaluations import first_passed_evaluation
+    from warehouse.features import read_cross_asset, read_features
+    from warehouse.models import read_predictions
+
+    with session(wh, read_only=True) as con:
+        preds = pl.concat(
+            [read_predictions(con, model_run=r) for r in sorted({r["model_run"] for r in runs})],
+            how="vertical_relaxed",
+        )
+        feats = read_features(con, params["symbols"])
+        cross = read_cross_asset(con, params["symbols"], any_partner=True)
+        histories = _histories(con, runs)
+        baseline = first_passed_evaluation(con)
+    return {"preds": preds, "feats": feats, "cross": cross, "histories": histories, "baseline": baseline}
+
+
+def _in_windows(preds: pl.DataFrame, windows: dict[str, list[str]]) -> pl.DataFrame:
+    """Rows whose target lies in their symbol's test window (``params["windows"]``)."""
+    bounds = pl.DataFrame(
+        [
+            {"symbol": s, "_lo": date.fromisoformat(w[0]), "_hi": date.fromisoformat(w[1])}
+            for s, w in windows.items()
+        ]
+    )
+    return (
+        preds.join(bounds, on="symbol", how="inner")
+        .filter(pl.col("target").is_between(pl.col("_lo"), pl.col("_hi")))
+        .drop("_lo", "_hi")
+    )
+
+
+def _baseline_payload(baseline: dict[str, Any] | None) -> Any:
+    """The JSON report of the baseline evaluation, when it has one on disk."""
+    if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
+        import json
+
+        return json.loads(Path(str(baseline["report"])).with_suffix(".json").read_text())
+    return None
 
 
 def score_and_report(
@@ -93,36 +136,17 @@ def score_and_report(
     """Score the runs' predictions, write the report, publish artifacts, record the manifest."""
     from tasks.events import default_event_calendar
     from tasks.report import write_report
-    from tasks.scorecard import build_scorecard
-    from warehouse.db import session, writer
-    from warehouse.evaluations import first_passed_evaluation, write_evaluation
-    from warehouse.features import read_cross_asset, read_features
-    from warehouse.models import read_predictions
+    from tasks.scorecard import ENSEMBLE, build_scorecard
+    from warehouse.db import writer
+    from warehouse.evaluations import write_evaluation
 
     if not runs:
         raise RuntimeError(f"evaluation {name!r}: every fold failed: {failed[:3]}")
-    with session(wh, read_only=True) as con:
-        preds = pl.concat(
-            [read_predictions(con, model_run=r) for r in sorted({r["model_run"] for r in runs})],
-            how="vertical_relaxed",
-        )
-        feats = read_features(con, params["symbols"])
-        cross = read_cross_asset(con, params["symbols"], any_partner=True)
-        histories = _histories(con, runs)
-        baseline = first_passed_evaluation(con)
-    preds = preds.filter(pl.col("symbol").is_in(params["symbols"])).drop("created_at")
-    windows = pl.DataFrame(
-        [
-            {"symbol": s, "_lo": date.fromisoformat(w[0]), "_hi": date.fromisoformat(w[1])}
-            for s, w in params["windows"].items()
-        ]
-    )
-    oof = preds  # every out-of-fold row, warm-up included: the meta-learner's training data
-    preds = (
-        preds.join(windows, on="symbol", how="inner")
-        .filter(pl.col("target").is_between(pl.col("_lo"), pl.col("_hi")))
-        .drop("_lo", "_hi")
-    )
+    got = _read_inputs(wh, params, runs)
+    feats = got["feats"]
+    oof = got["preds"].filter(pl.col("symbol").is_in(params["symbols"])).drop("created_at")
+    # oof: every out-of-fold row, warm-up included: the meta-learner's training data
+    preds = _in_windows(oof, params["windows"])
     models = [m for m in params["models"] if m in set(preds["model"].unique().to_list())]
     card = build_scorecard(
         name,
@@ -136,14 +160,11 @@ def score_and_report(
         params.get("cost_bps", 5.0),
         calendars=calendars,
     )
-    card.histories = histories
-    bases = [m for m in models if m != "ensemble"]
-    card.shap = _shap(oof.drop("model_run"), feats, classes, bases, cross) if "ensemble" in models else None
-    baseline_payload = None
-    if baseline and baseline.get("report") and Path(str(baseline["report"])).with_suffix(".json").is_file():
-        import json
-
-        baseline_payload = json.loads(Path(str(baseline["report"])).with_suffix(".json").read_text())
+    card.histories = got["histories"]
+    bases = [m for m in models if m != ENSEMBLE]
+    cross = got["cross"]
+    card.shap = _shap(oof.drop("model_run"), feats, classes, bases, cross) if ENSEMBLE in models else None
+    baseline_payload = _baseline_payload(got["baseline"])
     folder = Path(reports_dir) if reports_dir else get_settings().reports
     paths = write_report(card, folder, baseline_payload)
     _publish(card, paths)

@@ -9,7 +9,7 @@ Scoring
     many pairs it dropped and why.
 
 Losses on the variance scale (Patton 2011): MSE, MAE and QLIKE of the RV forecast ``rv`` against the
-realized ``rv_actual``; the research code's RMSE of squared returns (``var`` vs ``ret**2``);
+realized ``rv_actual``; the research code's RMSE of squared returns (``variance`` vs ``ret**2``);
 out-of-sample R^2 against the naive forecast. Tests: Mincer-Zarnowitz with HAC errors, Diebold-Mariano
 against HAR-RV with the Harvey-Leybourne-Newbold correction, and the Model Confidence Set through
 ``arch.bootstrap.MCS``.
@@ -111,7 +111,7 @@ def qlike(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
 
 
 def loss_series(frame: pl.DataFrame, loss: str) -> np.ndarray:
-    """One loss per row of a scored frame: ``qlike``, ``mse``, ``mae`` (on RV) or ``sq_ret`` (var vs r^2)."""
+    """One loss per scored row: ``qlike``, ``mse``, ``mae`` (on RV) or ``sq_ret`` (variance vs r^2)."""
     a = frame["rv_actual"].to_numpy()
     f = frame["rv"].to_numpy()
     if loss == "qlike":
@@ -121,7 +121,7 @@ def loss_series(frame: pl.DataFrame, loss: str) -> np.ndarray:
     if loss == "mae":
         return np.abs(a - f)
     if loss == "sq_ret":
-        return (frame["ret"].to_numpy() ** 2 - frame["var"].to_numpy()) ** 2
+        return (frame["ret"].to_numpy() ** 2 - frame["variance"].to_numpy()) ** 2
     raise ConfigError(f"unknown loss {loss!r}; use qlike, mse, mae or sq_ret")
 
 

@@ -144,7 +144,7 @@ def plot_equity(card: Scorecard, symbol: str, path: Path) -> Path:
     models = sorted(part["model"].unique().to_list())
     for model, (colour, dash) in line_styles(models).items():
         curve = part.filter(pl.col("model") == model).sort("target")
-        lw = 2.0 if model in ("ensemble", "quantile_event", "quantile") else 0.9
+        lw = 2.0 if model in (ENSEMBLE, "quantile_event", "quantile") else 0.9
         ax.plot(curve["target"], curve["equity"], lw=lw, color=colour, linestyle=dash, label=model)
     ax.axhline(1.0, color="0.5", lw=0.5)
     ax.set_title(f"{symbol}: long/short/flat strategy, equity (after costs)")
@@ -273,7 +273,7 @@ _SETTING_LABELS = {
     "cost_bps": "strategy cost (bp of turnover)",
 }
 UNITS_NOTE = (
-    "Units: variance figures (forecast and realized RV, `var`, MAE) are the daily variance of log "
+    "Units: variance figures (forecast and realized RV, `variance`, MAE) are the daily variance of log "
     "returns as a decimal (1e-4 is a daily volatility of 1%); MSE is in squared daily variance; QLIKE "
     "and R² are unitless. Returns, VaR and ES are daily log returns (-0.02 is about -2%)."
 )

@@ -12,7 +12,7 @@ also negative and never above the matching quantile. A VaR *breach* (an exceptio
 
 ES from a prediction row
 ------------------------
-``gaussian`` and ``student_t`` rows: exact, from ``(mean, var)`` and ``df`` (``params`` JSON):
+``gaussian`` and ``student_t`` rows: exact, from ``(mean, variance)`` and ``df`` (``params`` JSON):
 ``ES_a = mean - sd * phi(z_a) / a`` for the normal and, for the unit-variance t with ``nu`` degrees of
 freedom, ``ES_a = mean - sd * s * f_nu(t_a) * (nu + t_a^2) / ((nu - 1) * a)`` with ``s = sqrt((nu-2)/nu)``.
 Other families (``fhs``, ``quantile``): ``ES_a = (1/a) * integral_0^a Q(u) du`` of a quantile function
@@ -57,7 +57,7 @@ VAR_LEVELS: dict[str, float] = {"var95": 0.05, "var99": 0.01}
 ES_LEVELS: dict[str, float] = {"es975": 0.025, "es99": 0.01}
 #: Return intervals scored: name -> (lower level, upper level).
 INTERVALS: dict[str, tuple[float, float]] = {"80": (0.10, 0.90), "90": (0.05, 0.95)}
-#: Families with an exact ES from (mean, var, df).
+#: Families with an exact ES from (mean, variance, df).
 PARAMETRIC_FAMILIES = ("gaussian", "student_t")
 
 _LEVELS = np.asarray(QUANTILES, dtype=float)
@@ -371,10 +371,10 @@ def _quantile_matrix(pred: pl.DataFrame) -> np.ndarray:
 
 
 def _parametric_mask(pred: pl.DataFrame, fam: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with an exact ES: gaussian, and student_t with a df; both need finite mean, var > 0."""
+    """Rows with an exact ES: gaussian, and student_t with a df; both need finite mean, variance > 0."""
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    var = pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    ok = np.isfinite(mean) & np.isfinite(var) & (var > 0)
+    variance = pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    ok = np.isfinite(mean) & np.isfinite(variance) & (variance > 0)
     gauss = ok & (fam == "gaussian")
     stud = ok & (fam == "student_t") & np.isfinite(df)
     return gauss, stud
@@ -386,7 +386,7 @@ def var_es_frame(pred: pl.DataFrame) -> pl.DataFrame:
     Parameters
     ----------
     pred : pl.DataFrame
-        Rows with the quantile columns, ``mean``, ``var``, ``family`` and ``params``.
+        Rows with the quantile columns, ``mean``, ``variance``, ``family`` and ``params``.
 
     Returns
     -------
@@ -394,14 +394,14 @@ def var_es_frame(pred: pl.DataFrame) -> pl.DataFrame:
         ``pred`` plus ``var95`` (= ``q05``), ``var99`` (= ``q01``), ``es975``, ``es99`` and
         ``es_method`` (``exact`` or ``interpolated``).
     """
-    for col in ("mean", "var", "family"):
+    for col in ("mean", "variance", "family"):
         if col not in pred.columns:
             raise DataError(f"prediction frame lacks column {col!r}")
     q = _quantile_matrix(pred)
     fam, df = _family_params(pred)
     gauss, stud = _parametric_mask(pred, fam, df)
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    sd = np.sqrt(np.maximum(pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
+    sd = np.sqrt(np.maximum(pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
     cols: dict[str, np.ndarray] = {}
     for name, a in ES_LEVELS.items():
         es = interpolated_es(q, a)
@@ -436,7 +436,7 @@ def predictive_quantile_fn(pred: pl.DataFrame) -> QuantileFn:
     fam, df = _family_params(pred)
     gauss, stud = _parametric_mask(pred, fam, df)
     mean = pred["mean"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    sd = np.sqrt(np.maximum(pred["var"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
+    sd = np.sqrt(np.maximum(pred["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0))
 
     def quantile(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.asarray(u, dtype=float)
@@ -465,6 +465,25 @@ def acerbi_szekely_z2(ret: np.ndarray, var: np.ndarray, es: np.ndarray, alpha: f
         return math.nan
     hit = r < v
     return float(1.0 - np.sum(np.where(hit, r / e, 0.0)) / (r.size * alpha))
+
+
+def _simulated_z2(
+    quantile_fn: QuantileFn, idx: np.ndarray, e: np.ndarray, a: float, n_sims: int, seed: int
+) -> np.ndarray:
+    """``Z2`` of ``n_sims`` simulated histories of the sessions ``idx`` (predicted ES ``e``)."""
+    n = int(e.size)
+    rng = np.random.default_rng(seed)
+    # Only draws with u < alpha matter: draw their count per simulation, then their positions and levels.
+    sums = np.zeros(n_sims)
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n_sims, chunk):
+        m = min(chunk, n_sims - start)
+        u = rng.random((m, n))
+        sim, col = np.nonzero(u < a)
+        if sim.size:
+            x = quantile_fn(u[sim, col], idx[col])
+            np.add.at(sums, start + sim, x / e[col])
+    return 1.0 - sums / (n * a)
 
 
 def es_backtest(
@@ -527,18 +546,7 @@ def es_backtest(
     if n == 0:
         return TestResult("es_z2", math.nan, math.nan, detail)
     z_obs = acerbi_szekely_z2(r, v, e, a)
-    rng = np.random.default_rng(seed)
-    # Only draws with u < alpha matter: draw their count per simulation, then their positions and levels.
-    sums = np.zeros(n_sims)
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, n_sims, chunk):
-        m = min(chunk, n_sims - start)
-        u = rng.random((m, n))
-        sim, col = np.nonzero(u < a)
-        if sim.size:
-            x = quantile_fn(u[sim, col], idx[col])
-            np.add.at(sums, start + sim, x / e[col])
-    z_sim = 1.0 - sums / (n * a)
+    z_sim = _simulated_z2(quantile_fn, idx, e, a, n_sims, seed)
     detail["sim_mean"] = float(z_sim.mean())
     pvalue = (1.0 + float(np.sum(z_sim <= z_obs))) / (1.0 + n_sims)
     return TestResult("es_z2", z_obs, pvalue, detail)
@@ -620,6 +628,72 @@ RISK_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+def _var_level_stats(name: str, hits: np.ndarray, p: float, pass_level: float) -> dict[str, Any]:
+    """Breaches, rate, Kupiec and Christoffersen figures and the pass flag of one VaR level."""
+    pof, ind, cc = kupiec_pof(hits, p), christoffersen_independence(hits), christoffersen_cc(hits, p)
+    return {
+        f"{name}_breaches": int(hits.sum()),
+        f"{name}_rate": float(hits.mean()) if hits.size else None,
+        f"{name}_kupiec_stat": pof.statistic,
+        f"{name}_kupiec_p": pof.pvalue,
+        f"{name}_ind_stat": ind.statistic,
+        f"{name}_ind_p": ind.pvalue,
+        f"{name}_cc_stat": cc.statistic,
+        f"{name}_cc_p": cc.pvalue,
+        f"{name}_pass": bool(pof.pvalue >= pass_level and cc.pvalue >= pass_level)
+        if math.isfinite(cc.pvalue)
+        else None,
+    }
+
+
+def _basel_stats(hits: np.ndarray, window: int, p: float) -> dict[str, Any]:
+    """The ``basel_*`` columns: traffic-light zone of the last ``window`` sessions."""
+    basel = basel_zone(hits, window, p)
+    return {
+        "basel_zone": basel.detail["zone"],
+        "basel_exceptions": basel.detail["exceptions"],
+        "basel_n": basel.detail["n_window"],
+        "basel_scaled": basel.detail["scaled"],
+    }
+
+
+def _es_stats(g: pl.DataFrame, r: np.ndarray, n_sims: int, seed: int) -> dict[str, Any]:
+    """The ``es*_mean``, ``es*_z2`` and ``es*_p`` columns of one (model, symbol) group."""
+    qfn = predictive_quantile_fn(g)
+    row: dict[str, Any] = {}
+    for name, a in ES_LEVELS.items():
+        v = g[quantile_column(a)].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        e = g[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        res = es_backtest(r, v, e, a, qfn, n_sims=n_sims, seed=seed)
+        row |= {
+            f"{name}_mean": res.detail["mean_es"],
+            f"{name}_z2": res.statistic,
+            f"{name}_p": res.pvalue,
+        }
+    return row
+
+
+def _risk_row(
+    key: tuple[Any, ...], group: pl.DataFrame, n_sims: int, seed: int, basel_window: int, pass_level: float
+) -> dict[str, Any]:
+    """One :data:`RISK_COLUMNS` row for the (model, symbol) ``key`` and its rows ``group``."""
+    model, symbol = key
+    g = var_es_frame(group)
+    r = g["ret"].to_numpy()
+    row: dict[str, Any] = {"model": model, "symbol": symbol, "n": g.height}
+    for name, p in VAR_LEVELS.items():
+        v = g[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        ok = np.isfinite(v)
+        hits = (r[ok] < v[ok]).astype(int)
+        row |= _var_level_stats(name, hits, p, pass_level)
+        if name == "var99":
+            row |= _basel_stats(hits, basel_window, p)
+    row |= _es_stats(g, r, n_sims, seed)
+    qs = {lvl: g[quantile_column(lvl)].cast(pl.Float64).fill_null(np.nan).to_numpy() for lvl in QUANTILES}
+    row |= interval_scores(r, qs)
+    return row
+
+
 def risk_backtest(
     scored: pl.DataFrame,
     *,
@@ -657,50 +731,10 @@ def risk_backtest(
         raise DataError("scored frame lacks the realized return column 'ret'")
     frame = scored.filter(pl.col("ret").is_not_null() & pl.col("ret").is_finite())
     frame = frame.sort(["model", "symbol", "target"])
-    rows: list[dict[str, Any]] = []
-    for (model, symbol), group in frame.group_by(["model", "symbol"], maintain_order=True):
-        g = var_es_frame(group)
-        r = g["ret"].to_numpy()
-        row: dict[str, Any] = {"model": model, "symbol": symbol, "n": g.height}
-        for name, p in VAR_LEVELS.items():
-            v = g[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            ok = np.isfinite(v)
-            hits = (r[ok] < v[ok]).astype(int)
-            pof, ind, cc = kupiec_pof(hits, p), christoffersen_independence(hits), christoffersen_cc(hits, p)
-            row |= {
-                f"{name}_breaches": int(hits.sum()),
-                f"{name}_rate": float(hits.mean()) if hits.size else None,
-                f"{name}_kupiec_stat": pof.statistic,
-                f"{name}_kupiec_p": pof.pvalue,
-                f"{name}_ind_stat": ind.statistic,
-                f"{name}_ind_p": ind.pvalue,
-                f"{name}_cc_stat": cc.statistic,
-                f"{name}_cc_p": cc.pvalue,
-                f"{name}_pass": bool(pof.pvalue >= pass_level and cc.pvalue >= pass_level)
-                if math.isfinite(cc.pvalue)
-                else None,
-            }
-            if name == "var99":
-                basel = basel_zone(hits, basel_window, p)
-                row |= {
-                    "basel_zone": basel.detail["zone"],
-                    "basel_exceptions": basel.detail["exceptions"],
-                    "basel_n": basel.detail["n_window"],
-                    "basel_scaled": basel.detail["scaled"],
-                }
-        qfn = predictive_quantile_fn(g)
-        for name, a in ES_LEVELS.items():
-            v = g[quantile_column(a)].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            e = g[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            res = es_backtest(r, v, e, a, qfn, n_sims=n_sims, seed=seed)
-            row |= {
-                f"{name}_mean": res.detail["mean_es"],
-                f"{name}_z2": res.statistic,
-                f"{name}_p": res.pvalue,
-            }
-        qs = {lvl: g[quantile_column(lvl)].cast(pl.Float64).fill_null(np.nan).to_numpy() for lvl in QUANTILES}
-        row |= interval_scores(r, qs)
-        rows.append(row)
+    rows = [
+        _risk_row(key, group, n_sims, seed, basel_window, pass_level)
+        for key, group in frame.group_by(["model", "symbol"], maintain_order=True)
+    ]
     out = pl.DataFrame(rows, schema=RISK_COLUMNS) if rows else pl.DataFrame(schema=RISK_COLUMNS)
     return out.with_columns(pl.col(pl.Float64).fill_nan(None))
 
@@ -769,6 +803,89 @@ def _family_ppf(family: Any, u: np.ndarray) -> np.ndarray:
     raise ConfigError(f"no quantile function for family {name!r}")
 
 
+def _split_minute_returns(
+    bars: pl.DataFrame, symbol: str | None, test_fraction: float
+) -> tuple[pl.Series, np.ndarray, int]:
+    """Timestamps, one-minute log returns and the number of training returns (a chronological split)."""
+    from tasks.models.transformer import minute_returns
+
+    ts, r = minute_returns(bars, symbol)
+    if not np.isfinite(r).all():
+        raise DataError("minute returns contain non-finite values")
+    n_train = int(round(r.size * (1.0 - test_fraction)))
+    if n_train >= r.size:
+        raise DataError(f"{r.size} returns leave no hold-out at test_fraction={test_fraction}")
+    return ts, r, n_train
+
+
+def _fit_minute_model(cfg: dict[str, Any], r: np.ndarray, n_train: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The minute Transformer fitted on ``r[:n_train]``, its variance forecasts and hold-out positions."""
+    from tasks.models.transformer import MinuteTransformer
+
+    model = MinuteTransformer(**cfg).fit(r[:n_train])
+    var_all = model.forecast(r)[: r.size]
+    test = np.arange(n_train, r.size)
+    test = test[np.isfinite(var_all[test])]
+    if test.size == 0:
+        raise DataError("no hold-out return has a variance forecast")
+    return model, var_all, test
+
+
+def _minute_span(ts: pl.Series, r: np.ndarray, n_train: int, test: np.ndarray) -> dict[str, Any]:
+    """Sizes and dates of the training span and the hold-out."""
+    return {
+        "n_returns": int(r.size),
+        "n_train": int(n_train),
+        "n_test": int(test.size),
+        "train_end": str(ts[n_train - 1]),
+        "test_start": str(ts[int(test[0])]),
+        "test_end": str(ts[int(test[-1])]),
+        "split": "chronological",
+    }
+
+
+def _minute_tail_tests(
+    model: Any, r: np.ndarray, var_all: np.ndarray, test: np.ndarray, a: float, n_sims: int, seed: int
+) -> dict[str, Any]:
+    """VaR breaches, coverage tests, average VaR/ES, the ES test and the model's description."""
+    fam = model.family_fit
+    assert fam is not None
+    sd = np.sqrt(var_all[test])
+    rt = r[test]
+    var_q = sd * float(_family_ppf(fam, np.array([a]))[0])
+    es = sd * family_standard_es(fam, a)
+    hits = (rt < var_q).astype(int)
+    pof, ind, cc = kupiec_pof(hits, a), christoffersen_independence(hits), christoffersen_cc(hits, a)
+
+    def qfn(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return sd[rows] * _family_ppf(fam, u)
+
+    z2 = es_backtest(rt, var_q, es, a, qfn, n_sims=n_sims, seed=seed)
+    history = model.history
+    return {
+        "alpha": a,
+        "breaches": int(hits.sum()),
+        "rate": float(hits.mean()),
+        "kupiec_stat": pof.statistic,
+        "kupiec_p": pof.pvalue,
+        "ind_stat": ind.statistic,
+        "ind_p": ind.pvalue,
+        "cc_stat": cc.statistic,
+        "cc_p": cc.pvalue,
+        "avg_var": float(np.mean(var_q)),
+        "avg_es": float(np.mean(es)),
+        "avg_es_gaussian": float(np.mean(sd) * normal_es(a)),
+        "es_z2": z2.statistic,
+        "es_p": z2.pvalue,
+        "rmse_var": float(np.sqrt(np.mean((var_all[test] - rt**2) ** 2))),
+        "family": fam.name,
+        "family_params": fam.params() if fam.name != "fhs" else {"n": len(model.residuals)},
+        "config": model.config(),
+        "epochs_run": len(history.train_loss) if history is not None else None,
+        "train_wall_s": history.wall_s if history is not None else None,
+    }
+
+
 def minute_var_backtest(
     bars: pl.DataFrame,
     *,
@@ -815,64 +932,11 @@ def minute_var_backtest(
         ``ind_stat``/``ind_p``, ``cc_stat``/``cc_p``, ``avg_var``, ``avg_es``, ``avg_es_gaussian``,
         ``es_z2``/``es_p``, ``rmse_var``, ``family``, ``config``, ``epochs_run``.
     """
-    from tasks.models.transformer import MinuteTransformer, minute_returns
-
     if not (isinstance(test_fraction, float) and 0.0 < test_fraction < 1.0):
         raise ConfigError(f"test_fraction must be a float in (0, 1); got {test_fraction!r}")
     a = _prob(alpha, "alpha")
     cfg = dict(MINUTE_DEFAULT_CONFIG if config is None else config)
-    ts, r = minute_returns(bars, symbol)
-    if not np.isfinite(r).all():
-        raise DataError("minute returns contain non-finite values")
-    n_train = int(round(r.size * (1.0 - test_fraction)))
-    if n_train >= r.size:
-        raise DataError(f"{r.size} returns leave no hold-out at test_fraction={test_fraction}")
-    model = MinuteTransformer(**cfg).fit(r[:n_train])
-    var_all = model.forecast(r)[: r.size]
-    test = np.arange(n_train, r.size)
-    test = test[np.isfinite(var_all[test])]
-    if test.size == 0:
-        raise DataError("no hold-out return has a variance forecast")
-    fam = model.family_fit
-    assert fam is not None
-    sd = np.sqrt(var_all[test])
-    rt = r[test]
-    var_q = sd * float(_family_ppf(fam, np.array([a]))[0])
-    es = sd * family_standard_es(fam, a)
-    hits = (rt < var_q).astype(int)
-    pof, ind, cc = kupiec_pof(hits, a), christoffersen_independence(hits), christoffersen_cc(hits, a)
-
-    def qfn(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return sd[rows] * _family_ppf(fam, u)
-
-    z2 = es_backtest(rt, var_q, es, a, qfn, n_sims=n_sims, seed=seed)
-    history = model.history
-    return {
-        "n_returns": int(r.size),
-        "n_train": int(n_train),
-        "n_test": int(test.size),
-        "train_end": str(ts[n_train - 1]),
-        "test_start": str(ts[int(test[0])]),
-        "test_end": str(ts[int(test[-1])]),
-        "split": "chronological",
-        "alpha": a,
-        "breaches": int(hits.sum()),
-        "rate": float(hits.mean()),
-        "kupiec_stat": pof.statistic,
-        "kupiec_p": pof.pvalue,
-        "ind_stat": ind.statistic,
-        "ind_p": ind.pvalue,
-        "cc_stat": cc.statistic,
-        "cc_p": cc.pvalue,
-        "avg_var": float(np.mean(var_q)),
-        "avg_es": float(np.mean(es)),
-        "avg_es_gaussian": float(np.mean(sd) * normal_es(a)),
-        "es_z2": z2.statistic,
-        "es_p": z2.pvalue,
-        "rmse_var": float(np.sqrt(np.mean((var_all[test] - rt**2) ** 2))),
-        "family": fam.name,
-        "family_params": fam.params() if fam.name != "fhs" else {"n": len(model.residuals)},
-        "config": model.config(),
-        "epochs_run": len(history.train_loss) if history is not None else None,
-        "train_wall_s": history.wall_s if history is not None else None,
-    }
+    ts, r, n_train = _split_minute_returns(bars, symbol, test_fraction)
+    model, var_all, test = _fit_minute_model(cfg, r, n_train)
+    span = _minute_span(ts, r, n_train, test)
+    return span | _minute_tail_tests(model, r, var_all, test, a, n_sims, seed)

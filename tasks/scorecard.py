@@ -3,7 +3,7 @@
 :func:`build_scorecard` is pure: predictions, features and events in, a :class:`Scorecard` out. It
 restricts every model to the same scoring set (``tasks.evaluate.common_scoring_set``), then runs the
 forecast tests (``tasks.evaluate.leaderboard``), the VaR/ES backtests (``tasks.risk``), the strategy
-backtest (``tasks.backtest``) and the event gates (``tasks.event_tests``), and decides whether the
+backtest (``tasks.strategy``) and the event gates (``tasks.event_gates``), and decides whether the
 stacked ensemble earned its keep or falls back to the best single model.
 """
 
@@ -18,6 +18,7 @@ import polars as pl
 
 from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
 
+#: Stacked model name (the ``ensemble`` registry entry of ``tasks.models.ensemble``).
 ENSEMBLE = "ensemble"
 #: Stacked Sharpe must beat the best single model by this much (the research plan's gate).
 LIFT = 0.1
@@ -145,10 +146,10 @@ def build_scorecard(
     calendars: Mapping[str, str] | None = None,
 ) -> Scorecard:
     """Score ``models`` on their common out-of-sample dates (see the module docstring)."""
-    from tasks.backtest import compare_strategies
-    from tasks.event_tests import event_gates
+    from tasks.event_gates import event_gates
     from tasks.events import empty_events
     from tasks.risk import risk_backtest
+    from tasks.strategy import compare_strategies
 
     ok_models = [m for m in models if m in set(predictions["model"].unique().to_list())]
     sset = common_scoring_set(predictions, features, ok_models)

@@ -48,7 +48,7 @@ def _model_rows(
             "origin": [d - timedelta(days=1) for d in days],
             "target": days,
             "horizon": 1,
-            "var": fc,
+            "variance": fc,
             "rv": fc,
             "mean": mean,
             **quant,

@@ -1,11 +1,11 @@
-"""Model runs and predictions (migration 004): typed reads and idempotent upserts.
+"""Model runs and predictions (migrations 004, 006): typed reads and idempotent upserts.
 
 ``model_runs``
     One row per trained model, keyed on ``model_run``. :func:`write_model_run` upserts a dict: a field
     that is absent or ``None`` keeps the stored value, so a run can be recorded at the start of
     training and completed (metrics, wall time, checkpoint) at the end. ``created_at`` is set once.
 ``predictions``
-    One row per (model_run, symbol, origin, horizon) in ``tasks.models.base.PREDICTION_SCHEMA`` plus
+    One row per (model_run, symbol, origin, horizon) in ``core.schema.PREDICTION_SCHEMA`` plus
     ``model_run``, ``fold`` and ``created_at``. :func:`write_predictions` upserts a batch in one
     transaction: keys repeated inside the batch keep their last row, and ``created_at`` changes only
     when a stored row's values change, so writing the same predictions twice changes nothing.
@@ -271,6 +271,18 @@ def _conform_predictions(frame: pl.DataFrame) -> pl.DataFrame:
     return rows
 
 
+def _check_batch_model(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, model_run: str) -> None:
+    """Refuse a batch of several models, or of a model other than the recorded run's."""
+    models = rows["model"].unique().to_list()
+    if len(models) != 1:
+        raise DataError(f"one predictions batch must hold one model; got {sorted(models)}")
+    stored = con.sql(_Q_RUN_MODEL, params=[model_run]).fetchall()
+    if stored and stored[0][0] != models[0]:
+        raise DataError(
+            f"model_run {model_run!r} is a run of {stored[0][0]!r}; these predictions are {models[0]!r}"
+        )
+
+
 def write_predictions(
     con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, model_run: str, fold: int | None = None
 ) -> int:
@@ -281,7 +293,7 @@ def write_predictions(
     con : duckdb.DuckDBPyConnection
         A writable, migrated warehouse connection.
     frame : pl.DataFrame
-        Rows in :data:`~tasks.models.base.PREDICTION_SCHEMA` (extra columns are ignored), all of one
+        Rows in :data:`~core.schema.PREDICTION_SCHEMA` (extra columns are ignored), all of one
         model; ``params`` is JSON text or null.
     model_run : str
         The run the rows belong to; when it is recorded in ``model_runs`` its model must match.
@@ -299,14 +311,7 @@ def write_predictions(
     rows = _conform_predictions(frame)
     if rows.height == 0:
         return 0
-    models = rows["model"].unique().to_list()
-    if len(models) != 1:
-        raise DataError(f"one predictions batch must hold one model; got {sorted(models)}")
-    stored = con.sql(_Q_RUN_MODEL, params=[model_run]).fetchall()
-    if stored and stored[0][0] != models[0]:
-        raise DataError(
-            f"model_run {model_run!r} is a run of {stored[0][0]!r}; these predictions are {models[0]!r}"
-        )
+    _check_batch_model(con, rows, model_run)
     stage = (
         rows.unique(subset=["symbol", "origin", "horizon"], keep="last", maintain_order=True)
         .with_columns(

@@ -90,7 +90,7 @@ class Ewma(VarianceForecaster):
     """
 
     name = "ewma"
-    forecasts = "var"
+    forecasts = "variance"
     min_train = 30
 
     def __init__(

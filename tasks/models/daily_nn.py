@@ -779,7 +779,7 @@ class DailyTorchForecaster(ABC):
                     origins=used,
                     targets=targets,
                     horizon=horizon,
-                    var=var,
+                    variance=var,
                     rv=rv,
                     mean=np.full(pos.size, state.mean),
                     quantiles=q,

@@ -422,7 +422,7 @@ class Ensemble:
                 "origin": part["origin"],
                 "target": part["target"],
                 "horizon": np.full(part.height, horizon, dtype=np.int32),
-                "var": var,
+                "variance": var,
                 "rv": rv,
                 "mean": q[:, QUANTILE_COLUMNS.index("q50")],
                 **{c: q[:, i] for i, c in enumerate(QUANTILE_COLUMNS)},

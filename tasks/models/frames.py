@@ -172,7 +172,7 @@ def prediction_frame(
     origins: Sequence[date],
     targets: Sequence[date],
     horizon: int,
-    var: np.ndarray,
+    variance: np.ndarray,
     rv: np.ndarray,
     mean: np.ndarray,
     quantiles: np.ndarray,
@@ -189,7 +189,7 @@ def prediction_frame(
         Origin and target sessions, one per row.
     horizon : int
         Steps ahead.
-    var, rv, mean : np.ndarray
+    variance, rv, mean : np.ndarray
         Return variance, RV forecast and mean per row.
     quantiles : np.ndarray
         Shape ``(rows, 9)`` in :data:`~tasks.models.base.QUANTILES` order.
@@ -208,7 +208,7 @@ def prediction_frame(
         "origin": list(origins),
         "target": list(targets),
         "horizon": [horizon] * n,
-        "var": np.asarray(var, dtype=float),
+        "variance": np.asarray(variance, dtype=float),
         "rv": np.asarray(rv, dtype=float),
         "mean": np.broadcast_to(np.asarray(mean, dtype=float), (n,)).copy(),
         **{c: q[:, i] for i, c in enumerate(QUANTILE_COLUMNS)},

@@ -55,7 +55,7 @@ class GarchState:
 class _GarchBase(VarianceForecaster):
     """Shared GARCH-t machinery; subclasses set the asymmetry order ``o``."""
 
-    forecasts = "var"
+    forecasts = "variance"
     default_family = "student_t"
     min_train = 250
     o = 0

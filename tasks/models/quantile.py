@@ -38,10 +38,10 @@ Derived columns
 ---------------
 ``mean``
     ``q50`` (the model estimates quantiles only).
-``var``
+``variance``
     Normal approximation from the 10-90 range: ``((q90 - q10) / (2 * 1.2816))^2``.
 ``rv``
-    ``var / c``, ``c = mean(ret_cc^2) / mean(rv_d)`` over the symbol's training sessions (close-to-close
+    ``variance / c``, ``c = mean(ret_cc^2) / mean(rv_d)`` over the symbol's training sessions (close-to-close
     vs intraday realized variance; pooled over symbols for a symbol unseen at fit).
 
 Training (:func:`.torch_fit.fit_torch`): chronological split of the training samples by origin date
@@ -635,7 +635,7 @@ class QuantileForecaster:
                 "origin": s.origin,
                 "target": s.target,
                 "horizon": [horizon] * s.n,
-                "var": var,
+                "variance": var,
                 "rv": var / ratio,
                 "mean": q[:, _MEDIAN],
                 **{c: q[:, i] for i, c in enumerate(QUANTILE_COLUMNS)},

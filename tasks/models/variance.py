@@ -99,8 +99,8 @@ class VarianceForecaster(ABC):
     name: str = "variance"
     #: Family used when ``family`` is None.
     default_family: ClassVar[str] = "gaussian"
-    #: What the subclass forecasts: ``"rv"`` (realized variance) or ``"var"`` (return variance).
-    forecasts: ClassVar[Literal["rv", "var"]] = "rv"
+    #: What the subclass forecasts: ``"rv"`` (realized variance) or ``"variance"`` (return variance).
+    forecasts: ClassVar[Literal["rv", "variance"]] = "rv"
     #: Feature columns the model reads.
     columns: ClassVar[tuple[str, ...]] = BASE_COLUMNS
     #: Fewest training sessions per symbol.
@@ -284,7 +284,7 @@ class VarianceForecaster(ABC):
                     origins=used,
                     targets=targets,
                     horizon=horizon,
-                    var=var,
+                    variance=var,
                     rv=rv,
                     mean=np.full(pos.size, fit.mean),
                     quantiles=quantiles,

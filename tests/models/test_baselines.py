@@ -68,10 +68,12 @@ def test_naive_is_the_last_rv(
     pred = get_model("naive").fit(btc, TRAIN_END).predict(btc, after, horizon=3)
     rows = rows_at(btc_daily, after)
     assert (pred["rv"] == rows["rv_d"]).all()
-    np.testing.assert_allclose(pred["var"].to_numpy(), scale_of(train) * rows["rv_d"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        pred["variance"].to_numpy(), scale_of(train) * rows["rv_d"].to_numpy(), rtol=1e-12
+    )
     assert (pred["target"] == pred["origin"] + timedelta(days=3)).all()  # three sessions on, 24x7
     z = stats.norm.ppf(QUANTILES)
-    expected = np.sqrt(pred["var"].to_numpy())[:, None] * z[None, :]
+    expected = np.sqrt(pred["variance"].to_numpy())[:, None] * z[None, :]
     np.testing.assert_allclose(pred.select(QUANTILE_COLUMNS).to_numpy(), expected, rtol=1e-12)
 
 
@@ -87,10 +89,12 @@ def test_ewma_matches_a_manual_loop(btc: ModelData, btc_daily: pl.DataFrame, tra
     for x in r:  # s2(t+1) = lam s2(t) + (1 - lam) r(t)^2
         s2 = lam * s2 + (1 - lam) * x**2
         path.append(s2)
-    np.testing.assert_allclose(pred["var"].to_numpy(), np.array(path[-40:]), rtol=1e-12)
-    np.testing.assert_allclose(pred["rv"].to_numpy(), pred["var"].to_numpy() / scale_of(train), rtol=1e-12)
+    np.testing.assert_allclose(pred["variance"].to_numpy(), np.array(path[-40:]), rtol=1e-12)
+    np.testing.assert_allclose(
+        pred["rv"].to_numpy(), pred["variance"].to_numpy() / scale_of(train), rtol=1e-12
+    )
     flat = get_model("ewma").fit(btc, TRAIN_END).predict(btc, origins, horizon=5)
-    assert (flat["var"] == pred["var"]).all()  # EWMA forecasts are flat in the horizon
+    assert (flat["variance"] == pred["variance"]).all()  # EWMA forecasts are flat in the horizon
 
 
 def har_design(frame: pl.DataFrame, jumps: bool) -> np.ndarray:
@@ -142,7 +146,7 @@ def test_garch_matches_arch(
     # the forecast at train_end is arch's own out-of-sample forecast from its fitted result
     pred = model.predict(btc, [TRAIN_END], horizon=4)
     own = res.forecast(horizon=4, reindex=False).variance.to_numpy()[-1, 3] / 1e4
-    assert pred["var"][0] == pytest.approx(own, rel=1e-8)
+    assert pred["variance"][0] == pytest.approx(own, rel=1e-8)
     assert pred["family"][0] == "student_t"
     assert json.loads(pred["params"][0])["df"] == pytest.approx(ours["nu"], rel=1e-12)
     # later origins filter the fixed parameters through the later returns only
@@ -152,7 +156,7 @@ def test_garch_matches_arch(
         res.params.to_numpy()
     )
     expect = fixed.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0] / 1e4
-    assert model.predict(btc, [t])["var"][0] == pytest.approx(expect, rel=1e-8)
+    assert model.predict(btc, [t])["variance"][0] == pytest.approx(expect, rel=1e-8)
 
 
 def test_baselines_are_batch_independent_bit_for_bit(btc: ModelData, after: list[date]) -> None:

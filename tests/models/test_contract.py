@@ -49,7 +49,7 @@ def test_predictions_conform(
     assert (pred["target"] > pred["origin"]).all()
     assert (pred["target"] == pred["origin"] + timedelta(days=1)).all()
     # positive, finite variances; finite mean and quantiles
-    for col in ("var", "rv"):
+    for col in ("variance", "rv"):
         values = pred[col].to_numpy()
         assert np.isfinite(values).all() and (values > 0).all(), col
     q = pred.select(QUANTILE_COLUMNS).to_numpy()

@@ -14,6 +14,7 @@ from core.hashing import content_hash
 from core.schema import PREDICTION_SCHEMA
 from tasks.models.base import ModelData, get_model
 from warehouse.db import connect, session
+from warehouse.migrate import available_migrations, current_version
 from warehouse.models import (
     MODEL_RUN_SCHEMA,
     PREDICTION_TABLE_SCHEMA,
@@ -117,12 +118,14 @@ def test_predictions_round_trip_and_idempotent(
     assert read_predictions(con, model_run="garch-1").equals(stored)
     # a changed row is updated in place; unchanged rows keep their created_at
     changed = predictions.with_columns(
-        pl.when(pl.col("origin") == predictions["origin"][0]).then(pl.col("var") * 2).otherwise(pl.col("var"))
+        pl.when(pl.col("origin") == predictions["origin"][0])
+        .then(pl.col("variance") * 2)
+        .otherwise(pl.col("variance"))
     )
     write_predictions(con, changed, "garch-1", fold=3)
     again = read_predictions(con, model_run="garch-1")
     assert again.height == predictions.height
-    assert again["var"][0] == 2 * stored["var"][0]
+    assert again["variance"][0] == 2 * stored["variance"][0]
     assert again["created_at"][0] > stored["created_at"][0]
     assert again["created_at"][1:].equals(stored["created_at"][1:])
     con.close()
@@ -180,3 +183,25 @@ def test_created_at_is_utc(con: duckdb.DuckDBPyConnection) -> None:
     )
     run = read_model_run(con, "t")
     assert run is not None and run["created_at"] == datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def test_migration_renames_var_to_variance(tmp_path: Path) -> None:
+    """A warehouse made before migration 006 keeps its predictions; the column reads as ``variance``."""
+    path = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(path))
+    current_version(old)
+    for m in available_migrations():
+        if m.version < 6:
+            old.sql(m.sql)
+            old.sql("INSERT INTO schema_version VALUES (?, ?, now())", params=[m.version, m.name])
+    old.sql(
+        "INSERT INTO predictions (model_run, model, symbol, origin, target, horizon, fold, var, rv, mean,"
+        " q50, family, params, created_at) VALUES ('garch-1', 'garch', 'BTC-USDT', DATE '2021-07-01',"
+        " DATE '2021-07-02', 1, 0, 4e-4, 3e-4, 0.0, 0.0, 'gaussian', '{}', now())"
+    )
+    old.close()
+    with session(path) as con:
+        assert current_version(con) == max(m.version for m in available_migrations())
+        stored = read_predictions(con, model_run="garch-1")
+    assert "var" not in stored.columns
+    assert stored.height == 1 and stored["variance"][0] == 4e-4 and stored["rv"][0] == 3e-4

@@ -81,7 +81,7 @@ def test_fits_and_forecasts_btc_out_of_sample(
     assert (pred["target"] == pred["origin"] + timedelta(days=1)).all()
     assert pred["target"].max() == date(2024, 4, 20)
     state = model.symbols["BTC-USDT"]
-    np.testing.assert_allclose(pred["var"].to_numpy(), state.var_scale * pred["rv"].to_numpy())
+    np.testing.assert_allclose(pred["variance"].to_numpy(), state.var_scale * pred["rv"].to_numpy())
     q = pred.select(QUANTILE_COLUMNS).to_numpy()
     assert np.isfinite(q).all() and (np.diff(q, axis=1) > 0).all()
     assert (pred["family"] == "student_t").all()

@@ -138,4 +138,4 @@ def test_the_train_end_check_catches_a_model_fitted_on_everything(
         btc_data.features.with_columns(pl.when(later).then(pl.col("rv_d") * 50).otherwise(pl.col("rv_d")))
     )
     leaky = FitOnEverything().fit(scaled, TRAIN_END).predict(btc_data, origins)
-    assert "var" in differences(leaky, clean)
+    assert "variance" in differences(leaky, clean)

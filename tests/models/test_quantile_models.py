@@ -81,10 +81,10 @@ def test_quantiles_monotone_and_schema(
         assert pred.height == 300 and (pred["model"] == name).all() and (pred["family"] == "quantile").all()
         q = pred.select(QUANTILE_COLUMNS).to_numpy()
         assert np.isfinite(q).all() and (np.diff(q, axis=1) > 0).all()  # strictly increasing, all 9 levels
-        assert (pred["var"] > 0).all() and (pred["rv"] > 0).all()
+        assert (pred["variance"] > 0).all() and (pred["rv"] > 0).all()
         assert np.allclose(pred["mean"].to_numpy(), pred["q50"].to_numpy())
         sigma = (pred["q90"] - pred["q10"]).to_numpy() / (2 * 1.2815515655446004)
-        assert np.allclose(pred["var"].to_numpy(), sigma**2)
+        assert np.allclose(pred["variance"].to_numpy(), sigma**2)
         assert (pred["target"] > pred["origin"]).all()
         params = json.loads(pred["params"][0])
         assert params["var_method"] == "normal_q10_q90" and len(params["z_quantiles"]) == 9

@@ -1,4 +1,4 @@
-"""Strategy backtest: the research rule, timing, costs, Sharpe and its HAC error (tasks/backtest.py)."""
+"""Strategy backtest: the research rule, timing, costs, Sharpe and its HAC error (tasks/strategy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.backtest import (
+from tasks.strategy import (
     METRIC_COLUMNS,
     annual_periods,
     compare_strategies,

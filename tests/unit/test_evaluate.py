@@ -157,7 +157,7 @@ def _pred(model: str, targets: list[date], rv: float) -> pl.DataFrame:
             "origin": [t - timedelta(days=1) for t in targets],
             "target": targets,
             "horizon": [1] * n,
-            "var": [rv] * n,
+            "variance": [rv] * n,
             "rv": [rv] * n,
         }
     )
@@ -210,9 +210,13 @@ def test_leaderboard_marks_a_model_that_loses_to_har() -> None:
     days = DAYS[:300]
     feats = _features(days, set())
     rv = feats["rv"].to_numpy()
-    good = _pred("har", days[1:], 0.0).with_columns(pl.Series("rv", rv[1:]), pl.Series("var", rv[1:]))
-    bad = _pred("ewma", days[1:], 0.0).with_columns(pl.Series("rv", rv[1:] * 3), pl.Series("var", rv[1:] * 3))
-    naive = _pred("naive", days[1:], 0.0).with_columns(pl.Series("rv", rv[:-1]), pl.Series("var", rv[:-1]))
+    good = _pred("har", days[1:], 0.0).with_columns(pl.Series("rv", rv[1:]), pl.Series("variance", rv[1:]))
+    bad = _pred("ewma", days[1:], 0.0).with_columns(
+        pl.Series("rv", rv[1:] * 3), pl.Series("variance", rv[1:] * 3)
+    )
+    naive = _pred("naive", days[1:], 0.0).with_columns(
+        pl.Series("rv", rv[:-1]), pl.Series("variance", rv[:-1])
+    )
     scored = common_scoring_set(pl.concat([good, bad, naive]), feats, ["har", "ewma", "naive"]).scored
     board = leaderboard(scored, mcs_reps=200)
     row = {r["model"]: r for r in board.iter_rows(named=True)}

@@ -1,4 +1,4 @@
-"""The research plan's weekly event gates on constructed frames (tasks/event_tests.py)."""
+"""The research plan's weekly event gates on constructed frames (tasks/event_gates.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import DataError
 from tasks.calendars import sessions_between
-from tasks.event_tests import (
+from tasks.event_gates import (
     GATES_SCHEMA,
     directional_accuracy,
     ensemble_lift,

@@ -147,7 +147,7 @@ def test_basel_last_250_and_scaling() -> None:
 def _pred_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
     out = []
     for r in rows:
-        mean, var, fam = float(r["mean"]), float(r["var"]), str(r["family"])  # type: ignore[arg-type]
+        mean, var, fam = float(r["mean"]), float(r["variance"]), str(r["family"])  # type: ignore[arg-type]
         df = r.get("df")
         if fam == "gaussian":
             zq = stats.norm.ppf(QUANTILES)
@@ -160,7 +160,7 @@ def _pred_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
         out.append(
             {
                 "mean": mean,
-                "var": var,
+                "variance": var,
                 "family": fam,
                 "params": json.dumps({"df": df} if df else {}),
                 **{quantile_column(lv): float(v) for lv, v in zip(QUANTILES, q, strict=True)},
@@ -185,8 +185,8 @@ def test_exact_es_matches_scipy_integration() -> None:
             )
     pred = _pred_rows(
         [
-            {"mean": 0.001, "var": 4e-4, "family": "gaussian"},
-            {"mean": -0.002, "var": 1e-4, "family": "student_t", "df": 4.0},
+            {"mean": 0.001, "variance": 4e-4, "family": "gaussian"},
+            {"mean": -0.002, "variance": 1e-4, "family": "student_t", "df": 4.0},
         ]
     )
     out = var_es_frame(pred)
@@ -205,7 +205,7 @@ def test_interpolated_es_close_and_conservative_for_normal() -> None:
         es = float(interpolated_es(q, a)[0])
         assert es <= normal_es(a)  # conservative: larger loss
         assert es == pytest.approx(normal_es(a), rel=tol)
-    pred = _pred_rows([{"mean": 0.0, "var": 1.0, "family": "fhs", "zq": stats.norm.ppf(QUANTILES)}])
+    pred = _pred_rows([{"mean": 0.0, "variance": 1.0, "family": "fhs", "zq": stats.norm.ppf(QUANTILES)}])
     out = var_es_frame(pred)
     assert out["es_method"][0] == "interpolated" and out["es99"][0] < out["var99"][0]
 
@@ -213,8 +213,8 @@ def test_interpolated_es_close_and_conservative_for_normal() -> None:
 def test_quantile_fn_reproduces_predicted_quantiles() -> None:
     pred = _pred_rows(
         [
-            {"mean": 0.0, "var": 1.0, "family": "gaussian"},
-            {"mean": 0.0, "var": 1.0, "family": "quantile", "zq": stats.t.ppf(QUANTILES, 5)},
+            {"mean": 0.0, "variance": 1.0, "family": "gaussian"},
+            {"mean": 0.0, "variance": 1.0, "family": "quantile", "zq": stats.t.ppf(QUANTILES, 5)},
         ]
     )
     f = predictive_quantile_fn(pred)
@@ -303,7 +303,7 @@ def _scored(n: int = 400, seed: int = 0) -> pl.DataFrame:
                     "origin": [t - timedelta(days=1) for t in targets],
                     "target": targets,
                     "horizon": 1,
-                    "var": (sd * scale) ** 2,
+                    "variance": (sd * scale) ** 2,
                     "rv": (sd * scale) ** 2,
                     "mean": 0.0,
                     **{quantile_column(lv): q[:, j] for j, lv in enumerate(QUANTILES)},

@@ -46,7 +46,7 @@ def _base(model: str, feats: pl.DataFrame, scale: float) -> pl.DataFrame:
             "origin": DAYS[:-1],
             "target": DAYS[1:],
             "horizon": 1,
-            "var": rv,
+            "variance": rv,
             "rv": rv,
             "mean": 0.0,
             **{c: q[:, i] for i, c in enumerate(QUANTILE_COLUMNS)},

@@ -166,6 +166,67 @@ def load_directions(path: str | Path | None = None) -> dict[tuple[str, str], int
 
 
 # ------------------------------------------------------------------------------------ event sessions
+def _symbol_calendar(symbol: str, keys: pl.DataFrame, calendars: Mapping[str, str] | None) -> str:
+    """The session calendar of ``symbol``: given, or :data:`CALENDAR_OF_CLASS` of its asset class."""
+    cal = (calendars or {}).get(symbol)
+    if cal is None:
+        ac = str(keys["asset_class"][0]).lower() if "asset_class" in keys.columns else ""
+        if ac not in CALENDAR_OF_CLASS:
+            raise ConfigError(f"no calendar for symbol {symbol!r} (asset class {ac!r}): pass calendars=")
+        cal = CALENDAR_OF_CLASS[ac]
+    return cal
+
+
+def _type_columns(
+    of_type: pl.DataFrame, start: np.ndarray, end: np.ndarray, key: str
+) -> dict[str, pl.Series]:
+    """``ev_<key>``, ``z_<key>`` and ``known_<key>`` of the windows ``(start, end]`` (epoch us)."""
+    cols: dict[str, pl.Series] = {}
+    sched = np.sort(of_type.filter(pl.col("scheduled"))["event_ts"].dt.epoch("us").to_numpy())
+    hits = np.searchsorted(sched, end, side="right") - np.searchsorted(sched, start, side="right")
+    cols[f"ev_{key}"] = pl.Series(f"ev_{key}", (hits > 0).astype(np.int8))
+    rel = (
+        of_type.filter(pl.col("surprise_z").is_not_null())
+        .group_by("event_ts")
+        .agg(pl.col("surprise_z").mean())
+        .sort("event_ts")
+    )
+    ts = rel["event_ts"].dt.epoch("us").to_numpy()
+    csum = np.concatenate([[0.0], np.cumsum(rel["surprise_z"].to_numpy())])
+    lo = np.searchsorted(ts, start, side="right")
+    hi = np.searchsorted(ts, end, side="right")
+    cnt = hi - lo
+    z = np.where(cnt > 0, (csum[hi] - csum[lo]) / np.maximum(cnt, 1), np.nan)
+    cols[f"z_{key}"] = pl.Series(f"z_{key}", z, dtype=pl.Float64).fill_nan(None)
+    all_ts = of_type["event_ts"].dt.epoch("us").to_numpy()
+    known = (end >= all_ts.min()) & (start < all_ts.max()) if all_ts.size else np.zeros(end.size, bool)
+    cols[f"known_{key}"] = pl.Series(f"known_{key}", known)
+    return cols
+
+
+def _symbol_sessions(g: pl.DataFrame, events: pl.DataFrame, cal: str, types: Sequence[str]) -> pl.DataFrame:
+    """:func:`event_sessions` rows of one symbol's keys ``g`` on session calendar ``cal``."""
+    win = target_windows(cal, g["origin"], 1).rename({"session_date": "origin"})
+    frame = g.select("symbol", "origin", "target").join(
+        win.select("origin", "win_start", "win_end"), on="origin", how="left"
+    )
+    start = frame["win_start"].dt.epoch("us").to_numpy()
+    end = frame["win_end"].dt.epoch("us").to_numpy()
+    cols: dict[str, pl.Series] = {}
+    for kind in types:
+        cols |= _type_columns(events.filter(pl.col("type") == kind.upper()), start, end, kind.lower())
+    return frame.drop("win_start", "win_end").with_columns(**cols)
+
+
+def _empty_sessions(types: Sequence[str]) -> pl.DataFrame:
+    """A zero-row :func:`event_sessions` frame."""
+    schema: dict[str, pl.DataType] = {"symbol": pl.String(), "origin": pl.Date(), "target": pl.Date()}
+    for kind in types:
+        key = kind.lower()
+        schema |= {f"ev_{key}": pl.Int8(), f"z_{key}": pl.Float64(), f"known_{key}": pl.Boolean()}
+    return pl.DataFrame(schema=schema).with_columns(pl.lit(False).alias("any_event"))
+
+
 def event_sessions(
     scored: pl.DataFrame,
     events: pl.DataFrame,
@@ -203,51 +264,10 @@ def event_sessions(
     keys = keys.unique(["symbol", "origin"], keep="first").sort(["symbol", "origin"])
     parts: list[pl.DataFrame] = []
     for (symbol,), g in keys.group_by(["symbol"], maintain_order=True):
-        cal = (calendars or {}).get(str(symbol))
-        if cal is None:
-            ac = str(g["asset_class"][0]).lower() if "asset_class" in g.columns else ""
-            if ac not in CALENDAR_OF_CLASS:
-                raise ConfigError(f"no calendar for symbol {symbol!r} (asset class {ac!r}): pass calendars=")
-            cal = CALENDAR_OF_CLASS[ac]
-        win = target_windows(cal, g["origin"], 1).rename({"session_date": "origin"})
-        frame = g.select("symbol", "origin", "target").join(
-            win.select("origin", "win_start", "win_end"), on="origin", how="left"
-        )
-        start = frame["win_start"].dt.epoch("us").to_numpy()
-        end = frame["win_end"].dt.epoch("us").to_numpy()
-        cols: dict[str, pl.Series] = {}
-        for kind in types:
-            key = kind.lower()
-            of_type = events.filter(pl.col("type") == kind.upper())
-            sched = np.sort(of_type.filter(pl.col("scheduled"))["event_ts"].dt.epoch("us").to_numpy())
-            hits = np.searchsorted(sched, end, side="right") - np.searchsorted(sched, start, side="right")
-            cols[f"ev_{key}"] = pl.Series(f"ev_{key}", (hits > 0).astype(np.int8))
-            rel = (
-                of_type.filter(pl.col("surprise_z").is_not_null())
-                .group_by("event_ts")
-                .agg(pl.col("surprise_z").mean())
-                .sort("event_ts")
-            )
-            ts = rel["event_ts"].dt.epoch("us").to_numpy()
-            csum = np.concatenate([[0.0], np.cumsum(rel["surprise_z"].to_numpy())])
-            lo = np.searchsorted(ts, start, side="right")
-            hi = np.searchsorted(ts, end, side="right")
-            cnt = hi - lo
-            z = np.where(cnt > 0, (csum[hi] - csum[lo]) / np.maximum(cnt, 1), np.nan)
-            cols[f"z_{key}"] = pl.Series(f"z_{key}", z, dtype=pl.Float64).fill_nan(None)
-            all_ts = of_type["event_ts"].dt.epoch("us").to_numpy()
-            known = (
-                (end >= all_ts.min()) & (start < all_ts.max()) if all_ts.size else np.zeros(end.size, bool)
-            )
-            cols[f"known_{key}"] = pl.Series(f"known_{key}", known)
-        frame = frame.drop("win_start", "win_end").with_columns(**cols)
-        parts.append(frame)
+        cal = _symbol_calendar(str(symbol), g, calendars)
+        parts.append(_symbol_sessions(g, events, cal, types))
     if not parts:
-        schema: dict[str, pl.DataType] = {"symbol": pl.String(), "origin": pl.Date(), "target": pl.Date()}
-        for kind in types:
-            key = kind.lower()
-            schema |= {f"ev_{key}": pl.Int8(), f"z_{key}": pl.Float64(), f"known_{key}": pl.Boolean()}
-        return pl.DataFrame(schema=schema).with_columns(pl.lit(False).alias("any_event"))
+        return _empty_sessions(types)
     out = pl.concat(parts)
     ev_cols = [f"ev_{k.lower()}" for k in types]
     any_event = pl.any_horizontal([pl.col(c) > 0 for c in ev_cols]) if ev_cols else pl.lit(False)
@@ -259,6 +279,52 @@ def _with_sessions(scored: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame
 
 
 # ---------------------------------------------------------------------------------------------- gates
+def _symbol_envelope(g: pl.DataFrame, key: str, window_days: int) -> tuple[int, dict[str, float] | None]:
+    """Event days in one symbol's rows ``g`` and its envelope ratio (None without a usable control)."""
+    g = g.filter(pl.col("band").is_not_null() & pl.col("band").is_finite())
+    ev = g.filter(pl.col(key) == 1)
+    if ev.height == 0:
+        return 0, None
+    ev_days = np.sort(ev["target"].cast(pl.Int64).to_numpy())
+    quiet = g.filter(~pl.col("any_event").fill_null(False))
+    qd = quiet["target"].cast(pl.Int64).to_numpy()
+    pos = np.searchsorted(ev_days, qd)
+    left = np.abs(qd - ev_days[np.clip(pos - 1, 0, ev_days.size - 1)])
+    right = np.abs(ev_days[np.clip(pos, 0, ev_days.size - 1)] - qd)
+    near = np.minimum(left, right) <= window_days
+    control = quiet.filter(pl.Series(near))
+    if control.height == 0:
+        return ev.height, None
+    mean_ev = float(ev["band"].mean())  # type: ignore[arg-type]
+    mean_ctl = float(control["band"].mean())  # type: ignore[arg-type]
+    if mean_ctl > 0:
+        return ev.height, {
+            "ratio": mean_ev / mean_ctl,
+            "event_days": ev.height,
+            "control_days": control.height,
+        }
+    return ev.height, None
+
+
+def _envelope_gate(
+    kind: str, per_symbol: dict[str, dict[str, float]], n_events: int, gate: float, model: str
+) -> GateResult:
+    """The ``envelope_calibration`` gate of one event type from its per-symbol ratios."""
+    ratios = [v["ratio"] for v in per_symbol.values()]
+    figure = float(np.mean(ratios)) if ratios else None
+    note = "" if figure is not None else ("no event days" if n_events == 0 else "no control days")
+    return GateResult(
+        "envelope_calibration",
+        kind.upper(),
+        _finite(figure),
+        f">= {gate:g}",
+        None if figure is None else bool(figure >= gate),
+        n_events,
+        note,
+        detail={"model": model, "per_symbol": per_symbol},
+    )
+
+
 def envelope_calibration(
     scored: pl.DataFrame,
     sessions: pl.DataFrame,
@@ -300,45 +366,43 @@ def envelope_calibration(
         per_symbol: dict[str, dict[str, float]] = {}
         n_events = 0
         for (symbol,), g in frame.group_by(["symbol"], maintain_order=True):
-            g = g.filter(pl.col("band").is_not_null() & pl.col("band").is_finite())
-            ev = g.filter(pl.col(key) == 1)
-            n_events += ev.height
-            if ev.height == 0:
-                continue
-            ev_days = np.sort(ev["target"].cast(pl.Int64).to_numpy())
-            quiet = g.filter(~pl.col("any_event").fill_null(False))
-            qd = quiet["target"].cast(pl.Int64).to_numpy()
-            pos = np.searchsorted(ev_days, qd)
-            left = np.abs(qd - ev_days[np.clip(pos - 1, 0, ev_days.size - 1)])
-            right = np.abs(ev_days[np.clip(pos, 0, ev_days.size - 1)] - qd)
-            near = np.minimum(left, right) <= window_days
-            control = quiet.filter(pl.Series(near))
-            if control.height == 0:
-                continue
-            mean_ev = float(ev["band"].mean())  # type: ignore[arg-type]
-            mean_ctl = float(control["band"].mean())  # type: ignore[arg-type]
-            if mean_ctl > 0:
-                per_symbol[str(symbol)] = {
-                    "ratio": mean_ev / mean_ctl,
-                    "event_days": ev.height,
-                    "control_days": control.height,
-                }
-        ratios = [v["ratio"] for v in per_symbol.values()]
-        figure = float(np.mean(ratios)) if ratios else None
-        note = "" if figure is not None else ("no event days" if n_events == 0 else "no control days")
-        out.append(
-            GateResult(
-                "envelope_calibration",
-                kind.upper(),
-                _finite(figure),
-                f">= {gate:g}",
-                None if figure is None else bool(figure >= gate),
-                n_events,
-                note,
-                detail={"model": model, "per_symbol": per_symbol},
-            )
-        )
+            n, ratio = _symbol_envelope(g, key, window_days)
+            n_events += n
+            if ratio is not None:
+                per_symbol[str(symbol)] = ratio
+        out.append(_envelope_gate(kind, per_symbol, n_events, gate, model))
     return out
+
+
+def _direction_pairs(
+    scored: pl.DataFrame, sessions: pl.DataFrame, event_model: str, base_model: str, z_cols: list[str]
+) -> pl.DataFrame:
+    """Both models' ``q50`` per (symbol, origin) with the surprise z the origin session first knows."""
+    cols = ["symbol", "origin", "asset_class", "q50"]
+    e = scored.filter(pl.col("model") == event_model).select(cols).rename({"q50": "q50_event"})
+    b = scored.filter(pl.col("model") == base_model).select(
+        "symbol", "origin", pl.col("q50").alias("q50_base")
+    )
+    pairs = e.join(b, on=["symbol", "origin"], how="inner")
+    # Release in the TARGET window of origin o happens in session target(o) = S; the first
+    # predictions that know it are those of origin S.
+    known = sessions.select("symbol", pl.col("target").alias("origin"), *z_cols)
+    return pairs.join(known, on=["symbol", "origin"], how="inner")
+
+
+def _direction_hits(
+    sel: pl.DataFrame, kind: str, zc: str, directions: Mapping[tuple[str, str], int]
+) -> list[bool]:
+    """Per surprise row of type ``kind``: did the predicted shift take the expected direction."""
+    hits: list[bool] = []
+    for row in sel.iter_rows(named=True):
+        d = directions.get((kind.upper(), str(row["asset_class"]).lower()), 0)
+        if d == 0 or row["q50_event"] is None or row["q50_base"] is None:
+            continue
+        expected = int(np.sign(row[zc])) * d
+        shift = int(np.sign(row["q50_event"] - row["q50_base"]))
+        hits.append(shift == expected)
+    return hits
 
 
 def directional_accuracy(
@@ -377,29 +441,12 @@ def directional_accuracy(
         Pooled over types and symbols; ``detail["per_type"]`` = accuracy and n per type. With no
         qualifying event: ``figure=None``, ``passed=None``, note "no qualifying events".
     """
-    cols = ["symbol", "origin", "asset_class", "q50"]
-    e = scored.filter(pl.col("model") == event_model).select(cols).rename({"q50": "q50_event"})
-    b = scored.filter(pl.col("model") == base_model).select(
-        "symbol", "origin", pl.col("q50").alias("q50_base")
-    )
-    pairs = e.join(b, on=["symbol", "origin"], how="inner")
-    # Release in the TARGET window of origin o happens in session target(o) = S; the first
-    # predictions that know it are those of origin S.
     z_cols = [f"z_{k.lower()}" for k in types]
-    known = sessions.select("symbol", pl.col("target").alias("origin"), *z_cols)
-    pairs = pairs.join(known, on=["symbol", "origin"], how="inner")
+    pairs = _direction_pairs(scored, sessions, event_model, base_model, z_cols)
     per_type: dict[str, dict[str, Any]] = {}
     hits_all: list[bool] = []
     for kind, zc in zip(types, z_cols, strict=True):
-        sel = pairs.filter(pl.col(zc).abs() > z_min)
-        hits: list[bool] = []
-        for row in sel.iter_rows(named=True):
-            d = directions.get((kind.upper(), str(row["asset_class"]).lower()), 0)
-            if d == 0 or row["q50_event"] is None or row["q50_base"] is None:
-                continue
-            expected = int(np.sign(row[zc])) * d
-            shift = int(np.sign(row["q50_event"] - row["q50_base"]))
-            hits.append(shift == expected)
+        hits = _direction_hits(pairs.filter(pl.col(zc).abs() > z_min), kind, zc, directions)
         per_type[kind.upper()] = {"n": len(hits), "accuracy": float(np.mean(hits)) if hits else None}
         hits_all += hits
     n = len(hits_all)
@@ -414,6 +461,47 @@ def directional_accuracy(
         "" if n else "no qualifying events",
         detail={"per_type": per_type, "z_min": z_min, "event_model": event_model, "base_model": base_model},
     )
+
+
+def _uncovered_share(scored: pl.DataFrame, sessions: pl.DataFrame, event_model: str) -> float | None:
+    """Share of the event model's rows where some event type lies outside the calendar's span."""
+    known_cols = [c for c in sessions.columns if c.startswith("known_")]
+    if not (known_cols and scored.height):
+        return None
+    return float(
+        _with_sessions(scored.filter(pl.col("model") == event_model), sessions)
+        .select(~pl.all_horizontal([pl.col(c).fill_null(False) for c in known_cols]))
+        .to_series()
+        .mean()  # type: ignore[arg-type]
+    )
+
+
+def _non_event_pairs(
+    scored: pl.DataFrame, sessions: pl.DataFrame, event_model: str, base_model: str
+) -> pl.DataFrame:
+    """``symbol, target, ret, qe, qb`` on non-event target sessions both models predicted."""
+    frame = _with_sessions(scored, sessions).filter(
+        ~pl.col("any_event").fill_null(False) & pl.col("ret").is_not_null() & pl.col("q50").is_not_null()
+    )
+    e = frame.filter(pl.col("model") == event_model).select(
+        "symbol", "target", "ret", pl.col("q50").alias("qe")
+    )
+    b = frame.filter(pl.col("model") == base_model).select("symbol", "target", pl.col("q50").alias("qb"))
+    return e.join(b, on=["symbol", "target"], how="inner")
+
+
+def _non_event_figures(pairs: pl.DataFrame) -> tuple[dict[str, float], float, float, np.ndarray]:
+    """Both models' MAE and sign accuracy, the relative MAE gap, the accuracy gap (points), ``ret != 0``."""
+    r = pairs["ret"].to_numpy()
+    qe, qb = pairs["qe"].to_numpy(), pairs["qb"].to_numpy()
+    mae_e, mae_b = float(np.mean(np.abs(qe - r))), float(np.mean(np.abs(qb - r)))
+    rel = abs(mae_e - mae_b) / mae_b if mae_b > 0 else math.nan
+    nz = r != 0
+    acc_e = float(np.mean(np.sign(qe[nz]) == np.sign(r[nz]))) if nz.any() else math.nan
+    acc_b = float(np.mean(np.sign(qb[nz]) == np.sign(r[nz]))) if nz.any() else math.nan
+    diff = abs(acc_e - acc_b) * 100.0
+    figures = {"mae_event": mae_e, "mae_base": mae_b, "acc_event": acc_e, "acc_base": acc_b}
+    return figures, rel, diff, nz
 
 
 def non_event_regression(
@@ -438,49 +526,17 @@ def non_event_regression(
         ``non_event_mae`` and ``non_event_direction`` (``ship_stop=True``); ``detail`` has both
         models' figures and the share of rows where some event type was outside the calendar.
     """
-    frame = _with_sessions(scored, sessions).filter(
-        ~pl.col("any_event").fill_null(False) & pl.col("ret").is_not_null() & pl.col("q50").is_not_null()
-    )
-    e = frame.filter(pl.col("model") == event_model).select(
-        "symbol", "target", "ret", pl.col("q50").alias("qe")
-    )
-    b = frame.filter(pl.col("model") == base_model).select("symbol", "target", pl.col("q50").alias("qb"))
-    pairs = e.join(b, on=["symbol", "target"], how="inner")
+    pairs = _non_event_pairs(scored, sessions, event_model, base_model)
     n = pairs.height
-    known_cols = [c for c in sessions.columns if c.startswith("known_")]
-    uncovered = (
-        float(
-            _with_sessions(scored.filter(pl.col("model") == event_model), sessions)
-            .select(~pl.all_horizontal([pl.col(c).fill_null(False) for c in known_cols]))
-            .to_series()
-            .mean()  # type: ignore[arg-type]
-        )
-        if known_cols and scored.height
-        else None
-    )
+    uncovered = _uncovered_share(scored, sessions, event_model)
     if n == 0:
         note = "no non-event sessions scored by both models"
         return [
             GateResult("non_event_mae", "all", None, f"< {mae_gate:.0%}", None, 0, note, True),
             GateResult("non_event_direction", "all", None, f"< {direction_gate:g} pts", None, 0, note, True),
         ]
-    r = pairs["ret"].to_numpy()
-    qe, qb = pairs["qe"].to_numpy(), pairs["qb"].to_numpy()
-    mae_e, mae_b = float(np.mean(np.abs(qe - r))), float(np.mean(np.abs(qb - r)))
-    rel = abs(mae_e - mae_b) / mae_b if mae_b > 0 else math.nan
-    nz = r != 0
-    acc_e = float(np.mean(np.sign(qe[nz]) == np.sign(r[nz]))) if nz.any() else math.nan
-    acc_b = float(np.mean(np.sign(qb[nz]) == np.sign(r[nz]))) if nz.any() else math.nan
-    diff = abs(acc_e - acc_b) * 100.0
-    detail = {
-        "mae_event": mae_e,
-        "mae_base": mae_b,
-        "acc_event": acc_e,
-        "acc_base": acc_b,
-        "uncovered_share": uncovered,
-        "event_model": event_model,
-        "base_model": base_model,
-    }
+    figures, rel, diff, nz = _non_event_figures(pairs)
+    detail = {**figures, "uncovered_share": uncovered, "event_model": event_model, "base_model": base_model}
     rel_f, diff_f = _finite(rel), _finite(diff)
     return [
         GateResult(
@@ -590,6 +646,64 @@ def ensemble_lift(
     return out
 
 
+def _envelope_gates(
+    h1: pl.DataFrame,
+    sessions: pl.DataFrame,
+    models: set[str],
+    event_model: str,
+    types: Sequence[str],
+    window_days: int,
+) -> list[GateResult]:
+    """Envelope gates per type, or one unscored result per type when ``event_model`` was not scored."""
+    if event_model in models:
+        return envelope_calibration(h1, sessions, model=event_model, types=types, window_days=window_days)
+    return [
+        GateResult(
+            "envelope_calibration",
+            k.upper(),
+            None,
+            f">= {ENVELOPE_GATE:g}",
+            None,
+            0,
+            f"model {event_model} not scored",
+        )
+        for k in types
+    ]
+
+
+def _paired_gates(
+    h1: pl.DataFrame,
+    sessions: pl.DataFrame,
+    models: set[str],
+    table: Mapping[tuple[str, str], int],
+    event_model: str,
+    base_model: str,
+    types: Sequence[str],
+    z_min: float,
+) -> list[GateResult]:
+    """Directional accuracy and the two non-event gates (unscored unless both models were scored)."""
+    if {event_model, base_model} <= models:
+        direction = directional_accuracy(
+            h1,
+            sessions,
+            event_model=event_model,
+            base_model=base_model,
+            directions=table,
+            types=types,
+            z_min=z_min,
+        )
+        return [
+            direction,
+            *non_event_regression(h1, sessions, event_model=event_model, base_model=base_model),
+        ]
+    note = f"models {event_model} and {base_model} not both scored"
+    return [
+        GateResult("directional_accuracy", "all", None, f">= {DIRECTION_GATE:.0%}", None, 0, note),
+        GateResult("non_event_mae", "all", None, f"< {MAE_GATE:.0%}", None, 0, note, True),
+        GateResult("non_event_direction", "all", None, f"< {DIRECTION_DIFF_GATE:g} pts", None, 0, note, True),
+    ]
+
+
 def event_gates(
     scored: pl.DataFrame,
     events: pl.DataFrame,
@@ -613,7 +727,7 @@ def event_gates(
     events : pl.DataFrame
         ``tasks.events.EVENTS_SCHEMA`` (e.g. ``load_event_calendar(forexfactory=...)``).
     strategy_metrics : pl.DataFrame
-        First output of ``tasks.backtest.compare_strategies``.
+        First output of ``tasks.strategy.compare_strategies``.
     calendars : Mapping[str, str] | None
         Symbol -> session calendar (default from ``asset_class``).
     directions : Mapping | str | Path | None
@@ -637,44 +751,8 @@ def event_gates(
     h1 = scored.filter(pl.col("horizon") == 1) if "horizon" in scored.columns else scored
     sessions = event_sessions(h1, events, calendars=calendars, types=types)
     models = set(h1["model"].unique().to_list()) if h1.height else set()
-    results: list[GateResult] = []
-    if event_model in models:
-        results += envelope_calibration(h1, sessions, model=event_model, types=types, window_days=window_days)
-    else:
-        results += [
-            GateResult(
-                "envelope_calibration",
-                k.upper(),
-                None,
-                f">= {ENVELOPE_GATE:g}",
-                None,
-                0,
-                f"model {event_model} not scored",
-            )
-            for k in types
-        ]
-    if {event_model, base_model} <= models:
-        results.append(
-            directional_accuracy(
-                h1,
-                sessions,
-                event_model=event_model,
-                base_model=base_model,
-                directions=table,
-                types=types,
-                z_min=z_min,
-            )
-        )
-        results += non_event_regression(h1, sessions, event_model=event_model, base_model=base_model)
-    else:
-        note = f"models {event_model} and {base_model} not both scored"
-        results += [
-            GateResult("directional_accuracy", "all", None, f">= {DIRECTION_GATE:.0%}", None, 0, note),
-            GateResult("non_event_mae", "all", None, f"< {MAE_GATE:.0%}", None, 0, note, True),
-            GateResult(
-                "non_event_direction", "all", None, f"< {DIRECTION_DIFF_GATE:g} pts", None, 0, note, True
-            ),
-        ]
+    results = _envelope_gates(h1, sessions, models, event_model, types, window_days)
+    results += _paired_gates(h1, sessions, models, table, event_model, base_model, types, z_min)
     results.append(walk_forward_sharpe(strategy_metrics, event_model=event_model, base_model=base_model))
     results += ensemble_lift(strategy_metrics, ensemble_model=ensemble_model)
     return results

@@ -232,6 +232,50 @@ def _group_curve(
     )
 
 
+def _check_strategy_frame(frame: pl.DataFrame, cost_bps: float) -> None:
+    """Refuse a frame without the strategy's columns, with several (model, symbol), or a bad cost."""
+    need = ["model", "symbol", "origin", "target", "q10", "q50", "q90", "ret"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise DataError(f"strategy frame lacks columns {missing}")
+    if frame["model"].n_unique() > 1 or frame["symbol"].n_unique() > 1:
+        raise DataError("strategy_backtest takes one (model, symbol); use compare_strategies for many")
+    if not (isinstance(cost_bps, int | float) and cost_bps >= 0):
+        raise ConfigError(f"cost_bps must be a number >= 0; got {cost_bps!r}")
+
+
+def _curve_metrics(
+    frame: pl.DataFrame, curve: pl.DataFrame, asset_class: str | None, ppy: int, cost_bps: float
+) -> dict[str, Any]:
+    """The :data:`METRIC_COLUMNS` figures of one equity curve."""
+    net = curve["net"].to_numpy()
+    pos = curve["position"].to_numpy()
+    ret = curve["ret"].fill_null(np.nan).to_numpy()
+    sr = sharpe_hac(net, ppy)
+    inmkt = (pos != 0) & np.isfinite(ret)
+    n = int(net.size)
+    metrics: dict[str, Any] = {
+        "model": frame["model"][0] if n else None,
+        "symbol": frame["symbol"][0] if n else None,
+        "asset_class": asset_class,
+        "n": n,
+        "periods_per_year": int(ppy),
+        "sharpe": sr["sharpe"],
+        "sharpe_se_hac": sr["se_hac"],
+        "sharpe_se_iid": sr["se_iid"],
+        "ann_return": float(np.expm1(net.mean() * ppy)) if n else math.nan,
+        "ann_vol": float(net.std(ddof=1) * math.sqrt(ppy)) if n > 1 else math.nan,
+        "total_return": float(curve["equity"][-1] - 1.0) if n else math.nan,
+        "max_drawdown": max_drawdown(curve["equity"].to_numpy()) if n else math.nan,
+        "turnover": float(curve["turnover"].mean()) if n else math.nan,  # type: ignore[arg-type]
+        "exposure": float(np.mean(np.abs(pos))) if n else math.nan,
+        "hit_rate": float(np.mean(pos[inmkt] * ret[inmkt] > 0)) if inmkt.any() else math.nan,
+        "n_trades": int(np.sum(curve["turnover"].to_numpy() > 0)),
+        "cost_bps": float(cost_bps),
+    }
+    return metrics
+
+
 def strategy_backtest(
     frame: pl.DataFrame,
     *,
@@ -268,14 +312,7 @@ def strategy_backtest(
         frame (``model, symbol, origin, target, q50, band, threshold, position, ret, turnover,
         gross, cost, net, equity, drawdown``).
     """
-    need = ["model", "symbol", "origin", "target", "q10", "q50", "q90", "ret"]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise DataError(f"strategy frame lacks columns {missing}")
-    if frame["model"].n_unique() > 1 or frame["symbol"].n_unique() > 1:
-        raise DataError("strategy_backtest takes one (model, symbol); use compare_strategies for many")
-    if not (isinstance(cost_bps, int | float) and cost_bps >= 0):
-        raise ConfigError(f"cost_bps must be a number >= 0; got {cost_bps!r}")
+    _check_strategy_frame(frame, cost_bps)
     asset_class = frame["asset_class"][0] if "asset_class" in frame.columns and frame.height else None
     ppy = periods_per_year if periods_per_year is not None else annual_periods(asset_class)
     curve = _group_curve(
@@ -286,32 +323,7 @@ def strategy_backtest(
         lookback=lookback,
         min_history=min_history,
     )
-    net = curve["net"].to_numpy()
-    pos = curve["position"].to_numpy()
-    ret = curve["ret"].fill_null(np.nan).to_numpy()
-    sr = sharpe_hac(net, ppy)
-    inmkt = (pos != 0) & np.isfinite(ret)
-    n = int(net.size)
-    metrics: dict[str, Any] = {
-        "model": frame["model"][0] if n else None,
-        "symbol": frame["symbol"][0] if n else None,
-        "asset_class": asset_class,
-        "n": n,
-        "periods_per_year": int(ppy),
-        "sharpe": sr["sharpe"],
-        "sharpe_se_hac": sr["se_hac"],
-        "sharpe_se_iid": sr["se_iid"],
-        "ann_return": float(np.expm1(net.mean() * ppy)) if n else math.nan,
-        "ann_vol": float(net.std(ddof=1) * math.sqrt(ppy)) if n > 1 else math.nan,
-        "total_return": float(curve["equity"][-1] - 1.0) if n else math.nan,
-        "max_drawdown": max_drawdown(curve["equity"].to_numpy()) if n else math.nan,
-        "turnover": float(curve["turnover"].mean()) if n else math.nan,  # type: ignore[arg-type]
-        "exposure": float(np.mean(np.abs(pos))) if n else math.nan,
-        "hit_rate": float(np.mean(pos[inmkt] * ret[inmkt] > 0)) if inmkt.any() else math.nan,
-        "n_trades": int(np.sum(curve["turnover"].to_numpy() > 0)),
-        "cost_bps": float(cost_bps),
-    }
-    return metrics, curve
+    return _curve_metrics(frame, curve, asset_class, ppy, float(cost_bps)), curve
 
 
 def compare_strategies(
