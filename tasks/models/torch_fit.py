@@ -245,6 +245,35 @@ def _train_epoch(
     return float(total.item() / len(order))
 
 
+def _checked_splits(
+    train_xy: Batches | tuple[torch.Tensor, torch.Tensor],
+    val_xy: Batches | tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[Batches, Batches | None]:
+    """The training and validation batches; an empty validation split becomes None."""
+    train = _as_batches(train_xy)
+    val = _as_batches(val_xy)
+    if train is None or len(train) == 0:
+        raise DataError("fit_torch: the training split is empty")
+    return train, None if val is None or len(val) == 0 else val
+
+
+def _record_epoch(
+    hist: History, epoch: int, train_loss: float, val_loss: float | None, min_delta: float
+) -> bool:
+    """Append an epoch's losses to ``hist``; True (and the new best) when the monitored loss improved.
+
+    The validation loss is monitored when there is one, else the training loss.
+    """
+    hist.train_loss.append(train_loss)
+    if val_loss is not None:
+        hist.val_loss.append(val_loss)
+    monitored = val_loss if val_loss is not None else train_loss
+    if math.isfinite(monitored) and monitored < hist.best_loss - min_delta:
+        hist.best_loss, hist.best_epoch = monitored, epoch
+        return True
+    return False
+
+
 def fit_torch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -282,12 +311,7 @@ def fit_torch(
         When the loss becomes non-finite (diverged: lower ``lr``).
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
-    train = _as_batches(train_xy)
-    val = _as_batches(val_xy)
-    if train is None or len(train) == 0:
-        raise DataError("fit_torch: the training split is empty")
-    if val is not None and len(val) == 0:
-        val = None
+    train, val = _checked_splits(train_xy, val_xy)
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -309,13 +333,9 @@ def fit_torch(
         val_loss = (
             evaluate_loss(model, loss_fn, val, cfg.eval_batch_size, cfg.amp) if val is not None else None
         )
-        hist.train_loss.append(train_loss)
-        if val_loss is not None:
-            hist.val_loss.append(val_loss)
-        monitored = val_loss if val_loss is not None else train_loss
-        if math.isfinite(monitored) and monitored < hist.best_loss - cfg.min_delta:
-            hist.best_loss, hist.best_epoch, wait = monitored, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        improved = _record_epoch(hist, epoch, train_loss, val_loss, cfg.min_delta)
+        if improved:
+            wait, best_state = 0, {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             wait += 1
         if progress is not None:
