@@ -75,8 +75,8 @@ def _timed(fn: Any) -> Any:
 
 def instrument() -> None:
     """Time the body of every task the backfill runs (in this process: the thread runner)."""
+    import flows.steps.ingest as i
     import tasks.features as f
-    import tasks.ingest as i
     import tasks.quality as q
 
     for t in (
