@@ -48,7 +48,7 @@ def breakdown() -> tuple[float, float]:
     """(seconds to import the CLI and the ingest task, seconds to parse + write the file) in-process."""
     code = (
         "import time,tempfile;t=time.perf_counter();import flows.cli;"
-        "from tasks.ingest import ingest_file_task;i=time.perf_counter()-t;"
+        "from flows.steps.ingest import ingest_file_task;i=time.perf_counter()-t;"
         "from flows.ingest_flow import IngestRequest,ingest_direct;"
         "d=tempfile.mkdtemp();t=time.perf_counter();"
         f"r=ingest_direct(IngestRequest(['BTC-PERP'],paths=[{str(FILE)!r}],warehouse=d+'/w.duckdb'));"

@@ -76,8 +76,8 @@ def _timed(fn: Any) -> Any:
 def instrument() -> None:
     """Time the body of every task the backfill runs (in this process: the thread runner)."""
     import flows.steps.features as f
+    import flows.steps.ingest as i
     import flows.steps.quality as q
-    import tasks.ingest as i
 
     for t in (
         i.ingest_file_task,

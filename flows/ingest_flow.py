@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,19 +17,14 @@ from core.errors import ConfigError
 from core.symbols import validate_symbol
 from flows import progress
 from flows.orchestration import TASK_DEFAULTS, is_transient
+from flows.steps.ingest import door
 from tasks.config import get_settings
-from tasks.ingest import (
-    check_range,
-    ingest_file_task,
-    ingest_realized_task,
-    ingest_synthetic_task,
-    ingest_yfinance_task,
-    month_windows,
-)
-from tasks.sources.files import file_checksum
+from tasks.ingest import check_range
+from tasks.sources.base import SourceRequest
 from tasks.sources.layouts import LAYOUTS, generic_from_params
+from tasks.sources.registry import SOURCES
 from warehouse.catalog import warehouse_id
-from warehouse.db import writer
+from warehouse.resource import Warehouse
 
 Source = Literal["file", "synthetic", "yfinance", "realized"]
 
@@ -48,14 +43,6 @@ def resolve_paths(paths: list[str], roots: list[Path] | None) -> list[Path]:
             raise ConfigError(f"file {raw!r} does not exist or is not a file")
         out.append(path)
     return out
-
-
-def _iso(value: date | datetime | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    return datetime(value.year, value.month, value.day, tzinfo=UTC).isoformat()
 
 
 def _collect(futures: list[PrefectFuture[Any]], labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,6 +70,7 @@ class PartitionCall:
     task: Task[..., dict[str, Any]]
     args: tuple[Any, ...]
     label: dict[str, Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,104 +106,44 @@ def _check_request(req: IngestRequest) -> None:
             generic_from_params(req.generic)  # refuse a bad mapping before any task runs
 
 
-def _plan_files(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
-    paths, formats = req.paths or [], req.formats()
-    if not paths:
-        raise ConfigError("source 'file' needs at least one path")
-    if len(formats) != len(paths):
-        raise ConfigError(f"give one format for all {len(paths)} files or one per file")
-    if len(req.symbols) not in (1, len(paths)):
-        raise ConfigError(
-            f"give one --symbol for all {len(paths)} files or one per file (the flag repeats: "
-            f"--symbol A --symbol B); got {len(req.symbols)}"
-        )
+def _resolver(req: IngestRequest) -> Callable[[list[str]], list[Path]]:
+    """Resolve a request's paths against the data roots, checked once for every source.
+
+    Paths from a deployment (the UI, `prefect deployment run`) may only name files under the data
+    roots, as may any path with ``restrict_to_data_roots``; they are refused before anything is read
+    or hashed.
+    """
     from prefect.runtime import deployment
 
-    # Paths from a deployment (the UI, `prefect deployment run`) may only name files under the
-    # data roots; refuse before anything is read or hashed.
     confined = req.restrict_to_data_roots or deployment.id is not None
-    resolved = resolve_paths(paths, get_settings().data_roots if confined else None)
-    calls = []
-    for i, path in enumerate(resolved):
-        symbol = req.symbols[0] if len(req.symbols) == 1 else req.symbols[i]
-        generic = req.generic if formats[i] == "generic" else None
-        args = (wh, wid, str(path), path.name, symbol, formats[i], req.interval, file_checksum(path), run_id,
-                _iso(req.start), _iso(req.end), generic)  # fmt: skip
-        label = {"source": "file", "symbol": symbol, "interval": req.interval or "?", "location": str(path)}
-        calls.append(PartitionCall(ingest_file_task, args, label))
-    return calls
-
-
-def _plan_realized(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
-    if not req.paths:
-        raise ConfigError("source 'realized' needs at least one path")
-    roots = get_settings().data_roots if req.restrict_to_data_roots else None
-    return [
-        PartitionCall(
-            ingest_realized_task,
-            (wh, wid, str(path), path.name, file_checksum(path), run_id),
-            {"source": "realized", "symbol": "-", "interval": "1d", "location": str(path)},
-        )
-        for path in resolve_paths(req.paths, roots)
-    ]
-
-
-def _plan_synthetic(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
-    if req.start is None or req.end is None:
-        raise ConfigError("source 'synthetic' needs both start and end")
-    interval = req.interval or "1m"
-    return [
-        PartitionCall(
-            ingest_synthetic_task,
-            (wh, wid, symbol, lo.isoformat(), hi.isoformat(), interval, req.seed, run_id),
-            {
-                "source": "synthetic",
-                "symbol": symbol,
-                "interval": interval,
-                "location": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
-            },
-        )  # fmt: skip
-        for symbol in req.symbols
-        for lo, hi in month_windows(req.start, req.end)
-    ]
-
-
-def _plan_yfinance(req: IngestRequest, wh: str, wid: str, run_id: str) -> list[PartitionCall]:
-    from tasks.sources.yfinance_source import plan_windows
-
-    if req.start is None or req.end is None:
-        raise ConfigError("source 'yfinance' needs both start and end")
-    interval, now = req.interval or "1d", datetime.now(UTC)
-    calls = []
-    for symbol in req.symbols:
-        for lo, hi in plan_windows(req.start, req.end, interval, now=now):
-            bucket = "closed" if hi <= now - timedelta(days=1) else f"open-{run_id}"
-            args = (wh, wid, symbol, lo.isoformat(), hi.isoformat(), interval, bucket, run_id)
-            where = f"yfinance {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}"
-            label = {"source": "yfinance", "symbol": symbol, "interval": interval, "location": where}
-            calls.append(PartitionCall(ingest_yfinance_task, args, label))
-    return calls
-
-
-#: Each source's planner: one :class:`PartitionCall` per (symbol, window) or file.
-PLANNERS: dict[str, Callable[[IngestRequest, str, str, str], list[PartitionCall]]] = {
-    "file": _plan_files,
-    "realized": _plan_realized,
-    "synthetic": _plan_synthetic,
-    "yfinance": _plan_yfinance,
-}
+    roots = get_settings().data_roots if confined else None
+    return lambda paths: resolve_paths(paths, roots)
 
 
 def plan_ingest(req: IngestRequest) -> list[PartitionCall]:
     """Validate ``req``, create (and migrate) the warehouse once, and plan its partitions."""
     _check_request(req)
-    if req.source not in PLANNERS:
+    if req.source not in SOURCES:
         raise ConfigError(f"unknown source {req.source!r}; expected file, synthetic, yfinance or realized")
     wh_path = str(Path(req.warehouse) if req.warehouse else get_settings().warehouse)
-    with writer(wh_path) as con:  # creates and migrates a new warehouse once, up front
+    with Warehouse.at(wh_path).writing() as con:  # creates and migrates a new warehouse once, up front
         wid = warehouse_id(con)
     del con  # a closed connection kept alive by a traceback leaks at exit (nanobind warnings)
-    return PLANNERS[req.source](req, wh_path, wid, uuid.uuid4().hex[:12])
+    run_id = uuid.uuid4().hex[:12]
+    source_req = SourceRequest(
+        req.symbols, req.start, req.end, req.interval, req.paths or [], req.formats(), req.seed,
+        req.generic, run_id, datetime.now(UTC), _resolver(req),
+    )  # fmt: skip
+    task = door(req.source)
+    return [
+        PartitionCall(
+            task,
+            (),
+            part.label,
+            {"warehouse_path": wh_path, "warehouse_id": wid, **part.params, "run_id": run_id},
+        )
+        for part in SOURCES[req.source].plan(source_req)
+    ]
 
 
 @flow(name="ingest", log_prints=True)
@@ -267,7 +195,7 @@ def ingest_flow(
         IngestRequest(symbols, start, end, source, interval, paths, fmt, seed, warehouse,
                       restrict_to_data_roots, generic)
     )  # fmt: skip
-    futures = [call.task.submit(*call.args) for call in calls]
+    futures = [call.task.submit(*call.args, **call.kwargs) for call in calls]
     return _collect(futures, [call.label for call in calls])
 
 
@@ -276,7 +204,7 @@ def _run_direct(call: PartitionCall, sleep: Callable[[float], None]) -> dict[str
     delays = list(TASK_DEFAULTS["retry_delay_seconds"])
     while True:
         try:
-            return dict(call.task.fn(*call.args))
+            return dict(call.task.fn(*call.args, **call.kwargs))
         except Exception as exc:  # noqa: BLE001 - classified, then reported or retried
             if not delays or not is_transient(exc):
                 return {**call.label, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -58,6 +58,7 @@ def retry_transient_only(task: Any, task_run: TaskRun, state: State[Any]) -> boo
 #: The data path's code: what ingest, quality and features partitions compute depends on it.
 STAGE_CODE_FILES = (
     "tasks/ingest.py",
+    "flows/steps/ingest.py",
     "tasks/bar_checks.py",
     "tasks/features.py",
     "tasks/quality.py",

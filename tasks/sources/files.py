@@ -401,40 +401,74 @@ def read_bars_file(
     if interval is not None and interval not in INTERVALS:
         raise ConfigError(f"interval {interval!r} is not one of {list(INTERVALS)}")
     head = _check_readable(path) if not _is_parquet(path) else _check_parquet(path)
-    if fmt is None and _is_parquet(path):
-        layout = detect_layout(path, [",".join(pl.read_parquet_schema(path))])
-    elif fmt is None:
-        layout = detect_layout(path, head.decode("utf-8", errors="replace").splitlines()[:200])
-    elif isinstance(fmt, Layout):
-        layout = fmt
-    elif fmt in LAYOUTS:
-        layout = LAYOUTS[fmt]
-    else:
-        raise ConfigError(f"unknown format {fmt!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
-    layout = with_interval(layout, interval)
-    notes: list[str] = []
+    layout = with_interval(_choose_layout(path, fmt, head), interval)
+    fields, wrong_width, unknown, layout, lines_read = _read_fields(path, layout)
+    notes: list[str] = [f"ignored unknown columns {unknown}"] if unknown else []
 
+    frame, tz_bad = _stamped(fields, layout, path, notes)
+    if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
+        raise DataError("file has no data rows", location=str(path))
+    bars, resolved_interval = _to_bars(frame, layout, path, symbol=symbol, source=source)
+    checked = check_bars(bars)
+    if resolved_interval == "unknown" and checked.bars.height:
+        raise ConfigError(
+            f"{path}: one usable bar cannot show its interval; pass --interval (one of {list(INTERVALS)})"
+        )
+    quarantine = pl.concat([wrong_width, tz_bad, checked.quarantine]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    if quarantine.height:
+        notes.append(_quarantine_note(quarantine))
+    return ParseResult(
+        bars=checked.bars.select(BAR_SCHEMA.keys()),
+        quarantine=quarantine,
+        layout=layout.name,
+        interval=resolved_interval,
+        checksum=file_checksum(path),
+        lines_read=lines_read,
+        notes=notes + checked.notes,
+    )
+
+
+def _choose_layout(path: Path, fmt: str | Layout | None, head: bytes) -> Layout:
+    """The layout named by ``fmt``, or the one detected from the file's header (``fmt=None``)."""
+    if fmt is None and _is_parquet(path):
+        return detect_layout(path, [",".join(pl.read_parquet_schema(path))])
+    if fmt is None:
+        return detect_layout(path, head.decode("utf-8", errors="replace").splitlines()[:200])
+    if isinstance(fmt, Layout):
+        return fmt
+    if fmt in LAYOUTS:
+        return LAYOUTS[fmt]
+    raise ConfigError(f"unknown format {fmt!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
+
+
+def _read_fields(path: Path, layout: Layout) -> tuple[pl.DataFrame, pl.DataFrame, list[str], Layout, int]:
+    """The file's fields, rows of the wrong width, unknown columns, the final layout and lines read."""
     if _is_parquet(path):
         fields, layout, unknown = _parquet_fields(path, layout)
-        wrong_width = pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        lines_read = fields.height
-    else:
-        lines = _read_lines(path)
-        fields, wrong_width, unknown, layout = _split_fields(lines, layout, path)
-        lines_read = int(lines.filter(pl.col("raw").str.strip_chars() != "").height)
-    if unknown:
-        notes.append(f"ignored unknown columns {unknown}")
+        return fields, pl.DataFrame(schema=QUARANTINE_SCHEMA), unknown, layout, fields.height
+    lines = _read_lines(path)
+    fields, wrong_width, unknown, layout = _split_fields(lines, layout, path)
+    lines_read = int(lines.filter(pl.col("raw").str.strip_chars() != "").height)
+    return fields, wrong_width, unknown, layout, lines_read
 
+
+def _stamped(
+    fields: pl.DataFrame, layout: Layout, path: Path, notes: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse stamps and prices into UTC rows, and the rows whose stamp is quarantined (``notes`` grow)."""
     naive, aware = _parse_ts(fields, layout)
     frame = fields.with_columns(naive.alias("_ts_naive"), aware.alias("_ts_aware"))
     if layout.name == "histdata":
         frame, note = _reclock(frame)
         notes += [note] if note else []
     frame = _apply_prices(frame, layout)
-    frame, tz_bad = _to_utc(frame, layout, path)
-    if frame.height == 0 and tz_bad.height + wrong_width.height == 0:
-        raise DataError("file has no data rows", location=str(path))
+    return _to_utc(frame, layout, path)
 
+
+def _to_bars(
+    frame: pl.DataFrame, layout: Layout, path: Path, *, symbol: str, source: str | None
+) -> tuple[pl.DataFrame, str]:
+    """Stamp UTC rows at bar start in the bar columns; return them and the resolved interval."""
     # With no usable row there is nothing to infer from (and nothing to stamp): every line is
     # in quarantine. A single row cannot show its interval: ask for --interval.
     distinct = frame["ts"].drop_nulls().n_unique()
@@ -454,25 +488,13 @@ def read_bars_file(
         pl.format("{}:{}", pl.lit(str(path)), pl.col("line")).alias("location"),
         pl.col("raw"),
     )
-    checked = check_bars(bars)
-    if resolved_interval == "unknown" and checked.bars.height:
-        raise ConfigError(
-            f"{path}: one usable bar cannot show its interval; pass --interval (one of {list(INTERVALS)})"
-        )
-    quarantine = pl.concat([wrong_width, tz_bad, checked.quarantine]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
-    if quarantine.height:
-        reasons = quarantine.group_by("reason").len().sort("len", descending=True)
-        summary = ", ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
-        notes.append(f"{quarantine.height} rows quarantined: {summary}")
-    return ParseResult(
-        bars=checked.bars.select(BAR_SCHEMA.keys()),
-        quarantine=quarantine,
-        layout=layout.name,
-        interval=resolved_interval,
-        checksum=file_checksum(path),
-        lines_read=lines_read,
-        notes=notes + checked.notes,
-    )
+    return bars, resolved_interval
+
+
+def _quarantine_note(quarantine: pl.DataFrame) -> str:
+    reasons = quarantine.group_by("reason").len().sort("len", descending=True)
+    summary = ", ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
+    return f"{quarantine.height} rows quarantined: {summary}"
 
 
 def _reclock(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:

@@ -230,11 +230,46 @@ def read_realized_file(
         raise ConfigError(f"unknown realized format {fmt!r}; expected one of {list(REALIZED_FORMATS)}")
     if source is not None and (not isinstance(source, str) or not source.strip()):
         raise ConfigError(f"source must be a non-empty string; got {source!r}")
+    header, layout, cols, body = _read_body(path, fmt)
+    fields, wrong_width = _split(body, header, path)
+    notes: list[str] = []
+    frame, bad, other_numeric, ignored = _parse_rows(fields, cols, path)
+    if ignored:
+        notes.append(f"ignored non-numeric columns {ignored}")
+    realized, superseded = _dedupe(frame, path)
+    realized = _finish(realized, cols, other_numeric, source or layout)
+    quarantine = pl.concat([wrong_width, bad, superseded]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    if superseded.height:
+        notes.append(f"{superseded.height} repeated (symbol, date) rows: the last of each was kept")
+    if quarantine.height:
+        notes.append(_quarantine_note(quarantine))
+    return RealizedParseResult(
+        realized=realized,
+        quarantine=quarantine,
+        layout=layout,
+        checksum=file_checksum(path),
+        rows_read=body.height,
+        notes=notes,
+    )
+
+
+def _read_body(path: Path, fmt: str | None) -> tuple[list[str], RealizedFormat, _Columns, pl.DataFrame]:
+    """The header, the layout, its columns and the non-empty data lines of a readable file."""
     _check_readable(path)
     lines = _read_lines(path)
     body = lines.filter(pl.col("raw").str.strip_chars() != "")
     if body.height == 0:
         raise DataError("file is empty", location=str(path))
+    header, layout = _header_layout(body, fmt, path)
+    cols = _columns(header, layout, path)
+    body = body.slice(1)
+    if body.height == 0:
+        raise DataError("file has a header but no data rows", location=str(path))
+    return header, layout, cols, body
+
+
+def _header_layout(body: pl.DataFrame, fmt: str | None, path: Path) -> tuple[list[str], RealizedFormat]:
+    """The header's column names and the file's layout (``fmt``, or recognised from the header)."""
     header = [h.strip() for h in body["raw"][0].lstrip("\ufeff").split(_DELIMITER)]
     layout: RealizedFormat | None = fmt if fmt in REALIZED_FORMATS else None
     layout = layout or detect_realized_layout(header)
@@ -250,38 +285,18 @@ def read_realized_file(
             f"header names column(s) {repeated} more than once; cannot tell which to use",
             location=f"{path}:1",
         )
-    cols = _columns(header, layout, path)
-    body = body.slice(1)
-    if body.height == 0:
-        raise DataError("file has a header but no data rows", location=str(path))
+    return header, layout
 
-    fields, wrong_width = _split(body, header, path)
-    notes: list[str] = []
-    frame, bad, other_numeric, ignored = _parse_rows(fields, cols, path)
-    if ignored:
-        notes.append(f"ignored non-numeric columns {ignored}")
-    realized, superseded = _dedupe(frame, path)
-    realized = _finish(realized, cols, other_numeric, source or layout)
-    quarantine = pl.concat([wrong_width, bad, superseded]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
-    if superseded.height:
-        notes.append(f"{superseded.height} repeated (symbol, date) rows: the last of each was kept")
-    if quarantine.height:
-        reasons = (
-            quarantine.with_columns(pl.col("reason").str.replace(r" '.*'$", ""))
-            .group_by("reason")
-            .len()
-            .sort(["len", "reason"], descending=[True, False])
-        )
-        summary = ", ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
-        notes.append(f"{quarantine.height} rows quarantined: {summary}")
-    return RealizedParseResult(
-        realized=realized,
-        quarantine=quarantine,
-        layout=layout,
-        checksum=file_checksum(path),
-        rows_read=body.height,
-        notes=notes,
+
+def _quarantine_note(quarantine: pl.DataFrame) -> str:
+    reasons = (
+        quarantine.with_columns(pl.col("reason").str.replace(r" '.*'$", ""))
+        .group_by("reason")
+        .len()
+        .sort(["len", "reason"], descending=[True, False])
     )
+    summary = ", ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
+    return f"{quarantine.height} rows quarantined: {summary}"
 
 
 def _split(body: pl.DataFrame, header: list[str], path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -315,12 +330,12 @@ def _symbol_problems(symbols: pl.Series) -> dict[str, str]:
     return problems
 
 
-def _parse_rows(
-    fields: pl.DataFrame, cols: _Columns, path: Path
-) -> tuple[pl.DataFrame, pl.DataFrame, list[str], list[str]]:
-    """Typed rows that pass every check, quarantined rows, numeric unknown columns, ignored columns."""
-    location = pl.format("{}:{}", pl.lit(str(path)), pl.col("line"))
-    # Unknown columns are kept (in ``extra``) only when every non-empty value is a number.
+def _num(name: str) -> pl.Expr:
+    return pl.col(f"n:{name}")
+
+
+def _other_columns(fields: pl.DataFrame, cols: _Columns) -> tuple[list[str], list[str]]:
+    """Unknown columns kept (every non-empty value is a number) and those ignored."""
     other_numeric: list[str] = []
     ignored: list[str] = []
     for name in cols.other:
@@ -330,6 +345,16 @@ def _parse_rows(
             other_numeric.append(name)
         else:
             ignored.append(name or "<unnamed>")
+    return other_numeric, ignored
+
+
+def _parse_rows(
+    fields: pl.DataFrame, cols: _Columns, path: Path
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str], list[str]]:
+    """Typed rows that pass every check, quarantined rows, numeric unknown columns, ignored columns."""
+    location = pl.format("{}:{}", pl.lit(str(path)), pl.col("line"))
+    # Unknown columns are kept (in ``extra``) only when every non-empty value is a number.
+    other_numeric, ignored = _other_columns(fields, cols)
     numeric = [*cols.mapped, *cols.numeric_extra, *other_numeric]
     typed = fields.with_columns(
         _local_date(pl.col(f"c:{cols.date}")).alias("date"),
@@ -342,13 +367,36 @@ def _parse_rows(
         ],
     )
     rv_col = next(h for h, target in cols.mapped.items() if target == "rv")
-    role = {target: h for h, target in cols.mapped.items()}
-    problems = _symbol_problems(typed["symbol"])
+    checks = [
+        *_row_checks(cols, _symbol_problems(typed["symbol"])),
+        *_value_checks(cols, numeric, rv_col),
+    ]
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    for cond, why in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(why).otherwise(reason)
+    typed = typed.with_columns(reason.alias("_reason"), location.alias("location"))
+    bad = typed.filter(pl.col("_reason").is_not_null()).select(
+        pl.col("location"), pl.col("_reason").alias("reason"), pl.col("raw")
+    )
+    good = typed.filter(pl.col("_reason").is_null()).with_columns(
+        # NaN in a measure other than rv means "not available", as an empty cell does.
+        [_num(name).fill_nan(None) for name in numeric if name != rv_col]
+    )
+    renamed = good.select(
+        "line",
+        "location",
+        "raw",
+        "symbol",
+        "date",
+        *[_num(h).alias(target) for h, target in cols.mapped.items()],
+        *[_num(h).alias(f"x:{h}") for h in (*cols.numeric_extra, *other_numeric)],
+    )
+    return renamed, bad, other_numeric, ignored
 
-    def num(name: str) -> pl.Expr:
-        return pl.col(f"n:{name}")
 
-    checks: list[tuple[pl.Expr, pl.Expr]] = [
+def _row_checks(cols: _Columns, problems: dict[str, str]) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(condition, reason) for a row's date and symbol, first match wins."""
+    return [
         (
             pl.col("date").is_null(),
             pl.format(
@@ -363,6 +411,12 @@ def _parse_rows(
             pl.col("symbol").replace_strict(problems, default=None, return_dtype=pl.String),
         ),
     ]
+
+
+def _value_checks(cols: _Columns, numeric: list[str], rv_col: str) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(condition, reason) for the measures, in the order they are reported."""
+    num, role = _num, {target: h for h, target in cols.mapped.items()}
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
     for name in numeric:
         checks.append(
             (
@@ -392,28 +446,7 @@ def _parse_rows(
         checks.append(
             (not_count, pl.format("{} '{}' is not a non-negative whole number", pl.lit(h), pl.col(f"c:{h}")))
         )
-
-    reason: pl.Expr = pl.lit(None, dtype=pl.String)
-    for cond, why in reversed(checks):
-        reason = pl.when(cond.fill_null(False)).then(why).otherwise(reason)
-    typed = typed.with_columns(reason.alias("_reason"), location.alias("location"))
-    bad = typed.filter(pl.col("_reason").is_not_null()).select(
-        pl.col("location"), pl.col("_reason").alias("reason"), pl.col("raw")
-    )
-    good = typed.filter(pl.col("_reason").is_null()).with_columns(
-        # NaN in a measure other than rv means "not available", as an empty cell does.
-        [num(name).fill_nan(None) for name in numeric if name != rv_col]
-    )
-    renamed = good.select(
-        "line",
-        "location",
-        "raw",
-        "symbol",
-        "date",
-        *[num(h).alias(target) for h, target in cols.mapped.items()],
-        *[num(h).alias(f"x:{h}") for h in (*cols.numeric_extra, *other_numeric)],
-    )
-    return renamed, bad, other_numeric, ignored
+    return checks
 
 
 def _dedupe(frame: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -50,7 +50,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -127,6 +127,39 @@ class SyntheticBars:
     jumps: pl.DataFrame
 
 
+@dataclass(frozen=True)
+class ModelParameters:
+    """The numbers of :func:`generate_bars`' model (its keyword arguments of the same names).
+
+    Attributes
+    ----------
+    jump_intensity : float
+        Expected jumps per trading day, in [0, 1000].
+    jump_scale : float
+        Typical absolute log-jump size (>= 0); magnitudes are ``jump_scale * exp(0.25 * Z)``.
+    base_vol : float
+        Unconditional annualized volatility of the diffusion (> 0), e.g. 0.6 for crypto, 0.15 for an
+        equity index, 0.08 for EUR/USD.
+    start_price : float
+        Price on 2000-01-01 and the level the log price is weakly pulled back to (> 0). The first bar
+        of a later window opens wherever the path is then (log price s.d. about 0.85 * base_vol).
+    vol_of_vol : float
+        Stationary standard deviation of the slow log-variance (>= 0; 0 removes the slow component).
+    vol_half_life_days : float
+        Half-life of slow log-variance shocks, in calendar days (> 0).
+    seasonality : float
+        U-shape amplitude ``A`` (>= 0): variance at the day's edges is ``1 + A`` times mid-day.
+    """
+
+    jump_intensity: float
+    jump_scale: float
+    base_vol: float
+    start_price: float
+    vol_of_vol: float
+    vol_half_life_days: float
+    seasonality: float
+
+
 def symbol_seed(symbol: str, seed: int) -> tuple[int, int]:
     """Return the entropy pair that keys ``symbol``'s random streams.
 
@@ -182,22 +215,8 @@ def generate_bars(
         America/New_York, DST-aware; FX holidays are not modelled) or ``XNYS`` (NYSE regular sessions
         09:30-16:00 New York with holidays and early closes, from ``exchange_calendars``; bars are
         aligned to the open and a session's last bar is cut at the close, e.g. 15:30-16:00 for 1h).
-    jump_intensity : float
-        Expected jumps per trading day, in [0, 1000].
-    jump_scale : float
-        Typical absolute log-jump size (>= 0); magnitudes are ``jump_scale * exp(0.25 * Z)``.
-    base_vol : float
-        Unconditional annualized volatility of the diffusion (> 0), e.g. 0.6 for crypto, 0.15 for an
-        equity index, 0.08 for EUR/USD.
-    start_price : float
-        Price on 2000-01-01 and the level the log price is weakly pulled back to (> 0). The first bar
-        of a later window opens wherever the path is then (log price s.d. about 0.85 * base_vol).
-    vol_of_vol : float
-        Stationary standard deviation of the slow log-variance (>= 0; 0 removes the slow component).
-    vol_half_life_days : float
-        Half-life of slow log-variance shocks, in calendar days (> 0).
-    seasonality : float
-        U-shape amplitude ``A`` (>= 0): variance at the day's edges is ``1 + A`` times mid-day.
+    jump_intensity, jump_scale, base_vol, start_price, vol_of_vol, vol_half_life_days, seasonality : float
+        The model's parameters; see :class:`ModelParameters` for each one's meaning and range.
 
     Returns
     -------
@@ -210,19 +229,78 @@ def generate_bars(
         If a parameter is out of range, the calendar or interval is unknown, or the range is empty,
         outside 2000-01-01 .. 2099-12-01, or longer than 50 million bars.
     """
+    model = ModelParameters(
+        jump_intensity, jump_scale, base_vol, start_price, vol_of_vol, vol_half_life_days, seasonality
+    )
+    span = _check_request(symbol, start, end, interval, seed=seed, calendar=calendar, model=model)
+    return _simulate(symbol, interval, int(seed), calendar, span, model)
+
+
+def _simulate(
+    symbol: str, interval: str, seed: int, calendar: str, span: tuple[int, int, int], model: ModelParameters
+) -> SyntheticBars:
+    """The bars of a checked request; ``span`` is (bar seconds, start and end epoch seconds)."""
+    step, start_s, end_s = span
+    entropy = symbol_seed(symbol, seed)
+    days = _day_table(calendar, end_s)
+    daily = _daily_path(
+        entropy,
+        calendar,
+        days,
+        end_s,
+        jump_intensity=float(model.jump_intensity),
+        jump_scale=float(model.jump_scale),
+        base_vol=float(model.base_vol),
+        log_price0=math.log(model.start_price),
+        vol_of_vol=float(model.vol_of_vol),
+        vol_half_life_days=float(model.vol_half_life_days),
+    )
+    # Trading days whose [start, end) meets the window.
+    window = np.flatnonzero((daily.start < end_s) & (daily.end > start_s))
+    if window.size == 0:
+        return SyntheticBars(bars=_empty_bars(symbol, interval), jumps=_empty_jumps())
+
+    bars, jumps = _intraday(
+        entropy,
+        calendar,
+        step,
+        daily,
+        window,
+        base_vol=float(model.base_vol),
+        vol_of_vol=float(model.vol_of_vol),
+        seasonality=float(model.seasonality),
+    )
+    ts = bars["ts"]
+    keep = (ts >= start_s) & (ts < end_s)
+    frame = _frame(symbol, interval, {k: v[keep] for k, v in bars.items()})
+    jkeep = (jumps["ts"] >= start_s) & (jumps["ts"] < end_s)
+    return SyntheticBars(bars=frame, jumps=_jump_frame(jumps["ts"][jkeep], jumps["size"][jkeep]))
+
+
+def _check_request(
+    symbol: str,
+    start: datetime | date,
+    end: datetime | date,
+    interval: str,
+    *,
+    seed: int,
+    calendar: str,
+    model: ModelParameters,
+) -> tuple[int, int, int]:
+    """Validate :func:`generate_bars`' arguments; return (bar seconds, start and end epoch seconds)."""
     validate_symbol(symbol)
     step = _check_interval(interval)
     if calendar not in CALENDARS:
         raise ConfigError(f"calendar={calendar!r} is not supported; expected one of {list(CALENDARS)}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be a non-negative integer")
-    _check_number("jump_intensity", jump_intensity, minimum=0.0, maximum=_MAX_JUMP_INTENSITY)
-    _check_number("jump_scale", jump_scale, minimum=0.0)
-    _check_number("base_vol", base_vol, minimum=0.0, strict=True)
-    _check_number("start_price", start_price, minimum=0.0, strict=True)
-    _check_number("vol_of_vol", vol_of_vol, minimum=0.0)
-    _check_number("vol_half_life_days", vol_half_life_days, minimum=0.0, strict=True)
-    _check_number("seasonality", seasonality, minimum=0.0)
+    _check_number("jump_intensity", model.jump_intensity, minimum=0.0, maximum=_MAX_JUMP_INTENSITY)
+    _check_number("jump_scale", model.jump_scale, minimum=0.0)
+    _check_number("base_vol", model.base_vol, minimum=0.0, strict=True)
+    _check_number("start_price", model.start_price, minimum=0.0, strict=True)
+    _check_number("vol_of_vol", model.vol_of_vol, minimum=0.0)
+    _check_number("vol_half_life_days", model.vol_half_life_days, minimum=0.0, strict=True)
+    _check_number("seasonality", model.seasonality, minimum=0.0)
     start_s, end_s = _to_epoch_s(start, "start"), _to_epoch_s(end, "end")
     if end_s <= start_s:
         raise ConfigError(f"end ({end!r}) must be after start ({start!r})")
@@ -236,41 +314,7 @@ def generate_bars(
         raise ConfigError(
             f"range {start!r}..{end!r} at interval {interval} exceeds {_MAX_BARS:,} bars; split it"
         )
-
-    entropy = symbol_seed(symbol, int(seed))
-    days = _day_table(calendar, end_s)
-    daily = _daily_path(
-        entropy,
-        calendar,
-        days,
-        end_s,
-        jump_intensity=float(jump_intensity),
-        jump_scale=float(jump_scale),
-        base_vol=float(base_vol),
-        log_price0=math.log(start_price),
-        vol_of_vol=float(vol_of_vol),
-        vol_half_life_days=float(vol_half_life_days),
-    )
-    # Trading days whose [start, end) meets the window.
-    window = np.flatnonzero((daily.start < end_s) & (daily.end > start_s))
-    if window.size == 0:
-        return SyntheticBars(bars=_empty_bars(symbol, interval), jumps=_empty_jumps())
-
-    bars, jumps = _intraday(
-        entropy,
-        calendar,
-        step,
-        daily,
-        window,
-        base_vol=float(base_vol),
-        vol_of_vol=float(vol_of_vol),
-        seasonality=float(seasonality),
-    )
-    ts = bars["ts"]
-    keep = (ts >= start_s) & (ts < end_s)
-    frame = _frame(symbol, interval, {k: v[keep] for k, v in bars.items()})
-    jkeep = (jumps["ts"] >= start_s) & (jumps["ts"] < end_s)
-    return SyntheticBars(bars=frame, jumps=_jump_frame(jumps["ts"][jkeep], jumps["size"][jkeep]))
+    return step, start_s, end_s
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,19 +397,26 @@ class _Daily:
     jump_size: _F64
 
 
-def _daily_path(
+class _Draws(NamedTuple):
+    """The fixed-length daily random stream over 2000-2099, and the slow log-variance from it."""
+
+    z_day: _F64
+    z_gap: _F64
+    u_keep: _F64
+    u_pos: _F64
+    size: _F64
+    jump_key: _I64
+    h: _F64
+
+
+def _daily_draws(
     entropy: tuple[int, int],
-    calendar: str,
-    days: _Days,
-    end_s: int,
     *,
     jump_intensity: float,
     jump_scale: float,
-    base_vol: float,
-    log_price0: float,
     vol_of_vol: float,
     vol_half_life_days: float,
-) -> _Daily:
+) -> _Draws:
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence((*entropy, _Q_DAILY))))
     # Fixed-length draws over 2000-2099, in a fixed order: no window changes what any day receives.
     z_vol = rng.standard_normal(_N_DAYS)
@@ -384,6 +435,46 @@ def _daily_path(
     innov = z_vol * (vol_of_vol * math.sqrt(1.0 - phi * phi))
     innov[0] = z_vol[0] * vol_of_vol
     h: _F64 = lfilter([1.0], [1.0, -phi], innov)
+    return _Draws(z_day, z_gap, u_keep, u_pos, size, jump_key, h)
+
+
+def _day_levels(
+    calendar: str, log_price0: float, diffusion: _F64, jumps_day: npt.NDArray[Any], gap: _F64
+) -> tuple[_F64, _F64]:
+    """Log price at each trading day's open and close (the day after the window closes at NaN)."""
+    # Deviation X_n of the day-start log price from log(start_price):
+    # X_{n+1} = (1 - k) X_n + diffusion_n + jumps_n + gap_{n+1}, X_0 = 0 (a weak pull to the anchor).
+    k = math.log(2.0) / (_LEVEL_HALF_LIFE_YEARS * _TRADING_DAYS_PER_YEAR[calendar])
+    drive = diffusion[:-1] + jumps_day[:-1] + gap[1:]
+    deviation = np.zeros(diffusion.size)
+    deviation[1:] = lfilter([1.0], [1.0, -(1.0 - k)], drive)
+    log_open = log_price0 + deviation
+    log_close = np.empty(diffusion.size)
+    log_close[:-1] = log_open[1:] - gap[1:]  # exactly log_open[n+1] where there is no gap (24x7)
+    log_close[-1] = np.nan  # the day after the window: never emitted
+    return log_open, log_close
+
+
+def _daily_path(
+    entropy: tuple[int, int],
+    calendar: str,
+    days: _Days,
+    end_s: int,
+    *,
+    jump_intensity: float,
+    jump_scale: float,
+    base_vol: float,
+    log_price0: float,
+    vol_of_vol: float,
+    vol_half_life_days: float,
+) -> _Daily:
+    z_day, z_gap, u_keep, u_pos, size, jump_key, h = _daily_draws(
+        entropy,
+        jump_intensity=jump_intensity,
+        jump_scale=jump_scale,
+        vol_of_vol=vol_of_vol,
+        vol_half_life_days=vol_half_life_days,
+    )
 
     # Trading days from ORIGIN through the first one that starts at or after the window end.
     trading_keys = np.flatnonzero(days.trading)
@@ -410,16 +501,7 @@ def _daily_path(
     gap_s = (start[1:] - end[:-1]).astype(np.float64)
     gap[1:] = np.sqrt(_GAP_VARIANCE_FACTOR * base_vol * base_vol * gap_s / (365.0 * _DAY_S)) * z_gap[key[1:]]
 
-    # Deviation X_n of the day-start log price from log(start_price):
-    # X_{n+1} = (1 - k) X_n + diffusion_n + jumps_n + gap_{n+1}, X_0 = 0 (a weak pull to the anchor).
-    k = math.log(2.0) / (_LEVEL_HALF_LIFE_YEARS * _TRADING_DAYS_PER_YEAR[calendar])
-    drive = diffusion[:-1] + jumps_day[:-1] + gap[1:]
-    deviation = np.zeros(key.size)
-    deviation[1:] = lfilter([1.0], [1.0, -(1.0 - k)], drive)
-    log_open = log_price0 + deviation
-    log_close = np.empty(key.size)
-    log_close[:-1] = log_open[1:] - gap[1:]  # exactly log_open[n+1] where there is no gap (24x7)
-    log_close[-1] = np.nan  # the day after the window: never emitted
+    log_open, log_close = _day_levels(calendar, log_price0, diffusion, jumps_day, gap)
     return _Daily(
         key=key,
         start=start,
@@ -438,56 +520,69 @@ def _daily_path(
 # intraday bars of the window's trading days, on a (days x M) grid
 
 
-def _intraday(
-    entropy: tuple[int, int],
-    calendar: str,
-    step: int,
-    daily: _Daily,
-    window: _I64,
-    *,
-    base_vol: float,
-    vol_of_vol: float,
-    seasonality: float,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    m = -(-_MAX_DAY_S[calendar] // step)  # bar slots per day; bar j of day `key` reads counter key*M + j
-    key = daily.key[window]
-    start = daily.start[window]
-    seconds = (daily.end[window] - start).astype(np.float64)
-    n_bars = -(-(daily.end[window] - start) // step)
-    j = np.arange(m, dtype=np.int64)
-    valid = j[None, :] < n_bars[:, None]
-    all_valid = bool(valid.all())
-    ts = start[:, None] + j[None, :] * step
-    dur = np.clip(daily.end[window][:, None] - ts, 0, step).astype(np.float64)
-    tau = (ts - start[:, None]) / seconds[:, None]
+@dataclass(frozen=True)
+class _Grid:
+    """The window's bar slots: one row per trading day, ``m`` slots per row (``valid`` ones are bars)."""
 
-    def uniforms(stream: int) -> _F64:
-        bits = np.random.PCG64(np.random.SeedSequence((*entropy, stream)))
+    entropy: tuple[int, int]
+    m: int
+    key: _I64
+    n_bars: _I64
+    valid: npt.NDArray[np.bool_]
+    all_valid: bool
+    ts: _I64
+    dur: _F64
+    tau: _F64
+
+    def uniforms(self, stream: int) -> _F64:
+        """Uniforms of ``stream`` at counters ``key * m + j`` (one row per day of the window)."""
+        key, m = self.key, self.m
+        bits = np.random.PCG64(np.random.SeedSequence((*self.entropy, stream)))
         first, span = int(key[0]), int(key[-1] - key[0] + 1)
         bits.advance(first * m)
         block = np.random.Generator(bits).random(span * m).reshape(span, m)
         return block if span == key.size else block[key - first]  # every day of the span is a row
 
+
+def _grid(entropy: tuple[int, int], calendar: str, step: int, daily: _Daily, window: _I64) -> _Grid:
+    m = -(-_MAX_DAY_S[calendar] // step)  # bar slots per day; bar j of day `key` reads counter key*M + j
+    start = daily.start[window]
+    seconds = (daily.end[window] - start).astype(np.float64)
+    n_bars = -(-(daily.end[window] - start) // step)
+    j = np.arange(m, dtype=np.int64)
+    valid = j[None, :] < n_bars[:, None]
+    ts = start[:, None] + j[None, :] * step
+    dur = np.clip(daily.end[window][:, None] - ts, 0, step).astype(np.float64)
+    tau = (ts - start[:, None]) / seconds[:, None]
+    return _Grid(entropy, m, daily.key[window], n_bars, valid, bool(valid.all()), ts, dur, tau)
+
+
+def _stochastic_vol(grid: _Grid, daily: _Daily, step: int, *, vol_of_vol: float, seasonality: float) -> _F64:
+    """Slow x fast stochastic volatility x seasonality per bar slot, mean about one."""
     # Seasonality (mean one over the day) and the slow log-variance interpolated through the day.
+    tau, key = grid.tau, grid.key
     u = 2.0 * tau - 1.0
     season = (1.0 + seasonality * u * u) * (1.0 / (1.0 + seasonality / 3.0))
     h0, h1 = daily.h[key][:, None], daily.h[key + 1][:, None]
 
     # Fast log-variance: AR(1) per day, stationary start, uniform innovations scaled to unit variance.
     phi = math.exp(-math.log(2.0) * step / _FAST_HALF_LIFE_S)
-    innov = (uniforms(_Q_FAST) - 0.5) * (math.sqrt(12.0) * _FAST_SD * math.sqrt(1.0 - phi * phi))
+    innov = (grid.uniforms(_Q_FAST) - 0.5) * (math.sqrt(12.0) * _FAST_SD * math.sqrt(1.0 - phi * phi))
     innov[:, 0] *= 1.0 / math.sqrt(1.0 - phi * phi)
     log_sv = lfilter([1.0], [1.0, -phi], innov, axis=1)
     log_sv += h0 + (h1 - h0) * tau - 0.5 * (vol_of_vol**2 + _FAST_SD**2)
     sv_season = np.exp(log_sv)
     sv_season *= season  # slow x fast stochastic volatility x seasonality, mean about one
+    return sv_season
 
-    var = sv_season * dur
-    var *= base_vol * base_vol / _YEAR_S[calendar]
-    if not all_valid:
-        var[~valid] = 0.0
+
+def _increments(
+    grid: _Grid, daily: _Daily, window: _I64, var: _F64
+) -> tuple[_F64, _I64, _I64, npt.NDArray[np.bool_]]:
+    """Per-bar log increments (bridged diffusion plus jumps) and where the window's jumps fall."""
+    key, n_bars = grid.key, grid.n_bars
     y = np.sqrt(var)
-    y *= ndtri(np.maximum(uniforms(_Q_DIFFUSION), 2.0**-54))
+    y *= ndtri(np.maximum(grid.uniforms(_Q_DIFFUSION), 2.0**-54))
     # Gaussian bridge: pin each day's bars to the day's diffusion total.
     correction = (y.sum(axis=1) - daily.diffusion_total[window]) / var.sum(axis=1)
     inc = y - var * correction[:, None]
@@ -498,15 +593,18 @@ def _intraday(
     jrows = found[mine]
     jcols = np.minimum((daily.jump_pos[mine] * n_bars[jrows]).astype(np.int64), n_bars[jrows] - 1)
     np.add.at(inc, (jrows, jcols), daily.jump_size[mine])
-    if not all_valid:
-        inc[~valid] = 0.0
+    if not grid.all_valid:
+        inc[~grid.valid] = 0.0
+    return inc, jrows, jcols, mine
 
-    # Log prices: each day starts at S_n and its last bar closes at E_n exactly.
+
+def _prices(grid: _Grid, daily: _Daily, window: _I64, inc: _F64, var: _F64) -> dict[str, _F64]:
+    """Open, high, low, close per bar slot: days start at S_n and close at E_n exactly."""
     log_open_day = daily.log_open[window]
     log_close = np.cumsum(inc, axis=1)
     log_close += log_open_day[:, None]
-    rows = np.arange(key.size)
-    log_close[rows, n_bars - 1] = daily.log_close[window]
+    rows = np.arange(grid.key.size)
+    log_close[rows, grid.n_bars - 1] = daily.log_close[window]
     log_open = np.empty_like(log_close)
     log_open[:, 0] = log_open_day
     log_open[:, 1:] = log_close[:, :-1]
@@ -518,20 +616,42 @@ def _intraday(
 
     # Brownian-bridge extremes from open to close: P(max > m) = exp(-2 m (m - r) / var), m >= max(0, r).
     ret2 = ret * ret
-    spread = np.log1p(-uniforms(_Q_HIGH))
+    spread = np.log1p(-grid.uniforms(_Q_HIGH))
     spread *= -2.0 * var
     spread += ret2
     high = np.exp(log_open + 0.5 * (ret + np.sqrt(spread)))
-    spread = np.log1p(-uniforms(_Q_LOW))
+    spread = np.log1p(-grid.uniforms(_Q_LOW))
     spread *= -2.0 * var
     spread += ret2
     low = np.exp(log_open + 0.5 * (ret - np.sqrt(spread)))
     np.maximum(high, np.maximum(open_, close), out=high)
     np.minimum(low, np.minimum(open_, close), out=low)
+    return {"open": open_, "high": high, "low": low, "close": close}
+
+
+def _intraday(
+    entropy: tuple[int, int],
+    calendar: str,
+    step: int,
+    daily: _Daily,
+    window: _I64,
+    *,
+    base_vol: float,
+    vol_of_vol: float,
+    seasonality: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    grid = _grid(entropy, calendar, step, daily, window)
+    sv_season = _stochastic_vol(grid, daily, step, vol_of_vol=vol_of_vol, seasonality=seasonality)
+    var = sv_season * grid.dur
+    var *= base_vol * base_vol / _YEAR_S[calendar]
+    if not grid.all_valid:
+        var[~grid.valid] = 0.0
+    inc, jrows, jcols, mine = _increments(grid, daily, window, var)
+    prices = _prices(grid, daily, window, inc, var)
     # Volume follows volatility (seasonality and SV), with uniform noise of mean one.
     volume = np.sqrt(sv_season)
-    volume *= dur * (1_000.0 / 60.0)
-    volume *= 0.5 + uniforms(_Q_VOLUME)
+    volume *= grid.dur * (1_000.0 / 60.0)
+    volume *= 0.5 + grid.uniforms(_Q_VOLUME)
     np.round(volume, out=volume)
 
     jump = np.zeros_like(var)
@@ -539,17 +659,12 @@ def _intraday(
     np.add.at(jump, (jrows, jcols), daily.jump_size[mine])
     np.add.at(count, (jrows, jcols), 1)
     has_jump = count > 0
-    if all_valid:
-        flat = {"ts": ts, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    ts = grid.ts
+    if grid.all_valid:
+        flat = {"ts": ts, **prices, "volume": volume}
         return {k: v.ravel() for k, v in flat.items()}, {"ts": ts[has_jump], "size": jump[has_jump]}
-    bars = {
-        "ts": ts[valid],
-        "open": open_[valid],
-        "high": high[valid],
-        "low": low[valid],
-        "close": close[valid],
-        "volume": volume[valid],
-    }
+    valid = grid.valid
+    bars = {"ts": ts[valid], **{k: v[valid] for k, v in prices.items()}, "volume": volume[valid]}
     has_jump &= valid
     return bars, {"ts": ts[has_jump], "size": jump[has_jump]}
 

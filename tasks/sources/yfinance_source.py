@@ -245,21 +245,7 @@ def normalize_yfinance_frame(raw: pd.DataFrame, symbol: str, interval: str) -> p
             f"got {list(map(str, frame.columns))}",
             location=where,
         )
-    index = frame.index
-    if not isinstance(index, pd.DatetimeIndex):
-        raise DataError(f"expected a DatetimeIndex, got {type(index).__name__}", location=where)
-    if interval == "1d":
-        # The exchange-local session date -> midnight UTC of that date.
-        local = index.tz_localize(None) if index.tz is not None else index
-        utc = local.normalize().tz_localize("UTC")
-    else:
-        if index.tz is None:
-            raise DataError(
-                "intraday index has no time zone, so its instants are ambiguous; expected a tz-aware "
-                "DatetimeIndex (yfinance returns the exchange's zone)",
-                location=where,
-            )
-        utc = index.tz_convert("UTC")
+    utc = _utc_index(frame.index, interval, where)
     ts_us = np.asarray(utc.as_unit("us").asi8, dtype=np.int64)
     data: dict[str, Any] = {"ts": pl.Series("ts", ts_us, dtype=pl.Int64).cast(UTC_TS)}
     for name in _VALUE_COLUMNS:
@@ -269,6 +255,23 @@ def normalize_yfinance_frame(raw: pd.DataFrame, symbol: str, interval: str) -> p
         symbol=pl.lit(symbol), interval=pl.lit(interval), source=pl.lit(SOURCE)
     )
     return conform_bars(out)
+
+
+def _utc_index(index: pd.Index, interval: str, where: str) -> pd.DatetimeIndex:
+    """The bar starts in UTC; a ``1d`` index maps each session date to midnight UTC."""
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"expected a DatetimeIndex, got {type(index).__name__}", location=where)
+    if interval == "1d":
+        # The exchange-local session date -> midnight UTC of that date.
+        local = index.tz_localize(None) if index.tz is not None else index
+        return local.normalize().tz_localize("UTC")
+    if index.tz is None:
+        raise DataError(
+            "intraday index has no time zone, so its instants are ambiguous; expected a tz-aware "
+            "DatetimeIndex (yfinance returns the exchange's zone)",
+            location=where,
+        )
+    return index.tz_convert("UTC")
 
 
 def _select_ticker(raw: pd.DataFrame, symbol: str, where: str) -> pd.DataFrame:
@@ -331,65 +334,94 @@ def fetch_yfinance(
         Performs one request; defaults to :func:`yfinance_downloader` (the network). Tests inject a fake.
     now : datetime, optional
         The current time, for the horizon check and clipping; defaults to ``datetime.now(UTC)``.
-    attempts : int
-        Tries per window for transient failures (>= 1). Prefect tasks that retry themselves may pass 1.
-    backoff_s : float
-        Sleep before retry ``k`` (1-based) is ``backoff_s * 2 ** (k - 1)`` seconds.
-    sleep : callable
-        Sleep function (injectable so tests do not wait).
+    attempts, backoff_s, sleep : int, float, callable
+        Tries per window for transient failures (>= 1; Prefect tasks that retry themselves pass 1), the
+        sleep before retry ``k`` (1-based: ``backoff_s * 2 ** (k - 1)`` s) and the sleep function.
 
     Returns
     -------
     FetchResult
-        Bars, quarantined rows, the windows requested, a checksum and notes. A response with no rows is
-        not an error: it yields zero bars and a note.
+        Bars, quarantined rows, the windows requested, a checksum and notes (no rows is not an error).
 
     Raises
     ------
     ConfigError
         Invalid symbol, interval, range or retry parameters, or a start beyond Yahoo's horizon.
     TransientError
-        A window still failed transiently (network error, HTTP 429/5xx) after ``attempts`` tries;
-        Prefect's ``retry_transient_only`` retries the task on it.
+        A window still failed transiently (network error, HTTP 429/5xx) after ``attempts`` tries.
     DataError
         The response cannot be interpreted (missing columns or ticker, naive intraday index).
     """
     validate_symbol(symbol)
+    _check_retry(attempts, backoff_s)
+    now_utc = _to_utc(now, "now") if now is not None else datetime.now(UTC)
+    windows = plan_windows(start, end, interval, now=now_utc)
+    notes = [f"end clipped to now={_iso(now_utc)}"] if _to_utc(end, "end") > now_utc else []
+
+    def download(lo: datetime, hi: datetime) -> pd.DataFrame | None:
+        get = downloader or yfinance_downloader
+        return _download_with_retry(get, symbol, lo, hi, interval, attempts, backoff_s, sleep)
+
+    rows = _fetch_rows(symbol, interval, windows, notes, download)
+    bars, quarantine = _split_bad(rows, symbol, interval)
+    if quarantine.height:
+        notes.append(f"quarantined {quarantine.height} row(s) with missing or invalid values")
+    checksum = _checksum(symbol, interval, rows)
+    return FetchResult(bars=bars, quarantine=quarantine, windows=windows, checksum=checksum, notes=notes)
+
+
+def _check_retry(attempts: int, backoff_s: float) -> None:
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ConfigError(f"attempts={attempts!r} must be an integer >= 1")
     if not (isinstance(backoff_s, int | float) and math.isfinite(backoff_s) and backoff_s >= 0):
         raise ConfigError(f"backoff_s={backoff_s!r} must be a finite number >= 0")
-    now_utc = _to_utc(now, "now") if now is not None else datetime.now(UTC)
-    windows = plan_windows(start, end, interval, now=now_utc)
-    download = downloader or yfinance_downloader
-    notes: list[str] = []
-    if _to_utc(end, "end") > now_utc:
-        notes.append(f"end clipped to now={_iso(now_utc)}")
 
-    parts: list[pl.DataFrame] = []
-    for w_start, w_end in windows:
-        label = f"{symbol} {interval} [{_iso(w_start)}, {_iso(w_end)})"
-        raw = _download_with_retry(download, symbol, w_start, w_end, interval, attempts, backoff_s, sleep)
-        if raw is None or raw.shape[0] == 0:
-            why = raw.attrs.get("note") if raw is not None else None
-            notes.append(f"no rows for {label}" + (f": {why}" if why else ""))
-            continue
-        part = normalize_yfinance_frame(raw, symbol, interval)
-        inside = part.filter((pl.col("ts") >= w_start) & (pl.col("ts") < w_end))
-        if inside.height < part.height:
-            notes.append(f"dropped {part.height - inside.height} row(s) outside {label}")
-        parts.append(inside)
 
+def _fetch_window(
+    symbol: str,
+    interval: str,
+    window: tuple[datetime, datetime],
+    notes: list[str],
+    download: Callable[[datetime, datetime], pd.DataFrame | None],
+) -> pl.DataFrame | None:
+    """One window's rows inside ``[start, end)``, or None when Yahoo has none (``notes`` say why)."""
+    w_start, w_end = window
+    label = f"{symbol} {interval} [{_iso(w_start)}, {_iso(w_end)})"
+    raw = download(w_start, w_end)
+    if raw is None or raw.shape[0] == 0:
+        why = raw.attrs.get("note") if raw is not None else None
+        notes.append(f"no rows for {label}" + (f": {why}" if why else ""))
+        return None
+    part = normalize_yfinance_frame(raw, symbol, interval)
+    inside = part.filter((pl.col("ts") >= w_start) & (pl.col("ts") < w_end))
+    if inside.height < part.height:
+        notes.append(f"dropped {part.height - inside.height} row(s) outside {label}")
+    return inside
+
+
+def _fetch_rows(
+    symbol: str,
+    interval: str,
+    windows: list[tuple[datetime, datetime]],
+    notes: list[str],
+    download: Callable[[datetime, datetime], pd.DataFrame | None],
+) -> pl.DataFrame:
+    """Every window's rows, deduplicated on ``ts`` (the last wins) and sorted."""
+    parts = [
+        part
+        for window in windows
+        if (part := _fetch_window(symbol, interval, window, notes, download)) is not None
+    ]
     rows = pl.concat(parts) if parts else empty_bars()
-    rows = rows.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
-    checksum = _checksum(symbol, interval, rows)
-    bad = _bad_row_reason(rows)
-    flagged = rows.with_columns(_reason=bad)
+    return rows.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
+
+
+def _split_bad(rows: pl.DataFrame, symbol: str, interval: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Bars with valid values, and the other rows as quarantine."""
+    flagged = rows.with_columns(_reason=_bad_row_reason(rows))
     bars = conform_bars(flagged.filter(pl.col("_reason").is_null()))
     quarantine = _quarantine(flagged.filter(pl.col("_reason").is_not_null()), symbol, interval)
-    if quarantine.height:
-        notes.append(f"quarantined {quarantine.height} row(s) with missing or invalid values")
-    return FetchResult(bars=bars, quarantine=quarantine, windows=windows, checksum=checksum, notes=notes)
+    return bars, quarantine
 
 
 def _download_with_retry(
@@ -527,17 +559,7 @@ def yfinance_downloader(
         previous = debug.hide_exceptions
         debug.hide_exceptions = False
         try:
-            frame = yf.Ticker(symbol).history(
-                start=begin,
-                end=finish,
-                interval=interval,
-                auto_adjust=False,
-                actions=False,
-                prepost=False,
-                keepna=True,
-                repair=False,
-                timeout=timeout,
-            )
+            frame = _history(yf.Ticker(symbol), begin, finish, interval, timeout)
         except Exception as exc:
             if _is_missing_data(exc):
                 empty = pd.DataFrame()
@@ -549,6 +571,23 @@ def yfinance_downloader(
         finally:
             debug.hide_exceptions = previous
     return frame
+
+
+def _history(
+    ticker: Any, begin: datetime | date, finish: datetime | date, interval: str, timeout: float
+) -> Any:
+    """``Ticker.history`` for one window: unadjusted, no actions, regular hours, NaN rows kept."""
+    return ticker.history(
+        start=begin,
+        end=finish,
+        interval=interval,
+        auto_adjust=False,
+        actions=False,
+        prepost=False,
+        keepna=True,
+        repair=False,
+        timeout=timeout,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -62,9 +62,9 @@ def main() -> None:
 
         original = bars.upsert_bars
         bars.upsert_bars = lambda con, frame, run_id: original(_Con(con), frame, run_id)  # type: ignore[assignment]
-        import tasks.ingest
+        import flows.steps.ingest
 
-        tasks.ingest.upsert_bars = bars.upsert_bars  # type: ignore[attr-defined]
+        flows.steps.ingest.upsert_bars = bars.upsert_bars  # type: ignore[attr-defined]
     elif mode == "error-in-flow":
         from flows import preflight
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from flows.features_flow import features_flow
-from tasks.ingest import default_instrument
+from flows.steps.ingest import default_instrument
 from tasks.sources.files import read_bars_file
 from warehouse.bars import upsert_bars
 from warehouse.catalog import upsert_instrument

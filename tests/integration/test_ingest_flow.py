@@ -194,8 +194,8 @@ def test_realized_import_is_idempotent(tmp_path: Path) -> None:
 
 def test_cli_train_and_predict_a_baseline(tmp_path: Path) -> None:
     """`volrisk train` records a model run; `volrisk predict` writes its forecasts; bad ids are one line."""
+    from flows.steps.ingest import default_instrument
     from tasks.features import build_daily_features
-    from tasks.ingest import default_instrument
     from tasks.sources.files import read_bars_file
     from warehouse.catalog import upsert_instrument
     from warehouse.features import write_features

@@ -23,9 +23,9 @@ from curl_cffi.requests import exceptions as curl_exc
 from recorded_yahoo import load_recorded
 from yfinance.exceptions import YFRateLimitError
 
-import flows.ingest_flow as ingest_flow_module
+import flows.steps.ingest as ingest_steps_module
 from flows.ingest_flow import ingest_flow
-from tasks.ingest import ingest_yfinance_task
+from flows.steps.ingest import ingest_yfinance_task
 from warehouse.bars import bars_checksum
 from warehouse.catalog import duplicate_bar_keys
 from warehouse.db import session
@@ -74,7 +74,7 @@ def _install(monkeypatch: pytest.MonkeyPatch, fake: FakeYahoo, retry_delays: lis
     monkeypatch.setattr(yf.Ticker, "history", lambda self, **kw: fake.history(self, **kw))
     if retry_delays is not None:
         monkeypatch.setattr(
-            ingest_flow_module,
+            ingest_steps_module,
             "ingest_yfinance_task",
             ingest_yfinance_task.with_options(retry_delay_seconds=retry_delays, retry_jitter_factor=None),
         )
@@ -175,7 +175,7 @@ def test_a_write_that_fails_mid_transaction_leaves_no_rows(
 ) -> None:
     """The insert has run but COMMIT has not: the failure rolls the whole partition back."""
     import warehouse.bars as bars_module
-    from tasks.ingest import write_partition
+    from flows.steps.ingest import write_partition
     from tasks.sources.files import read_bars_file
 
     sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "nt-spy-minute-2011-01.csv"

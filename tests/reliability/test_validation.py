@@ -2,7 +2,7 @@
 
 * A file source may only read under the configured data roots: ``ingest_flow(restrict_to_data_roots=True)``
   refuses ``../../etc/passwd``, absolute paths and symlinks that leave a root, and in a deployment run the
-  ingest tasks refuse such a file whichever flow passed it (``tasks.ingest.check_deployment_path``).
+  ingest tasks refuse such a file whichever flow passed it (``flows.steps.ingest.check_deployment_path``).
 * Symbols are validated before any SQL or path sees them.
 * SQL is parameterized: an AST scan finds no string-formatted SQL in tasks/ or flows/, and in warehouse/
   formatting only ever splices fixed identifiers, never a function's arguments (migrations excepted).
@@ -85,7 +85,7 @@ def test_a_deployment_run_never_reads_outside_the_roots(
     """In a deployment run, ingest_flow refuses a path outside the data roots before reading or
     hashing anything (the ingest tasks refuse it again, for any other caller)."""
     from flows.ingest_flow import ingest_flow
-    from tasks.ingest import check_deployment_path
+    from flows.steps.ingest import check_deployment_path
 
     monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "00000000-0000-0000-0000-000000000001")
     wh = tmp_path / "w.duckdb"
@@ -232,7 +232,7 @@ def test_the_scan_catches_formatted_sql(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_hostile_values_are_bound_not_spliced(tmp_path: Path) -> None:
     """Quotes and SQL in run ids, locations and checksums are stored verbatim; the tables stay intact."""
-    from tasks.ingest import write_partition
+    from flows.steps.ingest import write_partition
     from tasks.sources.files import read_bars_file
     from warehouse.catalog import read_ingest_log
     from warehouse.db import session
