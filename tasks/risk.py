@@ -47,6 +47,7 @@ from scipy import special, stats
 
 from core.errors import ConfigError, DataError
 from core.schema import QUANTILES, quantile_column
+from tasks.models.base import MinuteForecaster
 
 #: ``(u, rows) -> Q_rows(u)``: the predictive return quantile of row ``rows[i]`` at level ``u[i]``.
 QuantileFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -818,11 +819,13 @@ def _split_minute_returns(
     return ts, r, n_train
 
 
-def _fit_minute_model(cfg: dict[str, Any], r: np.ndarray, n_train: int) -> tuple[Any, np.ndarray, np.ndarray]:
+def _fit_minute_model(
+    cfg: dict[str, Any], r: np.ndarray, n_train: int
+) -> tuple[MinuteForecaster, np.ndarray, np.ndarray]:
     """The minute Transformer fitted on ``r[:n_train]``, its variance forecasts and hold-out positions."""
     from tasks.models.transformer import MinuteTransformer
 
-    model = MinuteTransformer(**cfg).fit(r[:n_train])
+    model: MinuteForecaster = MinuteTransformer(**cfg).fit(r[:n_train])
     var_all = model.forecast(r)[: r.size]
     test = np.arange(n_train, r.size)
     test = test[np.isfinite(var_all[test])]

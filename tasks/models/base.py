@@ -81,6 +81,32 @@ class Forecaster(Protocol):
         ...
 
 
+@runtime_checkable
+class MinuteForecaster(Protocol):
+    """The minute-mode interface: one chronological array of one-minute log returns, oldest first.
+
+    ``forecast(returns)[p]`` is the variance forecast of ``returns[p]`` from returns before ``p`` only
+    (NaN where there is too little history; one extra last entry for the next, unseen return), so a
+    hold-out evaluation is a plain slice. ``family_fit`` is the fitted standardized-return
+    distribution that turns a variance into quantiles, VaR and ES.
+    """
+
+    name: str
+    family_fit: Any
+
+    def fit(self, returns: Any) -> Self:
+        """Fit on ``returns`` (every one of them is training data)."""
+        ...
+
+    def forecast(self, returns: Any) -> Any:
+        """Variance forecasts aligned with ``returns`` (see the class docstring)."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able configuration."""
+        ...
+
+
 _REGISTRY: dict[str, Callable[..., Forecaster]] = {}
 
 

@@ -96,3 +96,12 @@ def test_minute_config_and_data_errors() -> None:
         MinuteTransformer(window=60).fit(np.zeros(50))
     with pytest.raises(ConfigError, match="not fitted"):
         MinuteTransformer().forecast(np.zeros(100))
+
+
+def test_minute_transformer_implements_the_minute_interface() -> None:
+    from tasks.models.base import Forecaster, MinuteForecaster
+
+    model = MinuteTransformer(**TINY)
+    assert isinstance(model, MinuteForecaster)
+    assert not isinstance(model, Forecaster)  # daily models take ModelData; minute models take returns
+    assert not isinstance(object(), MinuteForecaster)
