@@ -6,32 +6,30 @@ is shown only with ``--debug``.
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
-from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TextColumn
 from rich.table import Table
-from rich.text import Text
 
 from core.errors import VolriskError
-from flows import progress
+from flows import cli_evaluate, preflight, progress
+from flows.backfill_cli import register as register_backfill
+from flows.cli_common import (
+    DEBUG,
+    WarehouseOpt,
+    console,
+    err_console,
+    friendly_errors,
+    run_with_progress,
+    warehouse_path,
+)
+from flows.samples import sample_inputs, sample_symbols
 from tasks.config import get_settings
 
 app = typer.Typer(
@@ -44,59 +42,6 @@ app.add_typer(warehouse_app, name="warehouse")
 quality_app = typer.Typer(help="Data-quality results and reports.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
 
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-F = TypeVar("F", bound=Callable[..., Any])
-_DEBUG = {"on": False}
-
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
-#: The bundled real data: crypto, FX and an equity index, the research's cross-asset trio.
-SAMPLE_FILES: list[tuple[str, str, str]] = [
-    ("BTC_USDT-1h_binance_2017_2024.csv", "BTC-USDT", "binance"),
-    ("eurusd_oanda_hour.csv.gz", "EURUSD", "lean_fx"),
-    ("spy_hour_1998_2021.csv", "SPY", "lean_equity"),
-    ("nt-spy-minute-2011-01.csv", "SPY", "ninjatrader"),
-    ("nt-spy-minute-2011-03.csv", "SPY", "ninjatrader"),
-]
-
-
-def _release(exc: BaseException) -> None:
-    """Drop the locals of the frames an error passed through.
-
-    A DuckDB connection or type object still referenced from a traceback at interpreter exit makes
-    DuckDB's bindings (nanobind) print dozens of ``leaked instance`` lines after the error message.
-    """
-    import gc
-    import traceback
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    gc.collect()
-
-
-def friendly_errors(fn: F) -> F:
-    """Print volrisk errors as one line and exit 2 instead of showing a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except VolriskError as exc:
-            if _DEBUG["on"]:
-                raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-            _release(exc)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt as exc:
-            err_console.print("[yellow]interrupted[/]; finished partitions are kept, rerun to resume")
-            _release(exc)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 @app.callback()
 def main(
@@ -104,77 +49,11 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")] = False,
 ) -> None:
     """volrisk command line."""
-    _DEBUG["on"] = debug
+    DEBUG["on"] = debug
     if not verbose:  # Prefect is imported lazily by the commands, so this takes effect
         # Quiet the terminal only; run logs still reach the Prefect API (and the UI).
         for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
             os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
-
-
-def _warehouse(path: Path | None) -> str:
-    return str(path or get_settings().warehouse)
-
-
-WarehouseOpt = Annotated[
-    Path | None, typer.Option("--warehouse", "-w", help="DuckDB file (default: $VOLRISK_WAREHOUSE_PATH).")
-]
-
-
-def _parse_date(value: str | None, name: str) -> date | None:
-    """``--name`` as a date (one-line error otherwise); see :func:`flows.preflight.parse_date`."""
-    from flows.preflight import parse_date
-
-    return parse_date(value, name)
-
-
-class CountColumn(ProgressColumn):
-    """``done/total`` once the work's size is known; ``starting`` or ``N done`` before (never ``0/?``)."""
-
-    def render(self, task: Task) -> Text:
-        done = int(task.completed)
-        if task.total is not None:
-            return Text(f"{done:,}/{int(task.total):,}", style="progress.download")
-        return Text("starting" if done == 0 else f"{done:,} done", style="progress.download")
-
-
-def progress_bar(*extra: ProgressColumn, console: Console | None = None) -> Progress:
-    """The one progress bar every command draws (on stderr; silent under pytest when not a terminal)."""
-    out = console or err_console
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        CountColumn(),
-        *extra,
-        TimeElapsedColumn(),
-        console=out,
-        transient=False,
-        disable=not out.is_terminal and "pytest" in sys.modules,
-    )
-
-
-def _run_with_progress(run: Callable[[], list[dict[str, Any]]], label: str) -> list[dict[str, Any]]:
-    from flows.runtime import check_prefect_api
-
-    check_prefect_api()  # a dead PREFECT_API_URL: one clear line, not a hang or a traceback
-    bar = progress_bar()
-    task_id = bar.add_task(label, total=None)
-
-    totals: dict[str, int] = {}
-
-    def listener(stage: str, total: int, item: dict[str, Any] | None) -> None:
-        if item is None:  # a stage announces its size; a pipeline's stages add up
-            totals[stage] = total
-            bar.update(task_id, total=sum(totals.values()))
-        else:
-            bar.advance(task_id)
-
-    with bar, progress.listening(listener):
-        out = run()
-        if not totals:  # nothing announced a size: show the work as finished, not "0/?"
-            done = int(bar.tasks[0].completed)
-            bar.update(task_id, total=done or 1, completed=done or 1)
-        return out
 
 
 def print_ingest_summary(rows: list[dict[str, Any]]) -> None:
@@ -233,7 +112,7 @@ def _ingest(request: Any, label: str, prefect: bool) -> None:
     """Run one ingest request with a progress bar, print its summary, exit 1 if a partition failed."""
     from flows.ingest_flow import run_ingest
 
-    rows = _run_with_progress(lambda: run_ingest(request, True if prefect else None), label)
+    rows = run_with_progress(lambda: run_ingest(request, True if prefect else None), label)
     print_ingest_summary(rows)
     _exit_code(rows)
 
@@ -291,8 +170,6 @@ def ingest_file(
 
     For any other layout use --format generic with --ts-column, --tz and --column CANONICAL=COLUMN.
     """
-    from flows import preflight
-
     preflight.symbols(symbol, "--symbol")
     preflight.files(paths)
     preflight.file_format(fmt)
@@ -308,9 +185,9 @@ def ingest_file(
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=symbol, start=_parse_date(start, "start"), end=_parse_date(end, "end"), source="file",
-        interval=interval, paths=[str(p) for p in paths], fmt=fmt, warehouse=_warehouse(warehouse),
-        generic=generic,
+        symbols=symbol, start=preflight.parse_date(start, "start"), end=preflight.parse_date(end, "end"),
+        source="file", interval=interval, paths=[str(p) for p in paths], fmt=fmt,
+        warehouse=warehouse_path(warehouse), generic=generic,
     )  # fmt: skip
     _ingest(request, "ingest files", prefect)
 
@@ -327,15 +204,13 @@ def ingest_synthetic(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Generate seeded jump-diffusion bars (one partition per symbol and month)."""
-    from flows import preflight
-
     preflight.symbols(symbols)
     preflight.date_range(start, end)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=symbols, start=_parse_date(start, "start"), end=_parse_date(end, "end"),
-        source="synthetic", interval=interval, seed=seed, warehouse=_warehouse(warehouse),
+        symbols=symbols, start=preflight.parse_date(start, "start"), end=preflight.parse_date(end, "end"),
+        source="synthetic", interval=interval, seed=seed, warehouse=warehouse_path(warehouse),
     )  # fmt: skip
     _ingest(request, "generate", prefect)
 
@@ -351,15 +226,13 @@ def ingest_yfinance(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Download bars from Yahoo Finance (1m: last 30 days, at most 7 days per request)."""
-    from flows import preflight
-
     preflight.symbols(symbols)
     preflight.date_range(start, end)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=symbols, start=_parse_date(start, "start"), end=_parse_date(end, "end"),
-        source="yfinance", interval=interval, warehouse=_warehouse(warehouse),
+        symbols=symbols, start=preflight.parse_date(start, "start"), end=preflight.parse_date(end, "end"),
+        source="yfinance", interval=interval, warehouse=warehouse_path(warehouse),
     )  # fmt: skip
     _ingest(request, "download", prefect)
 
@@ -374,13 +247,11 @@ def ingest_realized(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import daily realized measures into the realized_daily table."""
-    from flows import preflight
-
     preflight.files(paths)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=_warehouse(warehouse)
+        symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=warehouse_path(warehouse)
     )
     _ingest(request, "import realized", prefect)
 
@@ -389,17 +260,11 @@ def ingest_realized(
 @friendly_errors
 def ingest_samples(prefect: PrefectOpt = False, warehouse: WarehouseOpt = None) -> None:
     """Ingest the bundled real data: BTC/USDT, EUR/USD and SPY (see data/samples/README.md)."""
-    missing = [name for name, _, _ in SAMPLE_FILES if not (SAMPLES_DIR / name).is_file()]
-    if missing:
-        raise VolriskError(f"bundled sample files missing from {SAMPLES_DIR}: {missing}")
+    symbols, paths, fmts = sample_inputs(sorted(sample_symbols()))
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=[sym for _, sym, _ in SAMPLE_FILES],
-        paths=[str(SAMPLES_DIR / name) for name, _, _ in SAMPLE_FILES],
-        fmt=[fmt for _, _, fmt in SAMPLE_FILES],
-        source="file",
-        warehouse=_warehouse(warehouse),
+        symbols=symbols, paths=paths, fmt=fmts, source="file", warehouse=warehouse_path(warehouse)
     )
     _ingest(request, "ingest samples", prefect)
 
@@ -417,54 +282,35 @@ def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str] | None
     return out
 
 
+#: The per-symbol counts of ``volrisk features`` (partition statuses, then session counts).
+_FEATURE_COUNTS = (
+    "months",
+    "success",
+    "cached",
+    "blocked",
+    "failed",
+    "sessions",
+    "low_coverage",
+    "jump_days",
+)
+_FEATURE_HEADERS = ("months", "built", "cached", "blocked", "failed", "sessions", "low coverage", "jump days")
+
+
 def print_features_summary(result: dict[str, Any]) -> None:
     """Per-symbol partitions built, cached, blocked by data quality or failed; sessions; checks."""
     table = Table(title="features summary")
-    for col in (
-        "symbol",
-        "interval",
-        "months",
-        "built",
-        "cached",
-        "blocked",
-        "failed",
-        "sessions",
-        "low coverage",
-        "jump days",
-    ):
+    for col in ("symbol", "interval", *_FEATURE_HEADERS):
         table.add_column(col, justify="left" if col in ("symbol", "interval") else "right")
     per: dict[tuple[str, str], dict[str, int]] = {}
     for r in result["partitions"]:
-        t = per.setdefault(
-            (r["symbol"], r["interval"]),
-            dict.fromkeys(
-                ("months", "success", "cached", "blocked", "failed", "sessions", "low_coverage", "jump_days"),
-                0,
-            ),
-        )
+        t = per.setdefault((r["symbol"], r["interval"]), dict.fromkeys(_FEATURE_COUNTS, 0))
         t["months"] += 1
         t[r["status"]] += 1
         for k in ("sessions", "low_coverage", "jump_days"):
             t[k] += int(r.get(k) or 0)
     for (sym, interval), t in sorted(per.items()):
-        table.add_row(
-            sym,
-            interval,
-            *[
-                f"{t[k]:,}"
-                for k in (
-                    "months",
-                    "success",
-                    "cached",
-                    "blocked",
-                    "failed",
-                    "sessions",
-                    "low_coverage",
-                    "jump_days",
-                )
-            ],
-            style="red" if t["failed"] or t["blocked"] else None,
-        )
+        cells = [f"{t[k]:,}" for k in _FEATURE_COUNTS]
+        table.add_row(sym, interval, *cells, style="red" if t["failed"] or t["blocked"] else None)
     console.print(table)
     for check in result.get("feature_checks") or []:
         verdict = "[green]passed[/]" if check.get("passed") else "[red]FAILED[/]"
@@ -500,13 +346,11 @@ def features(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Quality-check bars, then build daily features (one partition per symbol and month)."""
-    from flows import preflight
-
     preflight.symbols(symbols)
     preflight.date_range(start, end)
     pairs = _parse_pairs(interval, "--interval")
-    preflight.warehouse_with_bars(_warehouse(warehouse), symbols)
-    preflight.feature_rebuild(_warehouse(warehouse), symbols, start, end, pairs, replace_interval)
+    preflight.warehouse_with_bars(warehouse_path(warehouse), symbols)
+    preflight.feature_rebuild(warehouse_path(warehouse), symbols, start, end, pairs, replace_interval)
     from flows.features_flow import features_flow
 
     result: dict[str, Any] = {}
@@ -515,17 +359,17 @@ def features(
         result.update(
             features_flow(
                 symbols=symbols,
-                start=_parse_date(start, "start"),
-                end=_parse_date(end, "end"),
+                start=preflight.parse_date(start, "start"),
+                end=preflight.parse_date(end, "end"),
                 intervals=pairs,
                 cross_asset=not no_cross_asset,
-                warehouse=_warehouse(warehouse),
+                warehouse=warehouse_path(warehouse),
                 replace_interval=replace_interval,
             )
         )
         return list(result["partitions"])
 
-    _run_with_progress(run, "features")
+    run_with_progress(run, "features")
     print_features_summary(result)
     if result["failed"]:
         raise typer.Exit(1)
@@ -544,7 +388,7 @@ def quality_report(
     from warehouse.features import read_features
     from warehouse.quality import read_dq_results
 
-    with session(_warehouse(warehouse), read_only=True) as con:
+    with session(warehouse_path(warehouse), read_only=True) as con:
         feats = read_features(con, symbols)
         dq = read_dq_results(con)
     if feats.height == 0:
@@ -573,12 +417,10 @@ def quality_show(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Stored data-quality results: failed checks per symbol and check (newest run of each partition)."""
-    from flows import preflight
-
     preflight.symbols(symbols or [])
     preflight.choice(severity, ("failed", "error", "warning"), "--severity")
     preflight.at_least(limit, 1, "--limit")
-    wh = _warehouse(warehouse)
+    wh = warehouse_path(warehouse)
     preflight.warehouse_exists(wh)
     from tasks.quality_report import dq_summary, latest_results
     from warehouse.db import session
@@ -653,6 +495,19 @@ def _features_version(wh: str, symbols: list[str], end: date) -> str:
     return features_version(frame, symbols, end)
 
 
+def _model_config(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` as a model config; a value that is not JSON stays a string."""
+    import json
+
+    cfg: dict[str, Any] = {}
+    for key, raw in (_parse_pairs(pairs, "--set") or {}).items():
+        try:
+            cfg[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            cfg[key] = raw
+    return cfg
+
+
 @app.command("train")
 @friendly_errors
 def train(
@@ -666,26 +521,17 @@ def train(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train one model on stored daily features; records a model_runs row (and a checkpoint)."""
-    import json
-
-    from flows import preflight
-
-    wh = _warehouse(warehouse)
+    wh = warehouse_path(warehouse)
     preflight.models([model])
     preflight.symbols(symbols)
     preflight.date_range(train_start, train_end, ("train-start", "train-end"))
-    end = _parse_date(train_end, "train-end")
+    end = preflight.parse_date(train_end, "train-end")
     assert end is not None
-    cfg: dict[str, Any] = {}
-    for key, raw in (_parse_pairs(config, "--set") or {}).items():
-        try:
-            cfg[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            cfg[key] = raw
+    cfg = _model_config(config)
     preflight.warehouse_with_features(wh, symbols)
     from flows.steps.train import train_and_record  # torch: seconds to import, so after the checks
 
-    bar = progress_bar(TextColumn("{task.fields[loss]}"))
+    bar = progress.progress_bar(TextColumn("{task.fields[loss]}"), console=err_console)
     task_id = bar.add_task(f"train {model}", total=None, loss="")
 
     def on_epoch(stats: Any) -> None:
@@ -705,7 +551,7 @@ def train(
             end,
             cfg,
             _features_version(wh, symbols, end),
-            train_start=_parse_date(train_start, "train-start"),
+            train_start=preflight.parse_date(train_start, "train-start"),
             progress=on_epoch,
         )
         if bar.tasks[0].total is None:  # a model fitted in one step (no epochs)
@@ -732,9 +578,7 @@ def predict(
 
     Predictions go to the warehouse's predictions table under the run id.
     """
-    from flows import preflight
-
-    wh = _warehouse(warehouse)
+    wh = warehouse_path(warehouse)
     preflight.date_range(start, end)
     preflight.at_least(horizon, 1, "--horizon")
     preflight.stored_model_run(wh, model_run)
@@ -742,7 +586,7 @@ def predict(
     from warehouse.db import session
     from warehouse.models import read_model_run
 
-    lo, hi = _parse_date(start, "start"), _parse_date(end, "end")
+    lo, hi = preflight.parse_date(start, "start"), preflight.parse_date(end, "end")
     assert lo is not None and hi is not None
     with session(wh, read_only=True) as con:
         run = read_model_run(con, model_run)
@@ -778,7 +622,7 @@ def warehouse_info(warehouse: WarehouseOpt = None) -> None:
     from warehouse.catalog import bar_coverage, table_counts
     from warehouse.db import session
 
-    path = _warehouse(warehouse)
+    path = warehouse_path(warehouse)
     with session(path, read_only=True) as con:
         counts = table_counts(con)
         coverage = bar_coverage(con)
@@ -805,7 +649,7 @@ def warehouse_check(warehouse: WarehouseOpt = None) -> None:
     from warehouse.catalog import bar_coverage, duplicate_bar_keys
     from warehouse.db import session
 
-    with session(_warehouse(warehouse), read_only=True) as con:
+    with session(warehouse_path(warehouse), read_only=True) as con:
         dups = duplicate_bar_keys(con)
         symbols = sorted(set(bar_coverage(con)["symbol"].to_list()))
         sums = {s: bars_checksum(con, s) for s in symbols}
@@ -823,12 +667,8 @@ def _fmt_ts(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-from flows.backfill import register as _register_backfill  # noqa: E402 - needs friendly_errors above
-
-_register_backfill(app)
-
-# `volrisk evaluate` / `volrisk report` live in their own module and register on `app` when imported.
-from flows import cli_evaluate  # noqa: E402, F401, I001
+register_backfill(app)
+cli_evaluate.register(app)
 
 
 if __name__ == "__main__":

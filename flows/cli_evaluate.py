@@ -1,4 +1,4 @@
-"""``volrisk evaluate`` and ``volrisk report``: the evaluation commands (registered on ``flows.cli.app``)."""
+"""``volrisk evaluate`` and ``volrisk report``: the evaluation commands (:func:`register` adds them)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import typer
 from rich.table import Table
 
 from core.errors import VolriskError
-from flows.cli import (
+from flows import preflight
+from flows.cli_common import (
     WarehouseOpt,
-    _run_with_progress,
-    _warehouse,
-    app,
     console,
     err_console,
     friendly_errors,
+    run_with_progress,
+    warehouse_path,
 )
 from tasks.model_catalog import BUILTIN_MODELS
 
@@ -44,8 +44,27 @@ def _print_summary(out: dict[str, Any]) -> None:
     console.print(f"report written to [bold]{out['report']}[/] (and {out['json']})")
 
 
-@app.command("evaluate")
-@friendly_errors
+def _check(
+    symbols: list[str], models: list[str] | None, test_start: str | None, test_end: str | None,
+    train_start: str | None, window: str, device: str, refit_every: int, train_size: int | None,
+    config: str | None,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Check ``volrisk evaluate``'s options before Prefect and torch load; returns ``--config``."""
+    preflight.symbols(symbols)
+    preflight.models(models)
+    preflight.date_range(test_start, test_end, ("test-start", "test-end"))
+    preflight.parse_date(train_start, "train-start")
+    preflight.choice(window, ("expanding", "rolling"), "--window")
+    preflight.choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
+    preflight.at_least(refit_every, 1, "--refit-every")
+    preflight.at_least(train_size, 2, "--train-size")
+    overrides = preflight.json_object(config, "--config")
+    unknown = sorted(set(overrides or {}) - set(BUILTIN_MODELS))
+    if unknown:
+        raise VolriskError(f"--config names unknown models {unknown}; registered: {sorted(BUILTIN_MODELS)}")
+    return overrides
+
+
 def evaluate(
     symbols: Annotated[list[str], typer.Argument(help="Symbols with daily features in the warehouse.")],
     models: Annotated[
@@ -71,21 +90,9 @@ def evaluate(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
-    from flows import preflight
-
-    preflight.symbols(symbols)
-    preflight.models(models)
-    preflight.date_range(test_start, test_end, ("test-start", "test-end"))
-    preflight.parse_date(train_start, "train-start")
-    preflight.choice(window, ("expanding", "rolling"), "--window")
-    preflight.choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
-    preflight.at_least(refit_every, 1, "--refit-every")
-    preflight.at_least(train_size, 2, "--train-size")
-    overrides = preflight.json_object(config, "--config")
-    unknown = sorted(set(overrides or {}) - set(BUILTIN_MODELS))
-    if unknown:
-        raise VolriskError(f"--config names unknown models {unknown}; registered: {sorted(BUILTIN_MODELS)}")
-    preflight.warehouse_with_features(str(_warehouse(warehouse)), symbols)
+    overrides = _check(symbols, models, test_start, test_end, train_start, window, device, refit_every,
+                       train_size, config)  # fmt: skip
+    preflight.warehouse_with_features(warehouse_path(warehouse), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
     from tasks.experiment import ExperimentSpec
 
@@ -109,34 +116,36 @@ def evaluate(
                     config=overrides,
                     cost_bps=cost_bps,
                 ),
-                warehouse=str(_warehouse(warehouse)),
+                warehouse=warehouse_path(warehouse),
             )
         )
         return []
 
-    _run_with_progress(run, "evaluate folds")
+    run_with_progress(run, "evaluate folds")
     _print_summary(result)
     if result.get("failed"):
         raise typer.Exit(1)
 
 
-@app.command("report")
-@friendly_errors
 def report(
     name: Annotated[str | None, typer.Argument(help="Evaluation name (default: the latest).")] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Rewrite an evaluation's report (and re-stack it) from its stored out-of-fold predictions."""
-    from flows import preflight
-
-    preflight.stored_evaluation(str(_warehouse(warehouse)), name)
+    preflight.stored_evaluation(warehouse_path(warehouse), name)
     from flows.evaluate_flow import stack_flow
 
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
-        result.update(stack_flow(name=name, warehouse=str(_warehouse(warehouse))))
+        result.update(stack_flow(name=name, warehouse=warehouse_path(warehouse)))
         return []
 
-    _run_with_progress(run, "report")
+    run_with_progress(run, "report")
     _print_summary(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``volrisk evaluate`` and ``volrisk report`` to the CLI."""
+    app.command("evaluate")(friendly_errors(evaluate))
+    app.command("report")(friendly_errors(report))

@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flows import progress
-from flows.cli import app
+from flows.cli import app  # demo is an entry point above the CLI: it runs its commands
+from flows.cli_common import run_with_progress
 from tasks.config import get_settings
 
 console = Console()
@@ -93,8 +94,8 @@ def _step(title: str, args: list[str]) -> None:
 
 
 def _pipeline() -> dict[str, Any]:
-    from flows.cli import _run_with_progress
-    from flows.pipeline_flow import EvaluationWindow, run_pipeline
+    from flows.pipeline_flow import run_pipeline
+    from flows.stages import EvaluationWindow
 
     console.rule("[bold]pipeline_flow: ingest -> quality + features -> evaluate -> stack -> report[/]")
     out: dict[str, Any] = {}
@@ -111,7 +112,7 @@ def _pipeline() -> dict[str, Any]:
         return []
 
     with stage_lines(sys.stdout):
-        _run_with_progress(run, "pipeline partitions")
+        run_with_progress(run, "pipeline partitions")
     table = Table(title="pipeline stages")
     for col in ("stage", "partitions", "ok / cached", "failed", "seconds"):
         table.add_column(col, justify="left" if col == "stage" else "right")

@@ -8,6 +8,8 @@ Also the thin flows the deployments in ``deployments/prefect.yaml`` run:
   evaluation window ends at the scheduled start date;
 - ``backfill_flow`` (``backfill``): a date range in chunks (logic in :mod:`flows.backfill`).
 
+The pipeline's parameters and stage runners are in :mod:`flows.stages`.
+
 Failure isolation: a failed partition stops only what depends on it.
 
 - An ingest partition that failed (or an ingest stage that could not start) takes its symbol out of
@@ -24,137 +26,31 @@ state's result is the summary dict (``run_pipeline`` returns it without raising)
 
 from __future__ import annotations
 
-import os
-import re
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
-from tasks.config import get_settings
+from flows.backfill import BackfillSettings, run_backfill
+from flows.backfill_runners import InProcessRunner
+from flows.stages import (
+    Device,
+    EvaluationWindow,
+    PipelineParams,
+    PipelineSource,
+    failure,
+    resolve_device,
+    run_evaluation_stage,
+    run_features_stage,
+    run_ingest_stage,
+    validate_params,
+)
 from tasks.experiment import ExperimentSpec
-
-Device = Literal["auto", "cpu", "cuda"]
-PipelineSource = Literal["samples", "file", "synthetic", "yfinance", "warehouse"]
-_SYMBOL = re.compile(r"^[A-Za-z0-9^.=_-]{1,32}$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-class EvaluationWindow(BaseModel):
-    """Walk-forward evaluation window; ``None`` leaves the choice to ``evaluate_flow``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    test_start: date | None = Field(None, description="First out-of-sample session.")
-    test_end: date | None = Field(None, description="Last out-of-sample session.")
-    train_start: date | None = Field(None, description="First training session (default: all history).")
-    refit_every: int = Field(63, ge=1, le=2520, description="Refit every k sessions.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> EvaluationWindow:
-        if self.test_start and self.test_end and self.test_start > self.test_end:
-            raise ValueError(f"test_start {self.test_start} is after test_end {self.test_end}")
-        if self.train_start and self.test_start and self.train_start >= self.test_start:
-            raise ValueError(f"train_start {self.train_start} must be before test_start {self.test_start}")
-        return self
-
-
-class PipelineParams(BaseModel):
-    """Every parameter of :func:`pipeline_flow`, validated together (cross-field rules included)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    symbols: list[str] = Field(..., min_length=1, description="Instruments, e.g. BTC-USDT EURUSD SPY.")
-    start: date | None = Field(None, description="First UTC date (inclusive); default: all data.")
-    end: date | None = Field(None, description="Last UTC date (exclusive); default: all data.")
-    source: PipelineSource = Field(
-        "samples",
-        description="samples (bundled real data), file, synthetic, yfinance, or warehouse (bars "
-        "already stored: skip ingest).",
-    )
-    paths: list[str] | None = Field(None, description="Vendor files, for source=file.")
-    fmt: str | list[str] | None = Field(None, description="File format(s), for source=file.")
-    interval: str | None = Field(None, description="Bar interval (synthetic/yfinance; files infer it).")
-    seed: int = Field(0, ge=0, description="Seed of the synthetic source.")
-    models: list[str] | None = Field(None, description="Model registry names (default: evaluate_flow's).")
-    evaluation: EvaluationWindow = Field(default_factory=EvaluationWindow)
-    device: Device = Field("auto", description="Training device; auto follows $VOLRISK_DEVICE.")
-    evaluate: bool = Field(True, description="Run train/predict/evaluate/stack/report after features.")
-    name: str = Field("pipeline", description="Run label: report name and summary artifact key.")
-    warehouse: str | None = Field(None, description="DuckDB file (default: the configured warehouse).")
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols_ok(cls, value: list[str]) -> list[str]:
-        bad = [s for s in value if not _SYMBOL.match(s) or ".." in s]
-        if bad:
-            raise ValueError(f"invalid symbols {bad}; expected ^[A-Za-z0-9^.=_-]{{1,32}}$")
-        if len(set(value)) != len(value):
-            raise ValueError(f"duplicate symbols in {value}")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"name {value!r}: lowercase letters, digits and dashes, at most 63")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PipelineParams:
-        if self.start and self.end and self.start >= self.end:
-            raise ValueError(f"start {self.start} must be before end {self.end} (end is exclusive)")
-        if self.source == "file" and not self.paths:
-            raise ValueError("source 'file' needs paths")
-        if self.source in ("synthetic", "yfinance") and (self.start is None or self.end is None):
-            raise ValueError(f"source {self.source!r} needs both start and end")
-        if self.source == "samples":
-            from flows.cli import SAMPLE_FILES
-
-            known = {sym for _, sym, _ in SAMPLE_FILES}
-            missing = [s for s in self.symbols if s not in known]
-            if missing:
-                raise ValueError(f"no bundled samples for {missing}; the samples hold {sorted(known)}")
-        return self
-
-    def wh_path(self) -> str:
-        return str(Path(self.warehouse) if self.warehouse else get_settings().warehouse)
-
-
-def validate_params(**values: Any) -> PipelineParams:
-    """Build :class:`PipelineParams`, turning pydantic's error into one readable ``ConfigError``."""
-    try:
-        return PipelineParams(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid pipeline parameters: {problems}") from None
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` follows ``$VOLRISK_DEVICE`` (set by the ``gpu`` work pool's job variables).
-
-    ``cuda`` without a usable GPU is an error, unless the worker allows a CPU fallback with
-    ``VOLRISK_ALLOW_CPU_FALLBACK=1`` (``make server`` sets it where ``nvidia-smi`` finds no GPU).
-    """
-    wanted = device if device != "auto" else os.environ.get("VOLRISK_DEVICE", "auto")
-    if wanted not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device {wanted!r} (from $VOLRISK_DEVICE?) is not auto, cpu or cuda")
-    if wanted == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            if os.environ.get("VOLRISK_ALLOW_CPU_FALLBACK") == "1":
-                return "cpu"
-            raise ConfigError("device 'cuda' requested but torch sees no CUDA device")
-    return wanted
 
 
 def scheduled_date() -> date:
@@ -166,175 +62,6 @@ def scheduled_date() -> date:
         ts = datetime.fromisoformat(str(ts))
     ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
     return ts.astimezone(UTC).date()
-
-
-def _failure(stage: str, partition: str, error: str, symbol: str | None = None) -> dict[str, Any]:
-    return {"stage": stage, "symbol": symbol, "partition": partition, "error": error}
-
-
-def _sample_inputs(symbols: list[str]) -> tuple[list[str], list[str], list[str]]:
-    from flows.cli import SAMPLE_FILES, SAMPLES_DIR
-
-    chosen = [(name, sym, fmt) for name, sym, fmt in SAMPLE_FILES if sym in symbols]
-    missing = [name for name, _, _ in chosen if not (SAMPLES_DIR / name).is_file()]
-    if missing:
-        raise ConfigError(f"bundled sample files missing from {SAMPLES_DIR}: {missing}")
-    return (
-        [sym for _, sym, _ in chosen],
-        [str(SAMPLES_DIR / name) for name, _, _ in chosen],
-        [fmt for _, _, fmt in chosen],
-    )
-
-
-def run_ingest_stage(
-    p: PipelineParams, task_runner: Any = None, inline: bool = False
-) -> tuple[list[dict[str, Any]], list[dict]]:
-    """Run ``ingest_flow`` for ``p``; returns (partition rows, failures). Never raises for data.
-
-    ``inline``: run the flow's body in the current flow run (its tasks become tasks of that run)
-    instead of as a subflow run: no flow-run API round-trips or heartbeat thread per call.
-    """
-    from flows.ingest_flow import ingest_flow
-
-    if inline:
-        flow_fn: Any = ingest_flow.fn
-    else:
-        flow_fn = ingest_flow.with_options(task_runner=task_runner) if task_runner else ingest_flow
-    kwargs: dict[str, Any] = {"start": p.start, "end": p.end, "warehouse": p.wh_path()}
-    if p.source == "samples":
-        symbols, paths, fmts = _sample_inputs(p.symbols)
-        kwargs.update(symbols=symbols, paths=paths, fmt=fmts, source="file")
-    elif p.source == "file":
-        kwargs.update(symbols=p.symbols, paths=p.paths, fmt=p.fmt, source="file", interval=p.interval)
-    else:
-        kwargs.update(symbols=p.symbols, source=p.source, interval=p.interval, seed=p.seed)
-    try:
-        rows = flow_fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - the whole stage failed: every symbol depends on it
-        error = f"{type(exc).__name__}: {exc}"
-        return [], [_failure("ingest", "all", error, s) for s in p.symbols]
-    failures = [
-        _failure("ingest", str(r.get("location")), str(r.get("error")), r.get("symbol"))
-        for r in rows
-        if r.get("status") == "failed"
-    ]
-    return rows, failures
-
-
-def symbols_with_bars(
-    wh_path: str, symbols: list[str], start: date | None, end: date | None
-) -> dict[str, str]:
-    """``{symbol: reason}`` for the symbols that have no intraday bars in ``[start, end)``."""
-    from flows.preflight import chosen_interval
-    from warehouse.bars import bars_version, stored_intervals
-    from warehouse.catalog import features_interval
-    from warehouse.db import session
-
-    lo = datetime(start.year, start.month, start.day, tzinfo=UTC) if start else None
-    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) if end else None
-    missing: dict[str, str] = {}
-    if not Path(wh_path).is_file():
-        return {s: f"warehouse {wh_path} does not exist" for s in symbols}
-    with session(wh_path, read_only=True) as con:
-        for symbol in symbols:
-            stored = stored_intervals(con, symbol)
-            if not [s for s in stored if s[0] != "1d"]:
-                missing[symbol] = "no intraday bars stored"
-                continue
-            # the interval features_flow picks: the stored features', else the longest history
-            interval, _, first, last = chosen_interval(symbol, stored, None, features_interval(con, symbol))
-            empty = (hi is not None and first >= hi) or (lo is not None and last < lo)
-            if not empty and lo is not None and hi is not None:
-                empty = bars_version(con, symbol, interval, lo, hi).startswith("0:")
-            if empty:
-                missing[symbol] = f"no {interval} bars in range (stored {first:%Y-%m-%d}..{last:%Y-%m-%d})"
-    return missing
-
-
-def run_features_stage(
-    p: PipelineParams,
-    symbols: list[str],
-    task_runner: Any = None,
-    missing_ok: bool = False,
-    inline: bool = False,
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, str]]:
-    """Run ``features_flow``; returns (its result, failures, {symbol: reason} blocked from evaluation).
-
-    A symbol without bars in the range is a failure, or (``missing_ok``, for backfill chunks before a
-    symbol's history starts) is left out silently. ``inline`` as in :func:`run_ingest_stage`.
-    """
-    from flows.features_flow import features_flow
-
-    if not symbols:
-        return None, [], {}
-    failures: list[dict[str, Any]] = []
-    blocked: dict[str, str] = {}
-    for symbol, reason in symbols_with_bars(p.wh_path(), symbols, p.start, p.end).items():
-        if missing_ok:
-            blocked[symbol] = reason
-            continue
-        failures.append(_failure("features", f"{symbol} {p.start}..{p.end}", reason, symbol))
-        blocked[symbol] = f"features: {reason}"
-    todo = [s for s in symbols if s not in blocked]
-    if not todo:
-        return None, failures, blocked
-    if inline:
-        flow_fn: Any = features_flow.fn
-    else:
-        flow_fn = features_flow.with_options(task_runner=task_runner) if task_runner else features_flow
-    try:
-        result = flow_fn(
-            symbols=todo, start=p.start, end=p.end, cross_asset=len(todo) >= 2, warehouse=p.wh_path()
-        )
-    except Exception as exc:  # noqa: BLE001 - the stage could not run at all
-        error = f"{type(exc).__name__}: {exc}"
-        for s in todo:
-            failures.append(_failure("features", "all", error, s))
-            blocked[s] = f"features: {error}"
-        return None, failures, blocked
-    for r in result["failed"]:
-        label = f"{r['symbol']}/{r['interval']}/{r['start']}..{r['end']}"
-        failures.append(_failure("features", label, f"{r['status']}: {r.get('error')}", r["symbol"]))
-        if r["status"] == "failed":  # blocked months are data decisions; the symbol goes on
-            blocked.setdefault(r["symbol"], f"features partition {label} failed")
-    return result, failures, blocked
-
-
-def run_evaluation_stage(p: PipelineParams, symbols: list[str]) -> tuple[dict[str, Any] | None, list[dict]]:
-    """Walk-forward train -> predict -> evaluate -> stack -> report through ``evaluate_flow``."""
-    if not symbols:
-        return None, []
-    try:
-        from flows.evaluate_flow import evaluate_flow
-    except ImportError as exc:
-        return None, [_failure("evaluate", "all", f"evaluation is not available: {exc}")]
-    w = p.evaluation
-    try:
-        spec = ExperimentSpec(
-            symbols=symbols,
-            models=p.models,
-            test_start=w.test_start.isoformat() if w.test_start else None,
-            test_end=w.test_end.isoformat() if w.test_end else None,
-            train_start=w.train_start.isoformat() if w.train_start else None,
-            refit_every=w.refit_every,
-            name=p.name,
-            device=resolve_device(p.device),
-        )
-        out = evaluate_flow(spec, warehouse=p.wh_path())
-    except Exception as exc:  # noqa: BLE001
-        return None, [_failure("evaluate", "all", f"{type(exc).__name__}: {exc}")]
-    failures: list[dict[str, Any]] = []
-    for item in out.get("failed") or []:
-        if isinstance(item, dict):
-            label = str(
-                item.get("partition")
-                or "/".join(str(item[k]) for k in ("model", "symbol", "fold") if item.get(k) is not None)
-                or "?"
-            )
-            failures.append(_failure("evaluate", label, str(item.get("error", item)), item.get("symbol")))
-        else:
-            failures.append(_failure("evaluate", str(item), str(item)))
-    return out, failures
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -400,21 +127,12 @@ def finish(summary: dict[str, Any], artifact_key: str) -> State[Any]:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline_flow(
-    symbols: list[str],
-    start: date | None = None,
-    end: date | None = None,
-    source: PipelineSource = "samples",
-    models: list[str] | None = None,
-    evaluation: EvaluationWindow | None = None,
-    device: Device = "auto",
-    evaluate: bool = True,
-    paths: list[str] | None = None,
-    fmt: str | list[str] | None = None,
-    interval: str | None = None,
-    seed: int = 0,
-    name: str = "pipeline",
-    warehouse: str | None = None,
-) -> State[Any]:
+    symbols: list[str], start: date | None = None, end: date | None = None,
+    source: PipelineSource = "samples", models: list[str] | None = None,
+    evaluation: EvaluationWindow | None = None, device: Device = "auto", evaluate: bool = True,
+    paths: list[str] | None = None, fmt: str | list[str] | None = None, interval: str | None = None,
+    seed: int = 0, name: str = "pipeline", warehouse: str | None = None,
+) -> State[Any]:  # fmt: skip
     """Ingest -> data-quality gate + daily features -> walk-forward evaluation, stacking and report.
 
     Parameters
@@ -448,80 +166,89 @@ def pipeline_flow(
     """
     t0 = time.perf_counter()
     p = validate_params(
-        symbols=symbols,
-        start=start,
-        end=end,
-        source=source,
-        models=models,
-        evaluation=evaluation or EvaluationWindow(),
-        device=device,
-        evaluate=evaluate,
-        paths=paths,
-        fmt=fmt,
-        interval=interval,
-        seed=seed,
-        name=name,
-        warehouse=warehouse,
-    )
+        symbols=symbols, start=start, end=end, source=source, models=models,
+        evaluation=evaluation or EvaluationWindow(), device=device, evaluate=evaluate, paths=paths,
+        fmt=fmt, interval=interval, seed=seed, name=name, warehouse=warehouse,
+    )  # fmt: skip
     logger = get_run_logger()
-    failures: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
-    stages: dict[str, dict[str, Any]] = {}
-
+    tally = _Tally()
     if p.source != "warehouse":
-        t = time.perf_counter()
-        rows, ingest_failures = run_ingest_stage(p)
-        failures += ingest_failures
-        stages["ingest"] = _stage_counts(rows, time.perf_counter() - t)
-        stages["ingest"]["failed"] = len(ingest_failures)
-        for f in ingest_failures:
-            skipped.setdefault(str(f["symbol"]), f"ingest partition {f['partition']} failed")
-        logger.info("ingest: %s", stages["ingest"])
-
-    t = time.perf_counter()
-    feature_symbols = [s for s in p.symbols if s not in skipped]
-    features, feature_failures, blocked = run_features_stage(p, feature_symbols)
-    failures += feature_failures
-    stages["features"] = _stage_counts(features["partitions"] if features else [], time.perf_counter() - t)
-    stages["features"]["failed"] = len(feature_failures)
-    for sym, why in blocked.items():
-        skipped.setdefault(sym, why)
-    logger.info("features: %s", stages["features"])
-
-    evaluation_out: dict[str, Any] | None = None
-    resolved_device: str | None = None
-    if p.evaluate:
-        t = time.perf_counter()
-        eval_symbols = [s for s in p.symbols if s not in skipped]
-        try:
-            resolved_device = resolve_device(p.device)
-        except ConfigError as exc:
-            failures.append(_failure("evaluate", "all", str(exc)))
-            eval_symbols = []
-        evaluation_out, eval_failures = run_evaluation_stage(p, eval_symbols)
-        failures += eval_failures
-        stages["evaluate"] = {
-            "partitions": len(eval_symbols),
-            "ok": len(eval_symbols) if evaluation_out is not None else 0,
-            "failed": len(eval_failures),
-            "seconds": time.perf_counter() - t,
-        }
-
+        _ingest_step(p, tally)
+        logger.info("ingest: %s", tally.stages["ingest"])
+    features = _features_step(p, tally)
+    logger.info("features: %s", tally.stages["features"])
+    evaluation_out, resolved_device = _evaluate_step(p, tally) if p.evaluate else (None, None)
     summary: dict[str, Any] = {
-        "params": p.model_dump(mode="json"),
-        "device": resolved_device,
-        "stages": stages,
-        "failed": failures,
-        "skipped": skipped,
-        "features": features,
-        "evaluation": evaluation_out,
-        "report": (evaluation_out or {}).get("report"),
+        "params": p.model_dump(mode="json"), "device": resolved_device, "stages": tally.stages,
+        "failed": tally.failures, "skipped": tally.skipped, "features": features,
+        "evaluation": evaluation_out, "report": (evaluation_out or {}).get("report"),
         "wall_s": time.perf_counter() - t0,
-    }
-    state = finish(summary, f"pipeline-summary-{p.name}")
+    }  # fmt: skip
+    return _publish(summary, p.name)
+
+
+def _publish(summary: dict[str, Any], name: str) -> State[Any]:
+    """Finish the pipeline run (artifact ``pipeline-summary-<name>``); print where its report is."""
+    state = finish(summary, f"pipeline-summary-{name}")
     if summary["report"]:
         print(f"report: {summary['report']}")
     return state
+
+
+@dataclass
+class _Tally:
+    """What a pipeline run has found so far: failures, symbols left out (and why), stage counts."""
+
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _ingest_step(p: PipelineParams, tally: _Tally) -> None:
+    """Ingest; a symbol whose ingest failed is left out of what follows."""
+    t = time.perf_counter()
+    rows, ingest_failures = run_ingest_stage(p)
+    tally.failures += ingest_failures
+    tally.stages["ingest"] = _stage_counts(rows, time.perf_counter() - t)
+    tally.stages["ingest"]["failed"] = len(ingest_failures)
+    for f in ingest_failures:
+        tally.skipped.setdefault(str(f["symbol"]), f"ingest partition {f['partition']} failed")
+
+
+def _features_step(p: PipelineParams, tally: _Tally) -> dict[str, Any] | None:
+    """Quality gate and features of the symbols still in; returns ``features_flow``'s result."""
+    t = time.perf_counter()
+    feature_symbols = [s for s in p.symbols if s not in tally.skipped]
+    features, feature_failures, blocked = run_features_stage(p, feature_symbols)
+    tally.failures += feature_failures
+    tally.stages["features"] = _stage_counts(
+        features["partitions"] if features else [], time.perf_counter() - t
+    )
+    tally.stages["features"]["failed"] = len(feature_failures)
+    for sym, why in blocked.items():
+        tally.skipped.setdefault(sym, why)
+    return features
+
+
+def _evaluate_step(p: PipelineParams, tally: _Tally) -> tuple[dict[str, Any] | None, str | None]:
+    """Evaluate the symbols still in; returns (``evaluate_flow``'s result, the device it used)."""
+    t = time.perf_counter()
+    eval_symbols = [s for s in p.symbols if s not in tally.skipped]
+    resolved_device: str | None = None
+    try:
+        resolved_device = resolve_device(p.device)
+    except ConfigError as exc:
+        tally.failures.append(failure("evaluate", "all", str(exc)))
+        eval_symbols = []
+    evaluation_out, eval_failures = run_evaluation_stage(p, eval_symbols)
+    tally.failures += eval_failures
+    tally.stages["evaluate"] = {
+        "partitions": len(eval_symbols),
+        "ok": len(eval_symbols) if evaluation_out is not None else 0,
+        "failed": len(eval_failures),
+        "seconds": time.perf_counter() - t,
+    }
+    return evaluation_out, resolved_device
 
 
 def run_pipeline(**params: Any) -> dict[str, Any]:
@@ -629,19 +356,10 @@ def backfill_flow(
     seed: int = 0,
     warehouse: str | None = None,
 ) -> State[Any]:
-    """Backfill ``[start, end)`` chunk by chunk; see :func:`flows.backfill.run_backfill`."""
-    from flows.backfill import run_backfill
-
-    summary = run_backfill(
-        start=start,
-        end=end,
-        symbols=symbols,
-        source=source,
-        chunk=chunk,
-        stage=stage,
-        task_runner=task_runner,
-        interval=interval,
-        seed=seed,
-        warehouse=warehouse,
-    )
+    """Backfill ``[start, end)`` chunk by chunk in this process; see :mod:`flows.backfill`."""
+    settings = BackfillSettings(
+        start=start, end=end, symbols=symbols, source=source, chunk=chunk, stage=stage,
+        task_runner=task_runner, interval=interval, seed=seed, warehouse=warehouse,
+    )  # fmt: skip
+    summary = run_backfill(settings, InProcessRunner(settings))
     return finish(summary, "backfill-summary")

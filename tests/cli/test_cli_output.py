@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from flows.cli import CountColumn, _run_with_progress, app
-from flows.progress import report
+from flows.cli import app
+from flows.cli_common import run_with_progress as _run_with_progress
+from flows.progress import CountColumn, report
 from tasks.model_catalog import BUILTIN_MODELS
 
 runner = CliRunner()
@@ -48,7 +49,7 @@ def test_work_that_never_announces_a_size_ends_complete() -> None:
         report("thing", item={"i": 2})
         return []
 
-    import flows.cli as cli
+    import flows.progress as cli
 
     original = cli.progress_bar
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.errors import DataError, TransientError
-from flows.cli import _release
+from flows.cli_common import release as _release
 from flows.ingest_flow import IngestRequest, PartitionCall, _run_direct, ingest_direct, ingest_flow
 from warehouse.bars import bars_checksum
 from warehouse.db import session

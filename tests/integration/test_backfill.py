@@ -136,3 +136,58 @@ def test_a_killed_backfill_restarted_ends_identical_to_an_uninterrupted_one(tmp_
     assert got_feats.equals(ref_feats) and got_feats.height > 250
     assert got_cross.equals(ref_cross)
     print(f"bars checksum uninterrupted {ref_sum} == killed+restarted {got_sum}")
+
+
+class _FailedRuns:
+    """``run_deployment`` whose runs (every idempotency key) are already FAILED; no API polling."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def __call__(self, name: str, parameters: dict, idempotency_key: str, **_: object) -> object:
+        from types import SimpleNamespace
+
+        self.keys.append(idempotency_key)
+        n = len(self.keys)
+        return SimpleNamespace(
+            id=f"id-{n}", name=f"run-{n}", state=SimpleNamespace(type=SimpleNamespace(value="FAILED"))
+        )
+
+    def read_flow_run(self, run_id: str) -> object:
+        raise AssertionError(f"waited for {run_id}, a run known to have failed")
+
+
+def test_a_deployment_window_still_failed_after_its_retries_is_a_failure() -> None:
+    from flows.backfill import BackfillSettings, run_backfill
+    from flows.backfill_runners import SUBMIT_ATTEMPTS, DeploymentRunner
+
+    runs = _FailedRuns()
+    settings = BackfillSettings(
+        start=date(2019, 1, 1), end=date(2019, 2, 1), symbols=["BTC-USDT"], stage="ingest"
+    )
+    summary = run_backfill(settings, DeploymentRunner(settings, run_deployment=runs, client=runs))
+    assert len(runs.keys) == SUBMIT_ATTEMPTS and runs.keys[1] == f"{runs.keys[0]}-retry-1"
+    assert [c["status"] for c in summary["chunks"]] == ["failed"]
+    [failure] = summary["failed"]
+    assert f"still FAILED after {SUBMIT_ATTEMPTS} submissions" in failure["error"]
+    assert "\n" not in failure["error"] and summary["stages"]["ingest"]["failed"] == 1
+
+
+def test_the_cli_exits_non_zero_when_a_deployment_window_keeps_failing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contextlib import nullcontext
+
+    import prefect.client.orchestration as orchestration
+    import prefect.deployments as deployments
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runs = _FailedRuns()
+    monkeypatch.setattr(deployments, "run_deployment", runs)
+    monkeypatch.setattr(orchestration, "get_client", lambda sync_client: nullcontext(runs))
+    args = ["backfill", "--start", "2019-01-01", "--end", "2019-02-01", "--symbols", "BTC-USDT"]
+    out = CliRunner().invoke(app, [*args, "--stage", "ingest", "--via-deployment"])
+    assert out.exit_code == 1, out.output
+    assert "still FAILED after 20 submissions" in " ".join(out.output.split())

@@ -9,13 +9,11 @@ import pytest
 
 from core.errors import ConfigError
 from flows.pipeline_flow import (
-    EvaluationWindow,
-    PipelineParams,
     daily_flow,
     run_pipeline,
     summary_markdown,
-    validate_params,
 )
+from flows.stages import EvaluationWindow, PipelineParams, validate_params
 from warehouse.db import session
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
