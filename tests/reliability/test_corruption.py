@@ -1,6 +1,6 @@
 """Damaged files: a clear error naming the file and what to do; a damaged cached result is recomputed.
 
-Checkpoints that carry code are covered in tests/models/test_train.py
+Checkpoints that carry code are covered in tests/tasks/models/test_train.py
 (``test_a_pickle_carrying_code_is_refused_and_never_runs``); here a *truncated* checkpoint is added, and
 every ``torch.load`` in the code is checked for ``weights_only=True``.
 """
