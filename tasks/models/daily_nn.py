@@ -84,7 +84,7 @@ from tasks.models.frames import (
     target_sessions,
 )
 from tasks.models.torch_data import Scaler, WindowXY, chronological_split, make_windows
-from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch, predict_batches
+from tasks.models.torch_fit import EpochStats, History, LoopSettings, fit_torch, predict_batches
 from tasks.models.torch_runtime import pick_device, seeded, to_device, torch_threads
 from tasks.train import volatility_metrics
 
@@ -215,7 +215,7 @@ def make_loss(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # ------------------------------------------------------------------------------------------ config
 @dataclass(frozen=True)
-class DailyConfig:
+class DailyConfig(LoopSettings):
     """Settings every daily torch forecaster shares (subclasses add their network's).
 
     Attributes
@@ -268,15 +268,7 @@ class DailyConfig:
     clip_inputs: float = 10.0
     calendar: str | dict[str, str] | None = None
     epochs: int = 40
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
     patience: int = 6
-    min_delta: float = 0.0
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
     num_threads: int | None = 1
 
     def check(self, allowed_losses: Sequence[str], default_features: Sequence[str]) -> DailyConfig:
@@ -317,10 +309,6 @@ class DailyConfig:
         check_calendar(self.calendar)
         self.train_config()  # validates the loop settings
         return _replace(self, features=feats)
-
-    def train_config(self) -> TrainConfig:
-        """The loop settings as a :class:`~.torch_fit.TrainConfig`."""
-        return TrainConfig.from_mapping(asdict(self))
 
 
 def _replace(cfg: Any, **changes: Any) -> Any:

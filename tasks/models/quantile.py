@@ -86,7 +86,7 @@ from tasks.models.frames import (
     symbol_calendar,
 )
 from tasks.models.torch_data import Scaler, chronological_split
-from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch
+from tasks.models.torch_fit import EpochStats, History, LoopSettings, fit_torch
 from tasks.models.torch_runtime import pick_device, seeded, torch_threads
 
 _Z90 = float(norm.ppf(0.9))
@@ -98,7 +98,7 @@ _COLUMNS = ("symbol", "session_date", "session_end", "ret_cc", "rv_d", "rv_w", "
 
 
 @dataclass(frozen=True)
-class QuantileConfig:
+class QuantileConfig(LoopSettings):
     """Configuration of :class:`QuantileForecaster` (all JSON-able).
 
     Attributes
@@ -148,14 +148,11 @@ class QuantileConfig:
     batch_size: int = 256
     patience: int = 25
     lr: float = 3e-3
-    weight_decay: float = 1e-4
     val_fraction: float = 0.2
     ewma_lambda: float = 0.94
     min_scale_obs: int = 20
     horizon: int = 1
     calendar: str | dict[str, str] | None = None
-    seed: int = 0
-    device: str = "auto"
     threads: int | None = 1
     event_types: tuple[str, ...] = field(default=EVENT_TYPES)
     z_halflife_days: float = 5.0
@@ -208,10 +205,6 @@ class QuantileConfig:
         object.__setattr__(self, "event_types", tuple(t.upper() for t in self.event_types))
         object.__setattr__(self, "calendar", check_calendar(self.calendar))
         self.train_config()  # validates the loop settings (device, seed)
-
-    def train_config(self) -> TrainConfig:
-        """The base network's loop settings as a :class:`~.torch_fit.TrainConfig`."""
-        return TrainConfig.from_mapping(asdict(self))
 
 
 # ---------------------------------------------------------------------------------------- helpers

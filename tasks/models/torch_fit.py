@@ -27,7 +27,32 @@ from tasks.models.torch_runtime import check_seed, pick_device
 
 # ------------------------------------------------------------------------------------------ training loop
 @dataclass(frozen=True)
-class TrainConfig:
+class LoopSettings:
+    """The training-loop settings every torch model's config shares, with :class:`TrainConfig`'s defaults.
+
+    A model's config subclasses this and overrides only the defaults it tunes; :meth:`train_config`
+    hands every loop setting (and ``cpu_amp``, ``num_threads``... when the config has them) to
+    :func:`fit_torch`. The attributes are documented on :class:`TrainConfig`.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    min_delta: float = 0.0
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def train_config(self) -> TrainConfig:
+        """The loop settings as a :class:`TrainConfig` (fields it does not know are ignored)."""
+        return TrainConfig.from_mapping(asdict(self))
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopSettings):
     """Optimizer and loop settings of :func:`fit_torch`.
 
     Attributes
@@ -63,16 +88,6 @@ class TrainConfig:
         models gain nothing from intra-op threads, and on a shared machine extra threads cost a lot.
     """
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 5
-    min_delta: float = 0.0
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
     cpu_amp: bool = False
     eval_batch_size: int = 2048
     shuffle: bool = True

@@ -68,7 +68,7 @@ from tasks.models.daily_nn import (
 )
 from tasks.models.families import Family, family_names, get_family
 from tasks.models.torch_data import chronological_split, make_windows
-from tasks.models.torch_fit import EpochStats, History, TrainConfig, fit_torch, predict_batches
+from tasks.models.torch_fit import EpochStats, History, LoopSettings, fit_torch, predict_batches
 from tasks.models.torch_runtime import pick_device, seeded, torch_threads
 
 
@@ -370,7 +370,7 @@ class VolTransformer(DailyTorchForecaster):
 
 # ------------------------------------------------------------------------------------------ minute mode
 @dataclass(frozen=True)
-class MinuteConfig:
+class MinuteConfig(LoopSettings):
     """Settings of :class:`MinuteTransformer` (research size by default).
 
     Attributes
@@ -410,14 +410,7 @@ class MinuteConfig:
     clip_inputs: float = 50.0
     epochs: int = 20
     batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
     patience: int = 3
-    min_delta: float = 0.0
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
     cpu_amp: bool = True
     num_threads: int | None = None
 
@@ -441,7 +434,7 @@ class MinuteConfig:
             raise ConfigError(
                 f"max_train_windows must be None or an integer >= 10; got {self.max_train_windows!r}"
             )
-        TrainConfig.from_mapping(config_dict(self))
+        self.train_config()
 
 
 def minute_loss(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -565,7 +558,7 @@ class MinuteTransformer:
         z = self._scaled(r)
         y = (r / self.sigma) ** 2
         self.device = pick_device(self.cfg.device)
-        cfg = TrainConfig.from_mapping(config_dict(self.cfg))
+        cfg = self.cfg.train_config()
         with torch_threads(self.cfg.num_threads), seeded(self.cfg.seed):
             net = self._net().to(self.device)
             train_xy = make_windows(z, pos[tr] - 1, y[pos[tr]], m, self.device)
