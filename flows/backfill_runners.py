@@ -85,7 +85,7 @@ def chunk_fingerprints(stage: str, ps: list[PipelineParams], code: str) -> list[
     through one read-only warehouse session.
     """
     from warehouse.catalog import warehouse_id
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     if not ps:
         return []
@@ -93,7 +93,7 @@ def chunk_fingerprints(stage: str, ps: list[PipelineParams], code: str) -> list[
     if not Path(wh).is_file():
         return [None] * len(ps)
     checksums: dict[str, str] = {}
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         wid = warehouse_id(con)
         return [_fingerprint(stage, p, code, con, wid, checksums) for p in ps]
 
@@ -208,9 +208,9 @@ class InProcessRunner:
     def open(self) -> Iterator[None]:
         """Create the warehouse up front (when ingesting), and hold the task runner."""
         if self.settings.stage in ("ingest", "all"):
-            from warehouse.db import writer
+            from warehouse.resource import Warehouse
 
-            with writer(self.params(self.settings.start, self.settings.end).wh_path()):
+            with Warehouse.at(self.params(self.settings.start, self.settings.end).wh_path()).writing():
                 pass  # create and migrate a new warehouse
         self._code = code_version()
         with task_runner_for(self.settings.task_runner) as runner:

@@ -384,11 +384,11 @@ def quality_report(
 ) -> None:
     """Write a markdown data-quality report with one RV/jumps/coverage chart per symbol."""
     from tasks.quality_report import write_quality_report
-    from warehouse.db import session
     from warehouse.features import read_features
     from warehouse.quality import read_dq_results
+    from warehouse.resource import Warehouse
 
-    with session(warehouse_path(warehouse), read_only=True) as con:
+    with Warehouse.at(warehouse_path(warehouse)).reading() as con:
         feats = read_features(con, symbols)
         dq = read_dq_results(con)
     if feats.height == 0:
@@ -423,10 +423,10 @@ def quality_show(
     wh = warehouse_path(warehouse)
     preflight.warehouse_exists(wh)
     from tasks.quality_report import dq_summary, latest_results
-    from warehouse.db import session
     from warehouse.quality import read_dq_results
+    from warehouse.resource import Warehouse
 
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         dq = latest_results(read_dq_results(con))
     if dq.height == 0:
         raise VolriskError(
@@ -485,10 +485,10 @@ def _print_dq_detail(failed: pl.DataFrame, limit: int) -> None:
 def _features_version(wh: str, symbols: list[str], end: date) -> str:
     """Content hash of the features a training run reads (its data version)."""
     from tasks.evaluate import features_version
-    from warehouse.db import session
     from warehouse.features import read_features
+    from warehouse.resource import Warehouse
 
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         frame = read_features(con, symbols, None, end)
     if frame.height == 0:
         raise VolriskError(f"no features stored for {symbols} up to {end}; run `volrisk features` first")
@@ -583,12 +583,12 @@ def predict(
     preflight.at_least(horizon, 1, "--horizon")
     preflight.stored_model_run(wh, model_run)
     from warehouse.catalog import feature_sessions
-    from warehouse.db import session
     from warehouse.models import read_model_run
+    from warehouse.resource import Warehouse
 
     lo, hi = preflight.parse_date(start, "start"), preflight.parse_date(end, "end")
     assert lo is not None and hi is not None
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         run = read_model_run(con, model_run)
         if run is None:
             raise VolriskError(f"model run {model_run!r} not found; `volrisk train` prints run ids")
@@ -620,10 +620,10 @@ def print_predict_summary(
 def warehouse_info(warehouse: WarehouseOpt = None) -> None:
     """Tables, row counts and date coverage per symbol."""
     from warehouse.catalog import bar_coverage, table_counts
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     path = warehouse_path(warehouse)
-    with session(path, read_only=True) as con:
+    with Warehouse.at(path).reading() as con:
         counts = table_counts(con)
         coverage = bar_coverage(con)
     console.print(f"[bold]warehouse[/] {path}")
@@ -647,9 +647,9 @@ def warehouse_check(warehouse: WarehouseOpt = None) -> None:
     """Verify invariants: no duplicate bar keys; print content checksums per symbol."""
     from warehouse.bars import bars_checksum
     from warehouse.catalog import bar_coverage, duplicate_bar_keys
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
-    with session(warehouse_path(warehouse), read_only=True) as con:
+    with Warehouse.at(warehouse_path(warehouse)).reading() as con:
         dups = duplicate_bar_keys(con)
         symbols = sorted(set(bar_coverage(con)["symbol"].to_list()))
         sums = {s: bars_checksum(con, s) for s in symbols}

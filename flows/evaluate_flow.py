@@ -63,10 +63,10 @@ class EvalInputs:
 
 def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
     from warehouse.catalog import get_instrument, warehouse_id
-    from warehouse.db import session
     from warehouse.features import read_features
+    from warehouse.resource import Warehouse
 
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         feats = read_features(con, list(symbols))
         classes = {}
         calendars = {}

@@ -22,7 +22,7 @@ from tasks.features import partition_read_window
 from tasks.ingest import check_range, month_windows
 from warehouse.bars import bars_version, stored_intervals
 from warehouse.catalog import get_instrument, warehouse_id
-from warehouse.db import session
+from warehouse.resource import Warehouse
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def plan_features(
     from warehouse.catalog import feature_intervals, features_interval
 
     plans: list[FeaturePlan] = []
-    with session(wh_path) as con:
+    with Warehouse.at(wh_path).connection() as con:
         wid = warehouse_id(con)
         for symbol in symbols:
             validate_symbol(symbol)

@@ -103,11 +103,11 @@ def _require_stored(
     path: str, wanted: Sequence[str], what: str, lister: Callable[[Any], list[str]], advice: str
 ) -> None:
     """The warehouse exists and ``lister`` finds every symbol in ``wanted``; else say ``advice``."""
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     if not Path(path).is_file():
         raise ConfigError(f"warehouse {path} does not exist; {advice.format(symbols='SYMBOL')}")
-    with session(path, read_only=True) as con:
+    with Warehouse.at(path).reading() as con:
         stored = set(lister(con))
     missing = [s for s in wanted if s not in stored]
     if missing:
@@ -139,11 +139,11 @@ def warehouse_exists(path: str) -> None:
 
 def stored_evaluation(path: str, name: str | None) -> None:
     """The warehouse holds the evaluation ``name`` (None: any)."""
-    from warehouse.db import session
     from warehouse.evaluations import read_evaluation
+    from warehouse.resource import Warehouse
 
     warehouse_exists(path)
-    with session(path, read_only=True) as con:
+    with Warehouse.at(path).reading() as con:
         found = read_evaluation(con, name)
     if found is None:
         which = f"evaluation {name!r}" if name else "evaluation"
@@ -153,10 +153,10 @@ def stored_evaluation(path: str, name: str | None) -> None:
 def stored_model_run(path: str, model_run: str) -> None:
     """The warehouse holds the trained run ``model_run``."""
     from warehouse.catalog import has_model_run
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     warehouse_exists(path)
-    with session(path, read_only=True) as con:
+    with Warehouse.at(path).reading() as con:
         found = has_model_run(con, model_run)
     if not found:
         raise ConfigError(f"model run {model_run!r} not found in {path}; `volrisk train` prints run ids")
@@ -213,10 +213,10 @@ def feature_rebuild(
 
     from warehouse.bars import stored_intervals
     from warehouse.catalog import feature_intervals, features_interval
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     lo, hi = parse_date(start, "start"), parse_date(end, "end")
-    with session(path, read_only=True) as con:
+    with Warehouse.at(path).reading() as con:
         for symbol in symbols:
             row = chosen_interval(
                 symbol, stored_intervals(con, symbol), intervals, features_interval(con, symbol)

@@ -82,12 +82,12 @@ def _shap(
 
 def _read_inputs(wh: str, params: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The runs' predictions, features, cross-asset rows, training histories and the baseline."""
-    from warehouse.db import session
     from warehouse.evaluations import first_passed_evaluation
     from warehouse.features import read_cross_asset, read_features
     from warehouse.models import read_predictions
+    from warehouse.resource import Warehouse
 
-    with session(wh, read_only=True) as con:
+    with Warehouse.at(wh).reading() as con:
         preds = pl.concat(
             [read_predictions(con, model_run=r) for r in sorted({r["model_run"] for r in runs})],
             how="vertical_relaxed",
@@ -137,8 +137,8 @@ def score_and_report(
     from tasks.events import default_event_calendar
     from tasks.report import write_report
     from tasks.scorecard import ENSEMBLE, build_scorecard
-    from warehouse.db import writer
     from warehouse.evaluations import write_evaluation
+    from warehouse.resource import Warehouse
 
     if not runs:
         raise RuntimeError(f"evaluation {name!r}: every fold failed: {failed[:3]}")
@@ -168,7 +168,7 @@ def score_and_report(
     folder = Path(reports_dir) if reports_dir else get_settings().reports
     paths = write_report(card, folder, baseline_payload)
     _publish(card, paths)
-    with writer(wh) as con:
+    with Warehouse.at(wh).writing() as con:
         write_evaluation(
             con, name, params, {"runs": runs, "failed": failed}, card.stacking, paths["md"], card.passed_gates
         )

@@ -198,14 +198,14 @@ def symbols_with_bars(
     from flows.preflight import chosen_interval
     from warehouse.bars import bars_version, stored_intervals
     from warehouse.catalog import features_interval
-    from warehouse.db import session
+    from warehouse.resource import Warehouse
 
     lo = datetime(start.year, start.month, start.day, tzinfo=UTC) if start else None
     hi = datetime(end.year, end.month, end.day, tzinfo=UTC) if end else None
     missing: dict[str, str] = {}
     if not Path(wh_path).is_file():
         return {s: f"warehouse {wh_path} does not exist" for s in symbols}
-    with session(wh_path, read_only=True) as con:
+    with Warehouse.at(wh_path).reading() as con:
         for symbol in symbols:
             stored = stored_intervals(con, symbol)
             if not [s for s in stored if s[0] != "1d"]:
