@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.hashing import content_hash, files_hash, source_root
 from flows.backfill import BackfillSettings, Window, WindowResult, chunk_item, idempotency_key
 from flows.samples import sample_inputs
 from flows.stages import (
@@ -64,15 +65,12 @@ def task_runner_for(kind: str, n_workers: int | None = None) -> Iterator[Any]:
         yield DaskTaskRunner(address=cluster.scheduler_address)
 
 
-def code_version() -> str:
+def chunk_code_hash() -> str:
     """Hash of the stage code a chunk runs and the flows that wire it: editing it invalidates markers."""
     from flows.orchestration import stage_code_hash
 
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256(stage_code_hash().encode())
-    for name in ("ingest_flow.py", "features_flow.py"):
-        digest.update((root / name).read_bytes())
-    return digest.hexdigest()[:16]
+    flows = files_hash(source_root(), ["flows/ingest_flow.py", "flows/features_flow.py"])
+    return content_hash(stage_code_hash(), flows)
 
 
 def chunk_fingerprints(stage: str, ps: list[PipelineParams], code: str) -> list[str | None]:
@@ -212,7 +210,7 @@ class InProcessRunner:
 
             with Warehouse.at(self.params(self.settings.start, self.settings.end).wh_path()).writing():
                 pass  # create and migrate a new warehouse
-        self._code = code_version()
+        self._code = chunk_code_hash()
         with task_runner_for(self.settings.task_runner) as runner:
             self._runner, self._task = runner, chunk_task(runner)
             yield
