@@ -35,11 +35,15 @@ REALIZED_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "date": pl.Date(),
     "source": pl.String(),
-    "rv": pl.Float64(),
-    "bv": pl.Float64(),
-    "rk_parzen": pl.Float64(),
+    "rv": pl.Float64(),  # realized variance of the session, decimal (0.0001 = 1% daily volatility)
+    "bv": pl.Float64(),  # bipower variation, same units
+    "rq": pl.Float64(),  # realized quarticity, decimal variance squared
+    "rs_pos": pl.Float64(),  # upside realized semivariance
+    "rs_neg": pl.Float64(),  # downside realized semivariance
+    "rk_parzen": pl.Float64(),  # realized kernel (Parzen)
     "medrv": pl.Float64(),
-    "ret": pl.Float64(),
+    "ret": pl.Float64(),  # close-to-close log return of the session
+    "ret_oc": pl.Float64(),  # open-to-close log return
     "close_price": pl.Float64(),
     "nobs": pl.Int64(),
     "extra": pl.String(),

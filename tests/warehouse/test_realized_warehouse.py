@@ -15,7 +15,7 @@ from repo_paths import TESTS
 from core.errors import ConfigError, DataError
 from core.schema import REALIZED_SCHEMA
 from tasks.sources.realized import read_realized_file
-from warehouse.db import connect
+from warehouse.db import connect, session
 from warehouse.realized import RealizedStats, read_realized, upsert_realized
 
 DATA = TESTS / "data" / "realized"
@@ -202,3 +202,32 @@ def test_failed_write_rolls_back_the_whole_batch(con: duckdb.DuckDBPyConnection)
     assert _table(con) == before
     # the connection is usable afterwards
     assert upsert_realized(con, parsed, "run-3") == RealizedStats(new=6, updated=0, unchanged=2)
+
+
+def test_migration_007_moves_oxfordman_open_to_close_out_of_ret(tmp_path: Path) -> None:
+    """Rows imported before 007 keep their measures; Oxford-Man's open-to-close moves to ``ret_oc``."""
+    import duckdb
+
+    from warehouse.migrate import available_migrations, current_version
+
+    path = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(path))
+    current_version(old)
+    for m in available_migrations():
+        if m.version < 7:
+            old.sql(m.sql)
+            old.sql("INSERT INTO schema_version VALUES (?, ?, now())", params=[m.version, m.name])
+    for source, ret in (("oxfordman", -0.004), ("simple", 0.002)):
+        old.sql(
+            "INSERT INTO realized_daily (symbol, date, source, rv, ret, ingest_run) "
+            "VALUES ('.SPX', DATE '2020-03-02', ?, 1e-4, ?, 'r0')",
+            params=[source, ret],
+        )
+    old.close()
+    with session(path) as con:
+        got = read_realized(con, [".SPX"]).sort("source")
+    assert got["source"].to_list() == ["oxfordman", "simple"]
+    assert got["rv"].to_list() == [1e-4, 1e-4]
+    assert got["ret_oc"].to_list() == [-0.004, None]  # was open-to-close, now says so
+    assert got["ret"].to_list() == [None, 0.002]  # a simple file's ret was close-to-close all along
+    assert got["rq"].to_list() == [None, None]

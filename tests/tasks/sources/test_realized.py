@@ -69,7 +69,8 @@ def test_oxfordman_fixture_maps_every_column() -> None:
         assert got["bv"] == float(row["bv"])
         assert got["rk_parzen"] == float(row["rk_parzen"])
         assert got["medrv"] == float(row["medrv"])
-        assert got["ret"] == float(row["open_to_close"])
+        assert got["ret_oc"] == float(row["open_to_close"])  # open-to-close; ret is close-to-close
+        assert got["ret"] is None
         assert got["close_price"] == float(row["close_price"])
         assert got["nobs"] == int(float(row["nobs"]))
         extra = json.loads(got["extra"])
