@@ -72,10 +72,12 @@ OXFORDMAN_MAP = {
     "nobs": "nobs",
 }
 #: Simple-layout columns that map to REALIZED_SCHEMA (the names are the schema's own).
-SIMPLE_MEASURES = ("rv", "bv", "rq", "rs_pos", "rs_neg", "rk_parzen", "medrv", "ret", "ret_oc", "close_price", "nobs")
+SIMPLE_MEASURES = (
+    "rv", "bv", "rq", "rs_pos", "rs_neg", "rk_parzen", "medrv", "ret", "ret_oc", "close_price", "nobs",
+)  # fmt: skip
 
 _DELIMITER = ","
-_MEASURES = ("rv", "bv", "rq", "rs_pos", "rs_neg", "rk_parzen", "medrv", "ret", "ret_oc", "close_price", "nobs")
+_MEASURES = SIMPLE_MEASURES
 _NON_NEGATIVE = ("bv", "rk_parzen", "medrv")
 # Timestamp shapes accepted around the date (all must parse; only the date part is used).
 _STAMP_FORMATS_NAIVE = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
