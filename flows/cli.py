@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import TextColumn
 from rich.table import Table
 
-from core.errors import VolriskError
+from core.errors import ConfigError, VolriskError
 from flows import cli_evaluate, preflight, progress
 from flows.backfill_cli import register as register_backfill
 from flows.cli_common import (
@@ -326,6 +326,18 @@ def print_features_summary(result: dict[str, Any]) -> None:
         console.print(f"[red]{r['status']}[/] {r['symbol']} {r['start']}..{r['end']}: {why}")
 
 
+def _feature_sources(path: str, symbols: list[str], target_source: str | None) -> list[str]:
+    """Check every symbol has the data its features will be built from; return those built from bars."""
+    from flows.realized_plan import target_sources
+    from warehouse.resource import Warehouse
+
+    if not Path(path).is_file():
+        raise ConfigError(f"warehouse {path} does not exist; ingest them first (`volrisk ingest ...`)")
+    with Warehouse.at(path).reading() as con:
+        sources = target_sources(con, symbols, target_source)  # type: ignore[arg-type]
+    return [s for s in symbols if sources[s] == "bars"]
+
+
 @app.command("features")
 @friendly_errors
 def features(
@@ -343,14 +355,30 @@ def features(
             help="Rebuild sessions whose stored features came from another bar interval (refused otherwise).",
         ),
     ] = False,
+    target_source: Annotated[
+        str | None,
+        typer.Option(
+            "--target-source",
+            help="bars or realized: what the features (and so the forecast target) are built from, for "
+            "symbols that have both (default: bars; a symbol with only imported realized measures "
+            "uses them).",
+        ),
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Quality-check bars, then build daily features (one partition per symbol and month)."""
+    """Quality-check bars, then build daily features (one partition per symbol and month).
+
+    Symbols imported with `volrisk ingest realized` (daily measures, no bars) get their features from
+    those measures: rv is the target, with the HAR inputs, returns and whatever bv/rq/semivariances the
+    file had; bar-only columns stay empty.
+    """
     preflight.symbols(symbols)
     preflight.date_range(start, end)
+    if target_source is not None:
+        preflight.choice(target_source, ("bars", "realized"), "--target-source")
     pairs = _parse_pairs(interval, "--interval")
-    preflight.warehouse_with_bars(warehouse_path(warehouse), symbols)
-    preflight.feature_rebuild(warehouse_path(warehouse), symbols, start, end, pairs, replace_interval)
+    bar_syms = _feature_sources(warehouse_path(warehouse), symbols, target_source)
+    preflight.feature_rebuild(warehouse_path(warehouse), bar_syms, start, end, pairs, replace_interval)
     from flows.features_flow import features_flow
 
     result: dict[str, Any] = {}
@@ -365,6 +393,7 @@ def features(
                 cross_asset=not no_cross_asset,
                 warehouse=warehouse_path(warehouse),
                 replace_interval=replace_interval,
+                target_source=target_source,  # type: ignore[arg-type]
             )
         )
         return list(result["partitions"])

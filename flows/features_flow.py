@@ -15,11 +15,13 @@ from core.errors import ConfigError, VolriskError
 from core.symbols import validate_symbol
 from flows import progress
 from flows.preflight import check_interval_change, chosen_interval
-from flows.steps.features import build_cross_asset, build_features_partition
+from flows.realized_plan import RealizedPlan, TargetSource, plan_realized, target_sources
+from flows.steps.features import build_cross_asset, build_features_partition, build_realized_features
 from flows.steps.quality import check_bars_partition, check_features_partition
 from tasks.config import get_settings
 from tasks.features import partition_read_window
 from tasks.ingest import check_range, month_windows
+from tasks.realized_features import REALIZED_INTERVAL
 from warehouse.bars import bars_version, stored_intervals
 from warehouse.catalog import get_instrument, warehouse_id
 from warehouse.resource import Warehouse
@@ -190,27 +192,77 @@ def collect_builds(feature_futures: dict[Any, dict[str, Any]]) -> list[dict[str,
     return rows
 
 
-def check_built_features(run: FeatureRun, plans: list[FeaturePlan]) -> list[dict[str, Any]]:
+def _checked_ranges(
+    plans: list[FeaturePlan], realized: list[RealizedPlan]
+) -> list[tuple[str, date, date, str]]:
+    """(symbol, first day, day after the last, data version) of every plan, bars and realized."""
+    ranges = [
+        (p.symbol, p.windows[0][0].date(), p.windows[-1][1].date(), "|".join(p.versions)) for p in plans
+    ]
+    return ranges + [(p.symbol, p.first, p.last + timedelta(days=1), p.version) for p in realized]
+
+
+def check_built_features(run: FeatureRun, ranges: list[tuple[str, date, date, str]]) -> list[dict[str, Any]]:
     """The feature-quality check of each symbol that has built partitions, over its whole range."""
     checks: list[dict[str, Any]] = []
-    for plan in plans:
-        lo, hi = plan.windows[0][0], plan.windows[-1][1]
+    for symbol, lo, hi, version in ranges:
         try:
             checks.append(
-                {"symbol": plan.symbol}
+                {"symbol": symbol}
                 | check_features_partition(
                     run.warehouse,
-                    plan.symbol,
-                    lo.date().isoformat(),
-                    hi.date().isoformat(),
-                    "|".join(plan.versions),
+                    symbol,
+                    lo.isoformat(),
+                    hi.isoformat(),
+                    version,
                     run.run_id,
                     policy=run.quality_policy,
                 )
             )
         except VolriskError as exc:
-            checks.append({"symbol": plan.symbol, "passed": False, "error": str(exc)})
+            checks.append({"symbol": symbol, "passed": False, "error": str(exc)})
     return checks
+
+
+def build_from_realized(run: FeatureRun, wid: str, plans: list[RealizedPlan]) -> list[dict[str, Any]]:
+    """One build task per realized-only symbol (its whole range: daily rows are cheap); their rows."""
+    futures = {
+        build_realized_features.submit(
+            run.warehouse, wid, p.symbol, p.calendar, p.source,
+            p.first.isoformat(), p.last.isoformat(), p.version, run.run_id,
+        ): p
+        for p in plans
+    }  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for fut in as_completed(list(futures)):
+        p = futures[fut]
+        row: dict[str, Any] = {
+            "symbol": p.symbol,
+            "interval": REALIZED_INTERVAL,
+            "start": p.first.isoformat(),
+            "end": (p.last + timedelta(days=1)).isoformat(),
+        }
+        try:
+            row.update(status="cached" if fut.state.name == "Cached" else "success", **fut.result())
+        except Exception as exc:  # noqa: BLE001 - reported per symbol
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+        progress.report("features", item=row)
+    return rows
+
+
+def plan_sources(
+    wh_path: str, symbols: list[str], start: date | None, end: date | None,
+    target_source: TargetSource | None, replace_interval: bool,
+) -> tuple[list[str], list[RealizedPlan]]:  # fmt: skip
+    """The symbols built from bars, and the plans of those built from imported realized measures."""
+    with Warehouse.at(wh_path).connection() as con:
+        sources = target_sources(con, symbols, target_source)
+        realized = [
+            plan_realized(con, s, start, end, replace_interval) for s in symbols if sources[s] == "realized"
+        ]
+    bars = [s for s in symbols if sources[s] == "bars"]
+    return bars, realized
 
 
 @flow(name="features", log_prints=True)
@@ -223,8 +275,13 @@ def features_flow(
     warehouse: str | None = None,
     quality_policy: dict[str, Any] | None = None,
     replace_interval: bool = False,
+    target_source: TargetSource | None = None,
 ) -> dict[str, Any]:
     """Quality-check bars, build daily features per (symbol, month), then cross-asset correlations.
+
+    A symbol that has only imported realized measures gets its features from them (one task per
+    symbol, see :mod:`tasks.realized_features`); ``target_source`` picks bars or realized for every
+    symbol when it has both.
 
     Parameters
     ----------
@@ -242,6 +299,10 @@ def features_flow(
         Severity overrides for the data-quality checks (see ``tasks.quality_policy.QualityPolicy``).
     replace_interval : bool
         Allow rebuilding sessions stored from another bar interval (refused otherwise).
+    target_source : {"bars", "realized"} | None
+        What the features, and so the forecast target, are built from (default: bars when the symbol
+        has bars, else its imported realized measures). Switching a symbol's stored sessions from one
+        source to the other needs ``replace_interval``, as between bar intervals.
 
     Returns
     -------
@@ -255,20 +316,18 @@ def features_flow(
     if not Path(wh_path).is_file():
         raise ConfigError(f"warehouse {wh_path} does not exist; ingest bars first")
     run = FeatureRun(wh_path, uuid.uuid4().hex[:12], quality_policy, replace_interval)
-    wid, plans = plan_features(wh_path, symbols, start, end, intervals, replace_interval)
-    progress.report("features", total=sum(len(p.windows) for p in plans))
-    dq_futures = submit_bar_checks(run, plans)
-    rows, feature_futures = submit_builds(run, wid, dq_futures)
-    rows += collect_builds(feature_futures)
+    bar_symbols, realized = plan_sources(wh_path, symbols, start, end, target_source, replace_interval)
+    wid, plans = plan_features(wh_path, bar_symbols, start, end, intervals, replace_interval)
+    progress.report("features", total=sum(len(p.windows) for p in plans) + len(realized))
+    rows, feature_futures = submit_builds(run, wid, submit_bar_checks(run, plans))
+    rows += collect_builds(feature_futures) + build_from_realized(run, wid, realized)
     built = {r["symbol"] for r in rows if r["status"] in ("success", "cached")}
-    checks = check_built_features(run, [p for p in plans if p.symbol in built])
+    ranges = [r for r in _checked_ranges(plans, realized) if r[0] in built]
+    checks = check_built_features(run, ranges)
     cross: dict[str, Any] | None = None
     if cross_asset and len(built) >= 2:
-        lo = min(p.windows[0][0] for p in plans if p.symbol in built)
-        hi = max(p.windows[-1][1] for p in plans if p.symbol in built)
-        cross = build_cross_asset(
-            wh_path, sorted(built), lo.date().isoformat(), hi.date().isoformat(), run.run_id
-        )
+        lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
+        cross = build_cross_asset(wh_path, sorted(built), lo.isoformat(), hi.isoformat(), run.run_id)
     failed = [r for r in rows if r["status"] in ("failed", "blocked")]
     return {
         "run_id": run.run_id,

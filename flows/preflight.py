@@ -195,11 +195,14 @@ def check_interval_change(
     other = [s for s in stored if s[0] != interval]
     if not other or replace:
         return
-    was = "; ".join(f"{n} sessions {a}..{b} from {iv} bars" for iv, a, b, n in other)
+    def what(iv: str) -> str:
+        return "imported realized measures" if iv == "realized" else f"{iv} bars"
+
+    was = "; ".join(f"{n} sessions {a}..{b} from {what(iv)}" for iv, a, b, n in other)
     raise ConfigError(
-        f"{symbol}: the stored features in this range were built from other bars ({was}); rebuilding "
-        f"them from {interval} bars would mix intervals in one history. Pass --replace-interval to "
-        f"rebuild exactly the sessions the {interval} bars cover (the others are kept), or narrow "
+        f"{symbol}: the stored features in this range were built from other data ({was}); rebuilding "
+        f"them from {what(interval)} would mix sources in one history. Pass --replace-interval to "
+        f"rebuild exactly the sessions the {what(interval)} cover (the others are kept), or narrow "
         "--start/--end"
     )
 

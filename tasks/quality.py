@@ -42,7 +42,13 @@ from tasks.quality_bar_scores import STALE_COLUMN, add_return_zscore, add_stalen
 from tasks.quality_gx import run_suite
 from tasks.quality_policy import BARS_SUITE, FEATURES_SUITE, QualityPolicy, load_policy
 from tasks.quality_results import QualityReport
-from tasks.quality_suites import BAR_REQUIRED_COLUMNS, FEATURE_REQUIRED_COLUMNS, bars_suite, features_suite
+from tasks.quality_suites import (
+    BAR_REQUIRED_COLUMNS,
+    FEATURE_REQUIRED_COLUMNS,
+    REALIZED_FEATURE_REQUIRED_COLUMNS,
+    bars_suite,
+    features_suite,
+)
 from tasks.quality_windows import parse_window, partition_label
 
 
@@ -124,13 +130,16 @@ def validate_features(
     Raises
     ------
     DataError
-        If a column of :data:`FEATURE_REQUIRED_COLUMNS` is missing.
+        If a required column is missing (:data:`FEATURE_REQUIRED_COLUMNS`, or for rows built from
+        imported realized measures :data:`REALIZED_FEATURE_REQUIRED_COLUMNS`).
     """
     policy = load_policy(policy)
-    _require_columns(frame, FEATURE_REQUIRED_COLUMNS, partition, "daily features")
-    return run_suite(
-        frame, features_suite(policy), FEATURES_SUITE, partition, policy, ("symbol", "session_date")
-    )
+    intervals = frame["interval"] if "interval" in frame.columns else None
+    realized = intervals is not None and frame.height > 0 and bool((intervals == "realized").all())
+    required = REALIZED_FEATURE_REQUIRED_COLUMNS if realized else FEATURE_REQUIRED_COLUMNS
+    _require_columns(frame, required, partition, "daily features")
+    suite = features_suite(policy, realized=realized)
+    return run_suite(frame, suite, FEATURES_SUITE, partition, policy, ("symbol", "session_date"))
 
 
 def _first_value(frame: pl.DataFrame, column: str) -> str:

@@ -38,6 +38,9 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 #: ``tasks.features.DAILY_FEATURES_SCHEMA`` (``n_bars`` is the bar count per session).
 FEATURE_REQUIRED_COLUMNS = ("symbol", "session_date", "rv", "bv", "coverage", "close", "n_bars")
 FEATURE_KEY_COLUMNS = ("symbol", "session_date")
+#: Required columns of feature rows built from imported realized measures (``interval = "realized"``):
+#: they have no bars, so no bar counts or coverage, and bv/close only when the file has them.
+REALIZED_FEATURE_REQUIRED_COLUMNS = ("symbol", "session_date", "rv")
 
 #: Upper bound used as "finite" for values GX compares (inf fails it, every real price passes).
 _FINITE_MAX = 1e300
@@ -145,33 +148,38 @@ def _bar_score_specs(policy: QualityPolicy) -> list[_Spec]:
     return specs
 
 
-def features_suite(policy: QualityPolicy | None = None) -> ExpectationSuite:
+def features_suite(policy: QualityPolicy | None = None, realized: bool = False) -> ExpectationSuite:
     """The daily-features expectation suite (see the module docstring).
 
     Parameters
     ----------
     policy : QualityPolicy | None
         Severities and thresholds; defaults when ``None``.
+    realized : bool
+        Rows built from imported realized measures: only keys and ``rv`` are required, and the bar
+        coverage checks do not apply.
 
     Returns
     -------
     great_expectations.ExpectationSuite
     """
     policy = policy or QualityPolicy()
+    required = REALIZED_FEATURE_REQUIRED_COLUMNS if realized else FEATURE_REQUIRED_COLUMNS
     specs: list[_Spec] = []
     for col in FEATURE_KEY_COLUMNS:
         specs.append(("key_not_null", [col], "ExpectColumnValuesToNotBeNull", {"column": col}))
-    for col in FEATURE_REQUIRED_COLUMNS:
+    for col in required:
         if col not in FEATURE_KEY_COLUMNS:
             specs.append(("required_not_null", [col], "ExpectColumnValuesToNotBeNull", {"column": col}))
     for check, col in (("rv_non_negative", "rv"), ("bv_non_negative", "bv")):
         bounds = {"column": col, "min_value": 0, "max_value": _FINITE_MAX}
         specs.append((check, [col], "ExpectColumnValuesToBeBetween", bounds))
-    unit = {"column": "coverage", "min_value": 0, "max_value": 1}
-    specs.append(("coverage_in_unit_interval", ["coverage"], "ExpectColumnValuesToBeBetween", unit))
     key = list(FEATURE_KEY_COLUMNS)
     specs.append(("unique_key", key, "ExpectCompoundColumnsToBeUnique", {"column_list": key}))
-    low = {"column": "coverage", "min_value": policy.min_coverage}
-    specs.append(("coverage_low", ["coverage"], "ExpectColumnValuesToBeBetween", low))
+    if not realized:  # coverage is bars present / bars expected: realized rows have no bars
+        unit = {"column": "coverage", "min_value": 0, "max_value": 1}
+        specs.append(("coverage_in_unit_interval", ["coverage"], "ExpectColumnValuesToBeBetween", unit))
+        low = {"column": "coverage", "min_value": policy.min_coverage}
+        specs.append(("coverage_low", ["coverage"], "ExpectColumnValuesToBeBetween", low))
     specs.append(("non_empty", [], "ExpectTableRowCountToBeBetween", {"min_value": 1}))
     return _suite(FEATURES_SUITE, specs, policy)

@@ -183,3 +183,18 @@ def read_realized(
     if frame.height == 0:
         return pl.DataFrame(schema=REALIZED_SCHEMA)
     return conform_realized(frame)
+
+
+def realized_symbols(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Symbols with at least one imported realized row, sorted."""
+    return [r[0] for r in con.sql("SELECT DISTINCT symbol FROM realized_daily ORDER BY 1").fetchall()]
+
+
+def realized_sources(con: duckdb.DuckDBPyConnection, symbol: str) -> list[tuple[str, date, date, int]]:
+    """(source, first date, last date, rows) of ``symbol``'s imported realized measures, most rows first."""
+    rows = con.sql(
+        "SELECT source, min(date), max(date), count(*) FROM realized_daily WHERE symbol = ? "
+        "GROUP BY 1 ORDER BY 4 DESC, 1",
+        params=[validate_symbol(symbol)],
+    ).fetchall()
+    return [(str(s), a, b, int(n)) for s, a, b, n in rows]

@@ -24,6 +24,7 @@ from tasks.models.base import ModelData, get_model
 from tasks.models.checkpoint import Checkpointable, load_checkpoint, save_checkpoint
 from tasks.models.torch_fit import EpochStats, History, plot_history
 from tasks.train import as_date, build_model, holdout_metrics, model_run_id, plain_config
+from warehouse.catalog import get_instrument
 from warehouse.features import read_cross_asset, read_features
 from warehouse.models import read_model_run, write_model_run, write_predictions
 from warehouse.resource import Warehouse
@@ -59,7 +60,14 @@ def load_model_data(
         events = read_events_csv(Path(events_csv)) if events_csv else default_event_calendar()
     elif getattr(model, "name", "") == "ensemble":
         cross = read_cross_asset(con, list(symbols), start, end, any_partner=True)  # its `corr` feature
-    return ModelData(features=feats, cross_asset=cross, events=events)
+    calendars = registered_calendars(con, symbols)
+    return ModelData(features=feats, cross_asset=cross, events=events, calendars=calendars)
+
+
+def registered_calendars(con: Any, symbols: Sequence[str]) -> dict[str, str]:
+    """The instrument registry's session calendar of each symbol (unregistered symbols are left out)."""
+    found = {s: get_instrument(con, s) for s in symbols}
+    return {s: inst.calendar for s, inst in found.items() if inst is not None}
 
 
 def _models_dir(models_dir: str | None) -> Path:

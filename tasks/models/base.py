@@ -13,7 +13,7 @@ only sessions ``<= t``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, Self, runtime_checkable
@@ -41,6 +41,9 @@ class ModelData:
     predictions : pl.DataFrame | None
         Out-of-fold predictions of other models (:data:`PREDICTION_SCHEMA` plus ``fold``), for the
         stacked ``ensemble``; a row is usable at its ``origin``.
+    calendars : Mapping[str, str] | None
+        Session calendar of each symbol (the instrument registry's). Targets past the last row of the
+        data are dated from it; every warehouse read sets it, so targets are never guessed there.
     """
 
     features: pl.DataFrame
@@ -48,6 +51,11 @@ class ModelData:
     events: pl.DataFrame | None = None
     bars: pl.DataFrame | None = None
     predictions: pl.DataFrame | None = None
+    calendars: Mapping[str, str] | None = None
+
+    def calendar_of(self, symbol: str) -> str | None:
+        """The registered session calendar of ``symbol`` (None when the data carries none)."""
+        return None if self.calendars is None else self.calendars.get(symbol)
 
     def upto(self, last: date) -> ModelData:
         """The same data cut to sessions ``<= last`` (bars: those ending by the session's end)."""
@@ -59,7 +67,7 @@ class ModelData:
             bars = bars.filter(pl.col("ts") < cutoff)
         events = self.events
         preds = None if self.predictions is None else self.predictions.filter(pl.col("origin") <= last)
-        return ModelData(feats, cross, events, bars, preds)
+        return ModelData(feats, cross, events, bars, preds, self.calendars)
 
 
 @runtime_checkable

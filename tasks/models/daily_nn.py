@@ -759,7 +759,8 @@ class DailyTorchForecaster(ABC):
             rv = self._rv_forecast(mu, sc)
             var = state.var_scale * rv
             q = self.family_fit.quantiles(state.mean, var)
-            targets = target_sessions(s.dates, pos, horizon, symbol_calendar(self.cfg.calendar, sym))
+            calendar = symbol_calendar(self.cfg.calendar, sym) or data.calendar_of(sym)
+            targets = target_sessions(s.dates, pos, horizon, calendar)
             out.append(
                 prediction_frame(
                     model=self.name,

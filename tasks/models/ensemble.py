@@ -257,7 +257,7 @@ class Ensemble:
                 days, days[0], train_end, refit_every=self.cfg["refit_every"], min_train=250
             )
             feats_one = data.features.filter(pl.col("symbol") == symbol)
-            sub = ModelData(feats_one, data.cross_asset, data.events, None)
+            sub = ModelData(feats_one, data.cross_asset, data.events, None, calendars=data.calendars)
             for fold in folds:
                 for m in bases:
                     make = partial(get_model, m, **self.base_config.get(m, {}))

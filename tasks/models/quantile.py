@@ -732,7 +732,8 @@ class QuantileForecaster:
         for (symbol,), rows in feats.sort("symbol", "session_date").group_by("symbol", maintain_order=True):
             if rows["session_date"].is_duplicated().any():
                 raise DataError(f"features repeat a session_date for symbol {symbol!r}")
-            parts.append(self._symbol_samples(str(symbol), rows, events, origins, with_target, j))
+            calendar = data.calendar_of(str(symbol))
+            parts.append(self._symbol_samples(str(symbol), rows, events, origins, with_target, j, calendar))
         return _Samples.concat(parts, k, j)
 
     def _symbol_samples(
@@ -743,9 +744,10 @@ class QuantileForecaster:
         origins: set[date] | None,
         with_target: bool,
         j: int,
+        registered: str | None = None,
     ) -> _Samples:
         cfg = self.cfg
-        calendar = symbol_calendar(cfg.calendar, symbol) or infer_calendar(rows)
+        calendar = symbol_calendar(cfg.calendar, symbol) or registered or infer_calendar(rows)
         x, scale = _window_inputs(rows, cfg)
         usable = np.isfinite(x).all(axis=1) & np.isfinite(scale)
         if origins is not None:

@@ -274,9 +274,8 @@ class VarianceForecaster(ABC):
                 var = fc
                 rv = var / fit.var_scale
             quantiles = fit.family.quantiles(fit.mean, var)
-            targets = target_sessions(
-                full["session_date"], pos, horizon, symbol_calendar(self.calendar, symbol)
-            )
+            calendar = symbol_calendar(self.calendar, symbol) or data.calendar_of(symbol)
+            targets = target_sessions(full["session_date"], pos, horizon, calendar)
             out.append(
                 prediction_frame(
                     model=self.name,

@@ -141,7 +141,7 @@ def test_a_minute_rebuild_never_deletes_or_silently_swaps_hourly_sessions(spy_wa
     assert hourly == {("2011-01", "1h"): 20, ("2011-02", "1h"): 19, ("2011-03", "1h"): 23}
 
     with pytest.raises(
-        ConfigError, match=r"built from other bars \(62 sessions .* from 1h bars\).*--replace"
+        ConfigError, match=r"built from other data \(62 sessions .* from 1h bars\).*--replace"
     ):
         features_flow(["SPY"], intervals={"SPY": "1m"}, warehouse=str(spy_warehouse))
     assert _sessions(spy_warehouse) == hourly  # refused: nothing changed

@@ -88,7 +88,7 @@ def test_stored_state_is_checked_before_any_flow(tmp_path: Path) -> None:
         (["evaluate", "BTC-USDT"], "run `volrisk features BTC-USDT`"),
         (["train", "har", "BTC-USDT", "--train-end", "2024-03-01"], "run `volrisk features BTC-USDT`"),
         (["predict", "har-x", "--start", "2024-01-01", "--end", "2024-02-01"], "model run 'har-x' not found"),
-        (["features", "SPY"], "no bars stored for ['SPY']"),
+        (["features", "SPY"], "SPY has neither bars nor realized measures in the warehouse"),
         (["report"], "no stored evaluation"),
     ):
         out = _run("no-heavy", args, tmp_path, timeout=60)
