@@ -47,7 +47,7 @@ def _print_summary(out: dict[str, Any]) -> None:
 def _check(
     symbols: list[str], models: list[str] | None, test_start: str | None, test_end: str | None,
     train_start: str | None, window: str, device: str, refit_every: int, train_size: int | None,
-    config: str | None,
+    config: str | None, embargo: int | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Check ``volrisk evaluate``'s options before Prefect and torch load; returns ``--config``."""
     preflight.symbols(symbols)
@@ -58,6 +58,7 @@ def _check(
     preflight.choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
     preflight.at_least(refit_every, 1, "--refit-every")
     preflight.at_least(train_size, 2, "--train-size")
+    preflight.at_least(embargo, 1, "--embargo")
     overrides = preflight.json_object(config, "--config")
     unknown = sorted(set(overrides or {}) - set(BUILTIN_MODELS))
     if unknown:
@@ -80,6 +81,13 @@ def evaluate(
     refit_every: Annotated[int, typer.Option(help="Sessions per walk-forward fold.")] = 63,
     window: Annotated[str, typer.Option(help="expanding or rolling.")] = "expanding",
     train_size: Annotated[int | None, typer.Option(help="Rolling window length in sessions.")] = None,
+    embargo: Annotated[
+        int | None,
+        typer.Option(
+            help="Sessions between a fold's last training session and its first target (>= 1, the "
+            "horizon; default 2: one session of safety beyond it)."
+        ),
+    ] = None,
     name: Annotated[str, typer.Option(help="Evaluation name (report file suffix).")] = "manual",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     no_stack: Annotated[bool, typer.Option("--no-stack", help="Skip the LightGBM ensemble.")] = False,
@@ -91,7 +99,7 @@ def evaluate(
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
     overrides = _check(symbols, models, test_start, test_end, train_start, window, device, refit_every,
-                       train_size, config)  # fmt: skip
+                       train_size, config, embargo)  # fmt: skip
     preflight.warehouse_with_features(warehouse_path(warehouse), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
     from tasks.experiment import ExperimentSpec
@@ -112,6 +120,7 @@ def evaluate(
                     device=device,
                     window=window,
                     train_size=train_size,
+                    embargo=embargo,
                     stack=not no_stack,
                     config=overrides,
                     cost_bps=cost_bps,

@@ -33,7 +33,7 @@ from core.hashing import frame_hash
 from flows import progress
 from flows.steps.evaluate import evaluate_fold
 from tasks.config import get_settings
-from tasks.evaluate import features_version, model_code_hash
+from tasks.evaluate import describe_targets, features_version, model_code_hash
 from tasks.experiment import ExperimentSpec
 from tasks.models.ensemble import Ensemble
 from tasks.scorecard import ENSEMBLE
@@ -360,7 +360,7 @@ def evaluate_flow(
     from flows.scoring import score_and_report
 
     stored_windows = {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()}
-    params = spec.params(names, stack, stored_windows, n_folds)
+    params = spec.params(names, stack, stored_windows, n_folds, describe_targets(inputs.features))
     out = score_and_report(wh, spec.name, params, runs, failed, inputs.classes, inputs.calendars, reports_dir)
     out["wall_s"] = time.perf_counter() - t0
     out["statuses"] = {

@@ -319,3 +319,24 @@ def features_version(features: pl.DataFrame, symbols: Sequence[str], end: date) 
     """Content hash of the feature rows of ``symbols`` up to ``end`` (a fold's data version)."""
     part = features.filter(pl.col("symbol").is_in(list(symbols)) & (pl.col("session_date") <= end))
     return frame_hash(part)
+
+
+def describe_targets(features: pl.DataFrame) -> dict[str, str]:
+    """Per symbol, what its forecast target (realized variance) was built from, in words.
+
+    Read from ``features_daily.interval`` / ``sampling_interval`` of the rows the evaluation used:
+    ``"rv of 1h bars"`` or ``"imported realized measures (oxfordman)"``; units are decimal daily
+    variance either way.
+    """
+    out: dict[str, str] = {}
+    if features.height == 0 or "interval" not in features.columns:
+        return out
+    counts = features.group_by("symbol", "interval", "sampling_interval").len().sort("len", descending=True)
+    main = counts.unique("symbol", keep="first", maintain_order=True)
+    for symbol, interval, sampling, _ in main.iter_rows():
+        if interval == "realized":
+            source = str(sampling or "").removeprefix("realized:") or "file"
+            out[str(symbol)] = f"imported realized measures ({source})"
+        else:
+            out[str(symbol)] = f"rv of {sampling or interval} bars"
+    return dict(sorted(out.items()))

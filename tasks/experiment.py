@@ -89,9 +89,15 @@ class ExperimentSpec(BaseModel):
         return dict((self.config or {}).get(model) or {})
 
     def params(
-        self, models: list[str], stack: bool, windows: dict[str, list[str]], folds: dict[str, int]
+        self,
+        models: list[str],
+        stack: bool,
+        windows: dict[str, list[str]],
+        folds: dict[str, int],
+        targets: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The stored form: what the report and ``stack_flow`` read back."""
+        """The stored form: what the report and ``stack_flow`` read back (``targets``: see
+        :func:`tasks.evaluate.describe_targets`)."""
         return {
             "symbols": list(self.symbols),
             "models": models + (["ensemble"] if stack else []),
@@ -107,6 +113,7 @@ class ExperimentSpec(BaseModel):
             "cost_bps": self.cost_bps,
             "device": self.device,
             "folds": folds,
+            **({"targets": targets} if targets else {}),
         }
 
     @classmethod

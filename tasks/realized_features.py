@@ -60,7 +60,8 @@ def realized_daily_features(realized: pl.DataFrame, calendar: str) -> tuple[pl.D
     sources = realized["source"].unique().to_list()
     if len(symbols) != 1 or len(sources) != 1:
         raise DataError(f"realized rows must be one symbol from one source; got {symbols} from {sources}")
-    missing = [pl.lit(None, dtype=t).alias(c) for c, t in REALIZED_SCHEMA.items() if c not in realized.columns]
+    absent = [c for c in REALIZED_SCHEMA if c not in realized.columns]
+    missing = [pl.lit(None, dtype=REALIZED_SCHEMA[c]).alias(c) for c in absent]
     rows = realized.with_columns(missing).sort("date").rename({"date": "session_date"})
     first, last = rows["session_date"].min(), rows["session_date"].max()
     assert isinstance(first, date) and isinstance(last, date)

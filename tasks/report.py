@@ -271,6 +271,7 @@ _SETTING_LABELS = {
     "folds": "folds per symbol",
     "stack_warmup": "ensemble warm-up (sessions)",
     "cost_bps": "strategy cost (bp of turnover)",
+    "targets": "forecast target (decimal daily variance)",
 }
 UNITS_NOTE = (
     "Units: variance figures (forecast and realized RV, `variance`, MAE) are the daily variance of log "
