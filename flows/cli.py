@@ -241,12 +241,24 @@ def ingest_yfinance(
 @friendly_errors
 def ingest_realized(
     paths: Annotated[
-        list[Path], typer.Argument(help="Realized-measure CSVs (Oxford-Man or date,symbol,rv).")
+        list[Path], typer.Argument(help="Realized-measure CSVs (Oxford-Man or the simple layout, above).")
     ],
     prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Import daily realized measures into the realized_daily table."""
+    """Import daily realized measures into the realized_daily table.
+
+    Units: rv, bv, rs_pos, rs_neg and rk are DECIMAL variances of daily log returns (1e-4 = 1% daily
+    volatility), rq is decimal quarticity (about 1e-8 at 1% daily volatility), ret is the decimal
+    close-to-close log return (-0.02 = about -2%). A file whose values look like percent squared,
+    percent returns or volatilities is refused as a whole, with the factor to multiply by.
+
+    Dates are the exchange's local session dates (an Oxford-Man stamp 2020-01-06 00:00:00+01:00 is
+    2020-01-06). Layouts, recognised from the header: Oxford-Man (unnamed date column, Symbol, rv5,
+    bv, rk_parzen, medrv, rsv, open_to_close, ...; rsv is the downside semivariance, rs_pos = rv5 -
+    rsv) and simple date,symbol,rv[,bv][,rq][,rs_pos,rs_neg][,rk][,ret] (rs_pos and rs_neg as a
+    pair). Bad rows are quarantined with file:line and a reason.
+    """
     preflight.files(paths)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 

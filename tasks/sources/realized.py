@@ -9,19 +9,30 @@ Two layouts are recognised from the header (or named with ``fmt``):
     ``rv5_ss``, ``bv``, ``bv_ss``, ``rk_parzen``, ``rk_th2``, ``rk_twoscale``, ``medrv``, ``rsv``,
     ``rsv_ss``, ``rv10``, ``rv10_ss``, ``open_to_close``, ``open_price``, ``open_time``,
     ``close_price``, ``close_time``, ``nobs``. Columns are found by name, in any order.
+    ``rsv`` (the downside semivariance of the 5-minute returns) is ``rs_neg`` and ``rs_pos`` is
+    ``rv5 - rsv`` (clipped at 0); the library has no quarticity, so ``rq`` stays null.
 ``simple``
-    ``date,symbol,rv[,bv][,ret]`` (and optionally ``rk_parzen``, ``medrv``, ``close_price``, ``nobs``),
-    one row per symbol and day.
+    ``date,symbol,rv[,bv][,rq][,rs_pos,rs_neg][,rk][,ret]`` (and optionally ``rk_parzen`` -- the same as
+    ``rk`` --, ``medrv``, ``ret_oc``, ``close_price``, ``nobs``), one row per symbol and day. ``rs_pos``
+    and ``rs_neg`` come as a pair: one without the other is a file error.
+
+Units (see :func:`check_units`): rv, bv, the semivariances, the kernel and medrv are decimal variances
+of daily log returns (1e-4 = 1% daily volatility); ``rq`` is decimal quarticity (about 1e-8 at 1% daily
+volatility); ``ret`` (close-to-close) and ``ret_oc`` are decimal log returns (-0.02 = about -2%). A
+symbol whose values look like percent squared, percent returns or volatilities makes the whole file a
+:class:`~core.errors.DataError` that says what to multiply by; nothing of such a file is imported.
 
 The date of a row is the LOCAL calendar date written in the stamp: the offset only says which zone the
 exchange is in. Converting ``2000-01-03 00:00:00+01:00`` to UTC first would give 2000-01-02, the wrong
-day. Measures map to :data:`~core.schema.REALIZED_SCHEMA` (``rv5`` -> ``rv``, ``open_to_close``
--> ``ret``, ...); every other numeric column is kept in ``extra`` as a JSON object, by column name.
+day. Measures map to :data:`~core.schema.REALIZED_SCHEMA` (``rv5`` -> ``rv``, ``rsv`` -> ``rs_neg``,
+``open_to_close`` -> ``ret_oc``, ...); every other numeric column is kept in ``extra`` as a JSON
+object, by column name.
 
-A bad row (unparseable date, missing/invalid symbol, missing, NaN or negative rv, an infinite or
-unparseable number, a duplicate symbol and day) goes to a quarantine frame in
-:data:`~core.schema.QUARANTINE_SCHEMA` with ``file:line`` and a reason; nothing is dropped
-silently. A problem with the file as a whole raises :class:`~core.errors.DataError` naming the file.
+A bad row (unparseable date, missing/invalid symbol, missing, NaN or negative rv, a negative bv, rq,
+semivariance, kernel or medrv, an infinite or unparseable number, a duplicate symbol and day) goes to a
+quarantine frame in :data:`~core.schema.QUARANTINE_SCHEMA` with ``file:line`` and a reason; nothing is
+dropped silently. A problem with the file as a whole raises :class:`~core.errors.DataError` naming the
+file.
 """
 
 from __future__ import annotations
@@ -67,6 +78,7 @@ OXFORDMAN_MAP = {
     "bv": "bv",
     "rk_parzen": "rk_parzen",
     "medrv": "medrv",
+    "rsv": "rs_neg",
     "open_to_close": "ret_oc",
     "close_price": "close_price",
     "nobs": "nobs",
@@ -75,10 +87,13 @@ OXFORDMAN_MAP = {
 SIMPLE_MEASURES = (
     "rv", "bv", "rq", "rs_pos", "rs_neg", "rk_parzen", "medrv", "ret", "ret_oc", "close_price", "nobs",
 )  # fmt: skip
+#: Other names the simple layout accepts for a REALIZED_SCHEMA column.
+SIMPLE_ALIASES = {"rk": "rk_parzen"}
+SIMPLE_LAYOUT = "date,symbol,rv[,bv][,rq][,rs_pos,rs_neg][,rk][,ret]"
 
 _DELIMITER = ","
 _MEASURES = SIMPLE_MEASURES
-_NON_NEGATIVE = ("bv", "rk_parzen", "medrv")
+_NON_NEGATIVE = ("bv", "rq", "rs_pos", "rs_neg", "rk_parzen", "medrv")
 # Timestamp shapes accepted around the date (all must parse; only the date part is used).
 _STAMP_FORMATS_NAIVE = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _STAMP_FORMATS_OFFSET = ("%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M%#z")
@@ -179,19 +194,39 @@ def _columns(header: list[str], layout: RealizedFormat, path: Path) -> _Columns:
             numeric_extra=tuple(h for h in header if h in OXFORDMAN_MEASURES and h not in mapped),
             other=tuple(h for h in header if h not in known),
         )
+    return _simple_columns(header, path)
+
+
+def _simple_columns(header: list[str], path: Path) -> _Columns:
+    """The simple layout's columns: ``rk`` names the realized kernel; ``rs_pos``/``rs_neg`` come as a pair."""
     missing = [c for c in ("date", "symbol", "rv") if c not in header]
     if missing:
         raise DataError(
-            f"header {header} lacks column(s) {missing} of the simple realized layout "
-            "(date,symbol,rv[,bv][,ret])",
+            f"header {header} lacks column(s) {missing} of the simple realized layout ({SIMPLE_LAYOUT})",
             location=f"{path}:1",
         )
-    known = {"date", "symbol", *SIMPLE_MEASURES}
+    mapped = {h: SIMPLE_ALIASES.get(h, h) for h in header if h in SIMPLE_MEASURES or h in SIMPLE_ALIASES}
+    twice = sorted(h for h in mapped if list(mapped.values()).count(mapped[h]) > 1)
+    if twice:
+        raise DataError(
+            f"header names the same measure twice ({' and '.join(twice)}: both are the realized kernel); "
+            "keep one of them",
+            location=f"{path}:1",
+        )
+    half = [(have, lack) for have, lack in (("rs_pos", "rs_neg"), ("rs_neg", "rs_pos")) if have in mapped]
+    if len(half) == 1:
+        have, lack = half[0]
+        raise DataError(
+            f"header has {have} but not {lack}: the realized semivariances come as a pair "
+            f"(rs_pos + rs_neg = rv); add the {lack} column or drop {have}",
+            location=f"{path}:1",
+        )
+    known = {"date", "symbol", *SIMPLE_MEASURES, *SIMPLE_ALIASES}
     return _Columns(
-        layout=layout,
+        layout="simple",
         date="date",
         symbol="symbol",
-        mapped={h: h for h in header if h in SIMPLE_MEASURES},
+        mapped=mapped,
         numeric_extra=(),
         other=tuple(h for h in header if h not in known),
     )
@@ -240,6 +275,7 @@ def read_realized_file(
         notes.append(f"ignored non-numeric columns {ignored}")
     realized, superseded = _dedupe(frame, path)
     realized = _finish(realized, cols, other_numeric, source or layout)
+    check_units(realized, cols, path)
     quarantine = pl.concat([wrong_width, bad, superseded]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
     if superseded.height:
         notes.append(f"{superseded.height} repeated (symbol, date) rows: the last of each was kept")
@@ -278,7 +314,7 @@ def _header_layout(body: pl.DataFrame, fmt: str | None, path: Path) -> tuple[lis
     if layout is None:
         raise DataError(
             f"cannot recognise a realized layout from the header {body['raw'][0][:120]!r}: expected the "
-            "comma-separated Oxford-Man layout (',Symbol,...,rv5,...') or 'date,symbol,rv[,bv][,ret]'",
+            f"comma-separated Oxford-Man layout (',Symbol,...,rv5,...') or '{SIMPLE_LAYOUT}'",
             location=f"{path}:1",
         )
     repeated = sorted({h for h in header if header.count(h) > 1})
@@ -473,7 +509,122 @@ def _finish(frame: pl.DataFrame, cols: _Columns, other_numeric: list[str], sourc
         extra = pl.struct([pl.col(f"x:{h}").alias(h) for h in extra_names]).struct.json_encode()
     else:
         extra = pl.lit(None, dtype=pl.String)
+    if cols.layout == "oxfordman" and "rs_neg" in frame.columns:
+        # rsv is the downside semivariance of the same 5-minute returns as rv5: the upside is the rest.
+        frame = frame.with_columns((pl.col("rv") - pl.col("rs_neg")).clip(lower_bound=0.0).alias("rs_pos"))
     out = frame.with_columns(
         [pl.lit(None, dtype=REALIZED_SCHEMA[c]).alias(c) for c in _MEASURES if c not in frame.columns]
     ).with_columns(pl.lit(source).alias("source"), extra.alias("extra"))
     return out.select([pl.col(c).cast(t) for c, t in REALIZED_SCHEMA.items()]).sort(["symbol", "date"])
+
+
+# --- units --------------------------------------------------------------------------------------------
+
+#: Median daily rv above this is not a decimal variance (it would be a median daily volatility of 10%).
+RV_MAX_MEDIAN = 1e-2
+#: Median daily |return| above this is not a decimal log return (a typical move of 20% a day).
+RET_MAX_MEDIAN = 0.2
+#: mean(rv) / mean(ret**2) in [low, high): rv looks like a volatility (checked on enough days, see below).
+VOL_RATIO = (20.0, 1000.0)
+#: Days with both rv and a return needed before the ratio is trusted.
+VOL_RATIO_MIN_DAYS = 20
+_VARIANCES = ("rv", "bv", "rs_pos", "rs_neg", "rk_parzen", "medrv")
+_RETURNS = ("ret", "ret_oc")
+_EXPECTED = "volrisk expects decimal variance of daily log returns"
+
+
+def check_units(realized: pl.DataFrame, cols: _Columns, path: Path) -> None:
+    """Refuse the file when a symbol's measures are not decimal variances of daily log returns.
+
+    Per symbol, over its kept rows: a median ``|ret|`` (or ``|ret_oc|``) above :data:`RET_MAX_MEDIAN`
+    is percent returns (x0.01); with at least :data:`VOL_RATIO_MIN_DAYS` days that have rv and a return
+    (``ret``, else ``ret_oc``), ``mean(rv) / mean(ret**2)`` within :data:`VOL_RATIO` is rv given as
+    volatility (about 1 for variances, ``1/sigma`` for volatilities, ``1e4`` for percent squared); a
+    median rv above :data:`RV_MAX_MEDIAN` is percent squared (variances x1e-4, rq x1e-8).
+
+    Raises
+    ------
+    DataError
+        Naming the file, the symbol(s) and what to multiply by; nothing of the file is imported.
+    """
+    if realized.height == 0:
+        return
+    names = {target: h for h, target in cols.mapped.items()}
+    problems = [
+        (symbol, msg)
+        for symbol, stats in _unit_stats(realized).items()
+        if (msg := _unit_problem(stats, names))
+    ]
+    if not problems:
+        return
+    symbol, msg = problems[0]
+    more = [s for s, _ in problems[1:]]
+    tail = f" ({len(more)} more symbol(s) alike: {', '.join(more[:5])}{', ...' if len(more) > 5 else ''})"
+    raise DataError(
+        f"symbol {symbol}: {msg}; nothing of this file was imported{tail if more else ''}", location=str(path)
+    )
+
+
+def _unit_stats(realized: pl.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Per symbol: median rv and |returns|, and mean(rv) / mean(ret**2) with its day count."""
+    r = pl.coalesce("ret", "ret_oc")
+    both = r.is_not_null()
+    stats = realized.group_by("symbol").agg(
+        pl.col("rv").median().alias("rv"),
+        *[pl.col(c).abs().median().alias(c) for c in _RETURNS],
+        pl.col("rv").filter(both).mean().alias("rv_mean"),
+        (r**2).filter(both).mean().alias("r2_mean"),
+        both.sum().alias("days"),
+    )
+    return {row.pop("symbol"): row for row in stats.sort("symbol").iter_rows(named=True)}
+
+
+def _unit_problem(stats: dict[str, float | None], names: dict[str, str]) -> str | None:
+    """What is wrong with one symbol's units, with what to multiply by; ``None`` when they look right."""
+    percent = [c for c in _RETURNS if (stats[c] or 0.0) > RET_MAX_MEDIAN]
+    problems = [_percent_returns_message(stats, percent, names)] if percent else []
+    ratio = None
+    if not percent and (stats["days"] or 0) >= VOL_RATIO_MIN_DAYS and (stats["r2_mean"] or 0.0) > 0:
+        ratio = (stats["rv_mean"] or 0.0) / (stats["r2_mean"] or 1.0)
+    if ratio is not None and VOL_RATIO[0] <= ratio < VOL_RATIO[1]:
+        problems.append(_volatility_message(stats, ratio, names))
+    elif (stats["rv"] or 0.0) > RV_MAX_MEDIAN:
+        problems.append(_percent_squared_message(stats, ratio, names))
+    return "; ".join(problems) or None
+
+
+def _percent_returns_message(
+    stats: dict[str, float | None], percent: list[str], names: dict[str, str]
+) -> str:
+    worst = percent[0]
+    m = stats[worst] or 0.0
+    return (
+        f"median |{names[worst]}| is {m:.3g}, which looks like percent returns ({m:.3g}% = {m / 100:.3g}); "
+        "volrisk expects daily log returns as decimals (-0.02 = about -2%): multiply "
+        f"{', '.join(names[c] for c in percent)} by 0.01"
+    )
+
+
+def _volatility_message(stats: dict[str, float | None], ratio: float, names: dict[str, str]) -> str:
+    variances = ", ".join(names[c] for c in _VARIANCES if c in names)
+    ret = names.get("ret", names.get("ret_oc", "ret"))
+    return (
+        f"mean {names['rv']} is {stats['rv_mean']:.3g} against a mean squared {ret} of "
+        f"{stats['r2_mean']:.3g} (ratio {ratio:.0f}; about 1 for variances), which looks like "
+        f"volatility (the square root of variance); {_EXPECTED}: square {variances}"
+    )
+
+
+def _percent_squared_message(
+    stats: dict[str, float | None], ratio: float | None, names: dict[str, str]
+) -> str:
+    m = stats["rv"] or 0.0
+    variances = ", ".join(names[c] for c in _VARIANCES if c in names)
+    also = f" and {names['rq']} (quarticity) by 1e-8" if "rq" in names else ""
+    if ratio is not None and ratio < VOL_RATIO[0]:
+        rets = ", ".join(names[c] for c in _RETURNS if c in names)
+        also += f", and {rets} by 0.01 (they agree with rv, so they look like percent too)"
+    return (
+        f"median {names['rv']} is {m:.3g}, which looks like percent squared ({m:.3g} %^2 = {m * 1e-4:.3g} "
+        f"decimal); {_EXPECTED}: multiply {variances} by 1e-4{also}"
+    )

@@ -70,6 +70,9 @@ def test_oxfordman_fixture_maps_every_column() -> None:
         assert got["rk_parzen"] == float(row["rk_parzen"])
         assert got["medrv"] == float(row["medrv"])
         assert got["ret_oc"] == float(row["open_to_close"])  # open-to-close; ret is close-to-close
+        assert got["rs_neg"] == float(row["rsv"])  # downside semivariance
+        assert got["rs_pos"] == max(float(row["rv5"]) - float(row["rsv"]), 0.0)
+        assert got["rq"] is None  # the library has no quarticity
         assert got["ret"] is None
         assert got["close_price"] == float(row["close_price"])
         assert got["nobs"] == int(float(row["nobs"]))
@@ -79,6 +82,7 @@ def test_oxfordman_fixture_maps_every_column() -> None:
             "bv",
             "rk_parzen",
             "medrv",
+            "rsv",
             "open_to_close",
             "close_price",
             "nobs",
@@ -152,7 +156,7 @@ def test_nan_in_a_secondary_measure_is_missing_not_quarantined(tmp_path: Path) -
     assert result.quarantine.height == 0
     row = result.realized.filter(pl.col("date") == date(2020, 2, 3)).row(0, named=True)
     assert row["bv"] is None
-    assert json.loads(row["extra"])["rsv"] is None
+    assert row["rs_neg"] is None and row["rs_pos"] is None
 
 
 def test_unknown_columns_numeric_kept_in_extra_text_ignored(tmp_path: Path) -> None:
@@ -344,3 +348,208 @@ def test_all_rows_bad_gives_empty_frame_and_full_quarantine(tmp_path: Path) -> N
     assert result.realized.schema == pl.Schema(REALIZED_SCHEMA)
     assert result.quarantine["reason"].to_list() == ["negative rv '-1'", "rv is NaN"]
     assert result.rows_read == 2
+
+
+# --- the simple layout's columns: date,symbol,rv[,bv][,rq][,rs_pos,rs_neg][,rk][,ret] ------------------
+
+MEASURES = DATA / "simple_measures.csv"  # measures computed from the bundled SPY and BTC hourly bars
+_VARIANCE_COLUMNS = ["rv", "bv", "rs_pos", "rs_neg", "rk"]
+
+
+def _clean() -> pl.DataFrame:
+    return pl.read_csv(MEASURES)
+
+
+def _write_frame(tmp_path: Path, frame: pl.DataFrame, name: str = "measures.csv") -> Path:
+    path = tmp_path / name
+    frame.write_csv(path)
+    return path
+
+
+def test_full_simple_fixture_maps_every_column() -> None:
+    result = read_realized_file(MEASURES)
+    raw = _raw_rows(MEASURES)
+    assert result.layout == "simple" and result.quarantine.height == 0
+    assert result.realized.height == len(raw) == 156
+    assert result.symbols == ["BTC-USDT", "SPY"]
+    by_key = {(r["symbol"], r["date"]): r for r in result.realized.iter_rows(named=True)}
+    for row in raw:
+        got = by_key[(row["symbol"], date.fromisoformat(row["date"]))]
+        for column in ("rv", "bv", "rq", "rs_pos", "rs_neg", "ret"):
+            assert got[column] == float(row[column]), (row, column)
+        assert got["rk_parzen"] == float(row["rk"])  # 'rk' is the realized kernel
+        assert got["extra"] is None and got["ret_oc"] is None
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["rv"],
+        ["rv", "bv"],
+        ["rv", "rq"],
+        ["rv", "rs_pos", "rs_neg"],
+        ["rv", "rk"],
+        ["rv", "ret"],
+        ["rv", "bv", "rq", "rs_pos", "rs_neg", "rk", "ret"],
+    ],
+    ids=lambda c: "+".join(c),
+)
+def test_each_simple_column_variant(tmp_path: Path, columns: list[str]) -> None:
+    source = _clean().select("date", "symbol", *columns)
+    frame = read_realized_file(_write_frame(tmp_path, source)).realized
+    target = {"rk": "rk_parzen"}
+    for column in ("rv", "bv", "rq", "rs_pos", "rs_neg", "rk", "ret"):
+        got = frame[target.get(column, column)]
+        if column in columns:
+            assert got.to_list() == source.sort("symbol", "date")[column].to_list()
+        else:
+            assert got.null_count() == frame.height, column
+
+
+def test_rk_and_rk_parzen_together_is_a_file_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "r.csv", "date,symbol,rv,rk,rk_parzen\n2022-01-03,SPY,1e-4,1e-4,1e-4\n")
+    with pytest.raises(DataError, match="names the same measure twice") as info:
+        read_realized_file(path)
+    assert f"{path}:1" in str(info.value)
+
+
+@pytest.mark.parametrize(("have", "lack"), [("rs_pos", "rs_neg"), ("rs_neg", "rs_pos")])
+def test_semivariances_come_as_a_pair(tmp_path: Path, have: str, lack: str) -> None:
+    path = _write_frame(tmp_path, _clean().select("date", "symbol", "rv", have))
+    with pytest.raises(DataError, match=f"has {have} but not {lack}: .* come as a pair") as info:
+        read_realized_file(path)
+    assert str(info.value).startswith(f"{path}:1: ")
+
+
+@pytest.mark.parametrize("column", ["rq", "rs_pos", "rs_neg"])
+def test_negative_quarticity_or_semivariance_is_quarantined(tmp_path: Path, column: str) -> None:
+    text = "date,symbol,rv,rq,rs_pos,rs_neg\n2022-01-03,SPY,1e-4,2e-8,4e-5,6e-5\n"
+    bad = {"rq": "2022-01-04,SPY,1e-4,-2e-8,4e-5,6e-5", "rs_pos": "2022-01-04,SPY,1e-4,2e-8,-4e-5,6e-5"}
+    bad["rs_neg"] = "2022-01-04,SPY,1e-4,2e-8,4e-5,-6e-5"
+    path = _write(tmp_path, "r.csv", text + bad[column] + "\n")
+    result = read_realized_file(path)
+    assert result.realized["date"].to_list() == [date(2022, 1, 3)]
+    assert result.quarantine.select("location", "raw").rows() == [(f"{path}:3", bad[column])]
+    assert result.quarantine["reason"][0].startswith(f"negative {column} '-")
+
+
+# --- Oxford-Man semivariances ---------------------------------------------------------------------------
+
+
+def test_oxfordman_rsv_is_the_downside_and_the_upside_is_the_rest(tmp_path: Path) -> None:
+    path = _oxford_with(
+        tmp_path,
+        _oxford_line("2020-02-03 00:00:00+01:00", ".AEX", rv5="5e-05", rsv="2e-05"),
+        _oxford_line("2020-02-04 00:00:00+01:00", ".AEX", rv5="5e-05", rsv="5.1e-05"),  # rounding: above rv5
+        _oxford_line("2020-02-05 00:00:00+01:00", ".AEX", rsv="-1e-05"),
+    )
+    result = read_realized_file(path)
+    february = pl.col("date").is_between(date(2020, 2, 3), date(2020, 2, 5))
+    rows = result.realized.filter(february).select("rs_pos", "rs_neg").rows()
+    assert rows == [(pytest.approx(3e-05), 2e-05), (0.0, 5.1e-05)]
+    assert result.quarantine.select("location", "reason").rows() == [(f"{path}:16", "negative rsv '-1e-05'")]
+
+
+# --- units: decimal variance of daily log returns, or the whole file is refused --------------------------
+
+
+def test_clean_decimal_file_is_accepted() -> None:
+    result = read_realized_file(MEASURES)
+    medians = result.realized.group_by("symbol").agg(pl.col("rv").median()).sort("symbol")
+    assert medians["rv"].to_list() == [pytest.approx(4.4e-4, rel=0.05), pytest.approx(1.2e-5, rel=0.1)]
+
+
+def test_percent_squared_rv_is_refused_with_the_factors(tmp_path: Path) -> None:
+    scaled = _clean().with_columns([pl.col(c) * 1e4 for c in _VARIANCE_COLUMNS] + [pl.col("rq") * 1e8])
+    path = _write_frame(tmp_path, scaled)
+    with pytest.raises(DataError) as info:
+        read_realized_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: symbol BTC-USDT: median rv is 4.4, which looks like percent squared")
+    assert "(4.4 %^2 = 0.00044 decimal)" in message
+    assert "multiply rv, bv, rs_pos, rs_neg, rk by 1e-4 and rq (quarticity) by 1e-8" in message
+    assert "ret" not in message.split("1e-8")[1].split(";")[0]  # the returns are fine
+    assert "nothing of this file was imported (1 more symbol(s) alike: SPY)" in message
+    assert "\n" not in message
+
+
+def test_one_bad_symbol_refuses_the_whole_file(tmp_path: Path) -> None:
+    clean = _clean()
+    mixed = clean.with_columns(
+        pl.when(pl.col("symbol") == "SPY").then(pl.col("rv") * 1e4).otherwise(pl.col("rv")).alias("rv")
+    )
+    with pytest.raises(
+        DataError, match=r"symbol SPY: median rv is 0\.12.*; nothing of this file was imported$"
+    ):
+        read_realized_file(_write_frame(tmp_path, mixed))
+
+
+def test_oxfordman_percent_squared_names_the_file_columns(tmp_path: Path) -> None:
+    header, *rows = OXFORD.read_text().splitlines()
+    names = header.split(",")
+    scaled = []
+    for row in rows:
+        cells = row.split(",")
+        for i, name in enumerate(names):
+            if name in {"rv5", "bv", "rk_parzen", "medrv", "rsv"} and cells[i]:
+                cells[i] = repr(float(cells[i]) * 1e4)
+        scaled.append(",".join(cells))
+    path = _write(tmp_path, "oxford_pct.csv", "\n".join([header, *scaled]) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"symbol \.AEX: median rv5 is 0\.487, .* multiply rv5, bv, rsv, rk_parzen, medrv by 1e-4;",
+    ):
+        read_realized_file(path)
+
+
+def test_percent_returns_are_refused(tmp_path: Path) -> None:
+    path = _write_frame(tmp_path, _clean().with_columns(pl.col("ret") * 100))
+    with pytest.raises(DataError) as info:
+        read_realized_file(path)
+    message = str(info.value)
+    assert (
+        "symbol BTC-USDT: median |ret| is 1.32, which looks like percent returns (1.32% = 0.0132)" in message
+    )
+    assert "multiply ret by 0.01" in message and "rv" not in message.split("0.01")[1].split(";")[0]
+
+
+def test_percent_open_to_close_is_refused(tmp_path: Path) -> None:
+    line = _oxford_line("2020-02-03 00:00:00+01:00", ".AEX", open_to_close="1.5")
+    path = _write(tmp_path, "oc.csv", OXFORD.read_text().splitlines()[0] + "\n" + line + "\n")
+    with pytest.raises(DataError, match=r"median \|open_to_close\| is 1\.5.*multiply open_to_close by 0\.01"):
+        read_realized_file(path)
+
+
+def test_percent_squared_and_percent_returns_of_a_calm_symbol(tmp_path: Path) -> None:
+    # Half SPY's moves, both in percent: |ret| stays under 0.2 but rv and ret agree, so both are named.
+    calm = _clean().filter(pl.col("symbol") == "SPY")
+    calm = calm.with_columns(pl.col("rv") * 1e4 / 4, pl.col("ret") * 50).select("date", "symbol", "rv", "ret")
+    with pytest.raises(DataError, match=r"multiply rv by 1e-4, and ret by 0\.01 \(they agree with rv"):
+        read_realized_file(_write_frame(tmp_path, calm))
+
+
+@pytest.mark.parametrize("symbol", ["SPY", "BTC-USDT"])
+def test_rv_given_as_volatility_is_refused(tmp_path: Path, symbol: str) -> None:
+    # SPY's volatility (median 0.35%) is under the 1e-2 bound; BTC's (2.1%) is over it: both are named
+    # volatility, not percent squared, from mean(rv) / mean(ret**2) (about 1 for variances).
+    vols = (
+        _clean().filter(pl.col("symbol") == symbol).with_columns(pl.col(c).sqrt() for c in _VARIANCE_COLUMNS)
+    )
+    with pytest.raises(DataError) as info:
+        read_realized_file(_write_frame(tmp_path, vols))
+    message = str(info.value)
+    assert f"symbol {symbol}: mean rv is" in message
+    assert "which looks like volatility (the square root of variance)" in message
+    assert "square rv, bv, rs_pos, rs_neg, rk" in message and "percent" not in message
+
+
+def test_short_or_stale_returns_do_not_trigger_the_volatility_check(tmp_path: Path) -> None:
+    # Decimal variances with returns that are mostly 0 (stale closes) on few days: no ratio is trusted.
+    spy = _clean().filter(pl.col("symbol") == "SPY").head(10).with_columns(pl.lit(0.0).alias("ret"))
+    assert read_realized_file(_write_frame(tmp_path, spy)).realized.height == 10
+
+
+def test_a_single_crash_day_in_decimals_is_accepted(tmp_path: Path) -> None:
+    # 2008-10-13 style: rv 5e-3 (7% daily volatility), ret +11%: large, but decimal.
+    path = _write(tmp_path, "crash.csv", "date,symbol,rv,ret\n2008-10-13,.SPX,0.005,0.1096\n")
+    assert read_realized_file(path).realized["rv"].to_list() == [0.005]
