@@ -18,7 +18,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from core.errors import ConfigError, VolriskError
-from flows import cli_evaluate, preflight, progress
+from flows import cli_evaluate, cli_instruments, preflight, progress
 from flows.backfill_cli import register as register_backfill
 from flows.cli_common import (
     DEBUG,
@@ -163,12 +163,16 @@ def ingest_file(
             "(--ts-column 1 --column open=2 ...).",
         ),
     ] = False,
+    asset_class: cli_instruments.AssetClassOpt = None,
+    calendar: cli_instruments.CalendarOpt = None,
     prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Ingest vendor files: HistData, NinjaTrader, Binance, FTX, Lean, Yahoo CSV, or any CSV/Parquet.
 
     For any other layout use --format generic with --ts-column, --tz and --column CANONICAL=COLUMN.
+    A symbol not yet registered (`volrisk instruments list`) needs --asset-class and --calendar,
+    unless it is a known code; they register every symbol of this run.
     """
     preflight.symbols(symbol, "--symbol")
     preflight.files(paths)
@@ -182,12 +186,13 @@ def ingest_file(
     opts = dict(ts_column=ts_column, tz=tz, column=column, ts_format=ts_format, stamp=stamp,
                 delimiter=delimiter, interval=interval, header=not no_header)  # fmt: skip
     fmt, generic = _generic_params(fmt, opts)
+    preflight.instruments(warehouse_path(warehouse), symbol, asset_class, calendar)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
         symbols=symbol, start=preflight.parse_date(start, "start"), end=preflight.parse_date(end, "end"),
         source="file", interval=interval, paths=[str(p) for p in paths], fmt=fmt,
-        warehouse=warehouse_path(warehouse), generic=generic,
+        warehouse=warehouse_path(warehouse), generic=generic, asset_class=asset_class, calendar=calendar,
     )  # fmt: skip
     _ingest(request, "ingest files", prefect)
 
@@ -228,6 +233,7 @@ def ingest_yfinance(
     """Download bars from Yahoo Finance (1m: last 30 days, at most 7 days per request)."""
     preflight.symbols(symbols)
     preflight.date_range(start, end)
+    preflight.instruments(warehouse_path(warehouse), symbols)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
@@ -243,6 +249,8 @@ def ingest_realized(
     paths: Annotated[
         list[Path], typer.Argument(help="Realized-measure CSVs (Oxford-Man or the simple layout, above).")
     ],
+    asset_class: cli_instruments.AssetClassOpt = None,
+    calendar: cli_instruments.CalendarOpt = None,
     prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -258,12 +266,24 @@ def ingest_realized(
     bv, rk_parzen, medrv, rsv, open_to_close, ...; rsv is the downside semivariance, rs_pos = rv5 -
     rsv) and simple date,symbol,rv[,bv][,rq][,rs_pos,rs_neg][,rk][,ret] (rs_pos and rs_neg as a
     pair). Bad rows are quarantined with file:line and a reason.
+
+    Every symbol must be registered (`volrisk instruments list`), a known index code (.SPX, .FTSE,
+    .N225, ...) or given --asset-class and --calendar, which register every symbol of the files.
     """
     preflight.files(paths)
+    from tasks.ingest import realized_file_symbols
+
+    symbols = sorted({s for p in paths for s in realized_file_symbols(p)})
+    preflight.instruments(warehouse_path(warehouse), symbols, asset_class, calendar)
     from flows.ingest_flow import IngestRequest  # Prefect: after the checks
 
     request = IngestRequest(
-        symbols=[], paths=[str(p) for p in paths], source="realized", warehouse=warehouse_path(warehouse)
+        symbols=[],
+        paths=[str(p) for p in paths],
+        source="realized",
+        warehouse=warehouse_path(warehouse),
+        asset_class=asset_class,
+        calendar=calendar,
     )
     _ingest(request, "import realized", prefect)
 
@@ -710,6 +730,7 @@ def _fmt_ts(value: datetime | None) -> str:
 
 register_backfill(app)
 cli_evaluate.register(app)
+cli_instruments.register(app)
 
 
 if __name__ == "__main__":

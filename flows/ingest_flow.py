@@ -17,10 +17,11 @@ from core.errors import ConfigError
 from core.symbols import validate_symbol
 from flows import progress
 from flows.orchestration import TASK_DEFAULTS, is_transient
-from flows.steps.ingest import door
+from flows.steps.ingest import door, register_instruments
 from tasks.config import get_settings
-from tasks.ingest import check_range
-from tasks.sources.base import SourceRequest
+from tasks.ingest import check_range, realized_file_symbols
+from tasks.instruments import check_asset_class, check_calendar
+from tasks.sources.base import Partition, SourceRequest
 from tasks.sources.layouts import LAYOUTS, generic_from_params
 from tasks.sources.registry import SOURCES
 from warehouse.catalog import warehouse_id
@@ -88,6 +89,8 @@ class IngestRequest:
     warehouse: str | None = None
     restrict_to_data_roots: bool = False
     generic: dict[str, Any] | None = None
+    asset_class: str | None = None
+    calendar: str | None = None
 
     def formats(self) -> list[str | None]:
         """One format (or None: detect) per path."""
@@ -104,6 +107,10 @@ def _check_request(req: IngestRequest) -> None:
             raise ConfigError(f"unknown format {name!r}; expected one of {sorted(LAYOUTS)} or 'generic'")
         if name == "generic":
             generic_from_params(req.generic)  # refuse a bad mapping before any task runs
+    if req.asset_class is not None:
+        check_asset_class(req.asset_class)
+    if req.calendar is not None:
+        check_calendar(req.calendar)
 
 
 def _resolver(req: IngestRequest) -> Callable[[list[str]], list[Path]]:
@@ -126,14 +133,16 @@ def plan_ingest(req: IngestRequest) -> list[PartitionCall]:
     if req.source not in SOURCES:
         raise ConfigError(f"unknown source {req.source!r}; expected file, synthetic, yfinance or realized")
     wh_path = str(Path(req.warehouse) if req.warehouse else get_settings().warehouse)
-    with Warehouse.at(wh_path).writing() as con:  # creates and migrates a new warehouse once, up front
-        wid = warehouse_id(con)
-    del con  # a closed connection kept alive by a traceback leaks at exit (nanobind warnings)
     run_id = uuid.uuid4().hex[:12]
     source_req = SourceRequest(
         req.symbols, req.start, req.end, req.interval, req.paths or [], req.formats(), req.seed,
         req.generic, run_id, datetime.now(UTC), _resolver(req),
     )  # fmt: skip
+    parts = SOURCES[req.source].plan(source_req)
+    with Warehouse.at(wh_path).writing() as con:  # creates and migrates a new warehouse once, up front
+        wid = warehouse_id(con)
+        register_instruments(con, *_registrations(req, parts))  # unknown symbols: before any task runs
+    del con  # a closed connection kept alive by a traceback leaks at exit (nanobind warnings)
     task = door(req.source)
     return [
         PartitionCall(
@@ -142,8 +151,26 @@ def plan_ingest(req: IngestRequest) -> list[PartitionCall]:
             part.label,
             {"warehouse_path": wh_path, "warehouse_id": wid, **part.params, "run_id": run_id},
         )
-        for part in SOURCES[req.source].plan(source_req)
+        for part in parts
     ]
+
+
+def _registrations(
+    req: IngestRequest, parts: list[Partition]
+) -> tuple[list[str], str | None, str | None, str | None]:
+    """(symbols, asset class, calendar, default source) an ingest run registers as instruments.
+
+    Synthetic bars register themselves (crypto, 24x7); a realized-measure file's symbols are read
+    from its symbol column.
+    """
+    if req.source == "synthetic":
+        return [], None, None, None
+    if req.source == "realized":
+        symbols = sorted({s for part in parts for s in realized_file_symbols(part.params["path"])})
+    else:
+        symbols = list(dict.fromkeys(req.symbols))
+    source = req.fmt if req.source == "file" and isinstance(req.fmt, str) else req.source
+    return symbols, req.asset_class, req.calendar, source
 
 
 @flow(name="ingest", log_prints=True)
@@ -159,6 +186,8 @@ def ingest_flow(
     warehouse: str | None = None,
     restrict_to_data_roots: bool = False,
     generic: dict[str, Any] | None = None,
+    asset_class: str | None = None,
+    calendar: str | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest bars into the warehouse, one cached and retried task per (symbol, window).
 
@@ -185,6 +214,10 @@ def ingest_flow(
     generic : dict | None
         For ``fmt="generic"`` (CSV or Parquet): ``ts_column``, ``tz`` and optionally ``column_map``
         (canonical name -> column), ``ts_format``, ``stamp``, ``delimiter``, ``interval``.
+    asset_class, calendar : str | None
+        Register every symbol of the run with this asset class and calendar (a symbol registered
+        otherwise is refused: change it with ``volrisk instruments set``). Without them, a symbol
+        must be registered or known (see :mod:`tasks.instruments`), else the run stops before any task.
 
     Returns
     -------
@@ -193,7 +226,7 @@ def ingest_flow(
     """
     calls = plan_ingest(
         IngestRequest(symbols, start, end, source, interval, paths, fmt, seed, warehouse,
-                      restrict_to_data_roots, generic)
+                      restrict_to_data_roots, generic, asset_class, calendar)
     )  # fmt: skip
     futures = [call.task.submit(*call.args, **call.kwargs) for call in calls]
     return _collect(futures, [call.label for call in calls])

@@ -233,3 +233,38 @@ def feature_rebuild(
                     f"{last:%Y-%m-%d}); pick another range or --interval {symbol}=..."
                 )
             check_interval_change(symbol, interval, feature_intervals(con, symbol, a, b), replace)
+
+
+def instrument_options(asset_class: str | None, calendar: str | None) -> None:
+    """``--asset-class`` is an allowed class and ``--calendar`` a volrisk calendar name (either optional)."""
+    from tasks.instruments import check_asset_class, check_calendar
+
+    if asset_class is not None:
+        check_asset_class(asset_class)
+    if calendar is not None:
+        check_calendar(calendar)
+
+
+def instruments(
+    path: str, wanted: Sequence[str], asset_class: str | None = None, calendar: str | None = None
+) -> None:
+    """Every symbol is registered in the warehouse, known, or given ``--asset-class``/``--calendar``.
+
+    A registration the options contradict is refused too (see
+    :func:`tasks.instruments.ingest_registration`); nothing is written here.
+    """
+    from tasks.instruments import InstrumentInfo, ingest_registration
+
+    instrument_options(asset_class, calendar)
+    stored: dict[str, InstrumentInfo] = {}
+    if Path(path).is_file() and wanted:
+        from warehouse.catalog import get_instrument
+        from warehouse.resource import Warehouse
+
+        with Warehouse.at(path).reading() as con:
+            for symbol in wanted:
+                inst = get_instrument(con, symbol)
+                if inst is not None:
+                    stored[symbol] = InstrumentInfo(*(getattr(inst, f) for f in InstrumentInfo._fields))
+    for symbol in dict.fromkeys(wanted):
+        ingest_registration(symbol, stored.get(symbol), asset_class, calendar)

@@ -1,21 +1,20 @@
-"""Ingestion stage, pure part: windows, clipping, instrument metadata and what a partition did.
+"""Ingestion stage, pure part: windows, clipping and what a partition did.
 
-The sources are in :mod:`tasks.sources.registry`; the Prefect entry points that write a partition
-to the warehouse are in ``flows/steps/ingest.py``.
+The sources are in :mod:`tasks.sources.registry`; instrument metadata is in :mod:`tasks.instruments`;
+the Prefect entry points that write a partition to the warehouse are in ``flows/steps/ingest.py``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import polars as pl
 
 from core.errors import ConfigError
-from core.symbols import validate_symbol
+from core.symbols import SYMBOL_PATTERN
 from tasks.sources.files import ParseResult, read_bars_file
 from tasks.sources.layouts import Layout
 
@@ -27,60 +26,6 @@ _INTERVAL_DELTA = {
     "1h": timedelta(hours=1),
     "1d": timedelta(days=1),
 }
-
-
-class InstrumentInfo(NamedTuple):
-    """An instrument's metadata (the fields of ``warehouse.catalog.Instrument``, in its order)."""
-
-    symbol: str
-    asset_class: str
-    calendar: str
-    quote_currency: str | None = None
-    default_source: str | None = None
-
-
-_KNOWN: dict[str, InstrumentInfo] = {
-    "BTC-USDT": InstrumentInfo("BTC-USDT", "crypto", "24x7", "USDT", "binance"),
-    "BTC-USD": InstrumentInfo("BTC-USD", "crypto", "24x7", "USD", "yfinance"),
-    "BTC-PERP": InstrumentInfo("BTC-PERP", "crypto", "24x7", "USD", "ftx"),
-    "EURUSD": InstrumentInfo("EURUSD", "fx", "fx", "USD", "lean_fx"),
-    "EURUSD=X": InstrumentInfo("EURUSD=X", "fx", "fx", "USD", "yfinance"),
-    "SPY": InstrumentInfo("SPY", "equity_index", "XNYS", "USD", "lean_equity"),
-    "^GSPC": InstrumentInfo("^GSPC", "equity_index", "XNYS", "USD", "yfinance"),
-    "SPX": InstrumentInfo("SPX", "equity_index", "XNYS", "USD", "yahoo_csv"),
-    "GC=F": InstrumentInfo("GC=F", "commodity", "24x7", "USD", "yfinance"),
-}
-_CCY = "USD|EUR|JPY|GBP|CHF|AUD|NZD|CAD|SEK|NOK"
-_FX = re.compile(rf"^({_CCY})({_CCY})(=X)?$")
-_CRYPTO = re.compile(r"^(BTC|ETH|SOL|XRP|ADA|DOGE|LTC|BNB)[-_]?(USD|USDT|USDC|EUR|PERP)?$")
-_CALENDAR_OF = {"crypto": "24x7", "fx": "fx", "equity_index": "XNYS", "commodity": "24x7"}
-
-
-def instrument_info(symbol: str, asset_class: str | None = None, source: str | None = None) -> InstrumentInfo:
-    """Best-guess instrument metadata for ``symbol`` (explicit ``asset_class`` wins).
-
-    Parameters
-    ----------
-    symbol : str
-        The symbol.
-    asset_class : str | None
-        One of crypto, fx, equity_index, commodity; guessed from the symbol when omitted.
-    source : str | None
-        Default source recorded for the instrument.
-    """
-    validate_symbol(symbol)
-    if asset_class is None and symbol in _KNOWN:
-        return _KNOWN[symbol]
-    if asset_class is None:
-        if _CRYPTO.match(symbol.upper()):
-            asset_class = "crypto"
-        elif _FX.match(symbol.upper()):
-            asset_class = "fx"
-        else:
-            asset_class = "equity_index"
-    if asset_class not in _CALENDAR_OF:
-        raise ConfigError(f"asset class {asset_class!r} is not one of {sorted(_CALENDAR_OF)}")
-    return InstrumentInfo(symbol, asset_class, _CALENDAR_OF[asset_class], None, source)
 
 
 def check_range(start: date | datetime | None, end: date | datetime | None) -> None:
@@ -194,3 +139,18 @@ def parse_file(
         if result.bars.height < before:
             result.notes.append(f"{before - result.bars.height} rows outside [{start}, {end}) skipped")
     return result
+
+
+def realized_file_symbols(path: str | Path) -> list[str]:
+    """The valid symbols of a realized-measure file's ``symbol``/``Symbol`` column, sorted.
+
+    A cheap look before the import (to check every symbol is a known instrument); an unreadable file
+    gives ``[]`` here and its one-line error from the import itself.
+    """
+    try:
+        header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+        column = next(c for c in header if c.strip().lower() == "symbol")
+        values = pl.read_csv(path, columns=[column], infer_schema=False)[column]
+    except (OSError, StopIteration, pl.exceptions.PolarsError):
+        return []
+    return sorted({v for v in values.drop_nulls().to_list() if SYMBOL_PATTERN.fullmatch(v)})

@@ -15,13 +15,17 @@ ASSET_CLASSES = ("crypto", "fx", "equity_index", "commodity")
 
 @dataclass(frozen=True)
 class Instrument:
-    """One tradable instrument and the session calendar its bars follow."""
+    """One tradable instrument, the session calendar its data follows and that calendar's time zone."""
 
     symbol: str
     asset_class: str
     calendar: str
     quote_currency: str | None = None
     default_source: str | None = None
+    timezone: str | None = None
+
+
+_INSTRUMENT_COLUMNS = ("symbol", "asset_class", "calendar", "quote_currency", "default_source", "timezone")
 
 
 def warehouse_id(con: duckdb.DuckDBPyConnection) -> str:
@@ -30,26 +34,51 @@ def warehouse_id(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def upsert_instrument(con: duckdb.DuckDBPyConnection, inst: Instrument) -> None:
-    """Insert or update one instrument."""
+    """Insert or replace one instrument's registration (every field, the time zone included)."""
     validate_symbol(inst.symbol)
     if inst.asset_class not in ASSET_CLASSES:
         raise ValueError(f"asset_class {inst.asset_class!r} is not one of {ASSET_CLASSES}")
     con.sql(
-        "INSERT INTO instruments VALUES (?, ?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-        "asset_class = excluded.asset_class, calendar = excluded.calendar, "
-        "quote_currency = excluded.quote_currency, default_source = excluded.default_source",
-        params=[inst.symbol, inst.asset_class, inst.calendar, inst.quote_currency, inst.default_source],
+        f"INSERT INTO instruments ({', '.join(_INSTRUMENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
+        "ON CONFLICT (symbol) DO UPDATE SET asset_class = excluded.asset_class, "
+        "calendar = excluded.calendar, quote_currency = excluded.quote_currency, "
+        "default_source = excluded.default_source, timezone = excluded.timezone",
+        params=[getattr(inst, c) for c in _INSTRUMENT_COLUMNS],
     )
+
+
+def _instrument(row: dict[str, object]) -> Instrument:
+    """An ``instruments`` row as an :class:`Instrument` (a pre-008 read-only file has no time zone)."""
+    return Instrument(**{c: row.get(c) for c in _INSTRUMENT_COLUMNS})  # type: ignore[arg-type]
 
 
 def get_instrument(con: duckdb.DuckDBPyConnection, symbol: str) -> Instrument | None:
     """The stored instrument, or ``None``."""
-    rows = con.sql(
-        "SELECT symbol, asset_class, calendar, quote_currency, default_source FROM instruments "
-        "WHERE symbol = ?",
-        params=[validate_symbol(symbol)],
-    ).fetchall()
-    return Instrument(*rows[0]) if rows else None
+    rel = con.sql("SELECT * FROM instruments WHERE symbol = ?", params=[validate_symbol(symbol)])
+    rows = rel.fetchall()
+    return _instrument(dict(zip(rel.columns, rows[0], strict=True))) if rows else None
+
+
+def list_instruments(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every registered instrument, and every symbol with data but no registration (its class null).
+
+    Columns: the :class:`Instrument` fields, then ``bars``, ``realized`` and ``features`` (row counts).
+    """
+    stored = con.sql("SELECT * FROM instruments").pl()
+    if "timezone" not in stored.columns:  # a read-only pre-008 warehouse
+        stored = stored.with_columns(pl.lit(None, pl.String).alias("timezone"))
+    counts = con.sql(
+        "WITH b AS (SELECT symbol, count(*) AS n FROM bars GROUP BY 1), "
+        "r AS (SELECT symbol, count(*) AS n FROM realized_daily GROUP BY 1), "
+        "f AS (SELECT symbol, count(*) AS n FROM features_daily GROUP BY 1), "
+        "s AS (SELECT symbol FROM b UNION SELECT symbol FROM r UNION SELECT symbol FROM f "
+        "UNION SELECT symbol FROM instruments) "
+        "SELECT s.symbol, coalesce(b.n, 0) AS bars, coalesce(r.n, 0) AS realized, "
+        "coalesce(f.n, 0) AS features FROM s LEFT JOIN b USING (symbol) LEFT JOIN r USING (symbol) "
+        "LEFT JOIN f USING (symbol)"
+    ).pl()
+    out = counts.join(stored.select(_INSTRUMENT_COLUMNS), on="symbol", how="left")
+    return out.select(*_INSTRUMENT_COLUMNS, "bars", "realized", "features").sort("symbol")
 
 
 @dataclass

@@ -7,17 +7,20 @@ The task of source ``name`` is ``ingest-<name>`` (:func:`door`).
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from prefect import Task, task
 
 from core.errors import ConfigError
 from flows.orchestration import TASK_DEFAULTS
 from tasks.config import get_settings
-from tasks.ingest import PartitionResult, bars_window, instrument_info
+from tasks.ingest import PartitionResult, bars_window
+from tasks.instruments import InstrumentInfo, ingest_registration, resolve_instrument
 from tasks.sources.base import Loaded
 from tasks.sources.registry import SOURCES
 from warehouse.bars import upsert_bars
@@ -34,8 +37,39 @@ from warehouse.resource import Warehouse
 
 
 def default_instrument(symbol: str, asset_class: str | None = None, source: str | None = None) -> Instrument:
-    """Best-guess instrument metadata for ``symbol`` (see :func:`tasks.ingest.instrument_info`)."""
-    return Instrument(*instrument_info(symbol, asset_class, source))
+    """The known metadata of ``symbol`` (see :func:`tasks.instruments.resolve_instrument`).
+
+    Raises
+    ------
+    UnknownInstrumentError
+        ``symbol`` is not known and no ``asset_class`` is given: nothing is guessed.
+    """
+    return Instrument(*resolve_instrument(symbol, asset_class=asset_class, source=source))
+
+
+def register_instruments(
+    con: duckdb.DuckDBPyConnection,
+    symbols: list[str],
+    asset_class: str | None = None,
+    calendar: str | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """Register every unregistered symbol of an ingest run; return the symbols registered.
+
+    A stored registration is kept (options that conflict with it are refused, see
+    :func:`tasks.instruments.ingest_registration`); every symbol is checked before any is written.
+    """
+    new: list[Instrument] = []
+    for symbol in symbols:
+        stored = get_instrument(con, symbol)
+        info = ingest_registration(
+            symbol, InstrumentInfo(*astuple(stored)) if stored else None, asset_class, calendar, source
+        )
+        if info is not None:
+            new.append(Instrument(*info))
+    for inst in new:
+        upsert_instrument(con, inst)
+    return [inst.symbol for inst in new]
 
 
 def check_deployment_path(path: str | Path) -> None:
@@ -100,7 +134,7 @@ def write_partition(
     lo, hi = window if window is not None else bars_window(bars, interval, started)
     entry = LogEntry(source, symbol, interval, lo, hi, run_id, started, location=location, checksum=checksum)
     with Warehouse.at(warehouse_path).writing() as con:
-        if get_instrument(con, symbol) is None:
+        if get_instrument(con, symbol) is None:  # a registered instrument is never overwritten
             upsert_instrument(con, instrument or default_instrument(symbol, source=source))
         record_ingest(con, entry)
         try:
@@ -245,6 +279,7 @@ def ingest_realized_task(
     loaded = SOURCES["realized"].load({"path": path})
     symbols = sorted(set(loaded.frame["symbol"].to_list()))
     with Warehouse.at(warehouse_path).writing() as con:
+        register_instruments(con, symbols, source="realized")  # planned runs registered them already
         stats = upsert_realized(con, loaded.frame, run_id)
         n_quarantined = write_quarantine(
             con, loaded.quarantine, source="realized", symbol=None, run_id=run_id

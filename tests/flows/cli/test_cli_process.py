@@ -138,7 +138,9 @@ def test_ctrl_c_stops_at_once_with_one_line_and_nothing_partial(
 
 def test_a_failing_flow_run_prints_no_nanobind_leaks(tmp_path: Path) -> None:
     """The error surfaces inside a Prefect flow run (a temporary server: ~10 s), which keeps it to exit."""
-    out = _run("error-in-flow", ["ingest", "file", "/no/such.csv", "--symbol", "X", "--prefect"], tmp_path)
+    out = _run(
+        "error-in-flow", ["ingest", "file", "/no/such.csv", "--symbol", "BTC-USDT", "--prefect"], tmp_path
+    )
     assert out.returncode == 2, out.stderr
     assert "does not exist" in out.stderr
     assert "leaked" not in out.stderr and "nanobind" not in out.stderr, out.stderr[-2000:]
