@@ -112,7 +112,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = write_panel(panel)
     t_panel = time.perf_counter()
-    _register(wh)
+    _register(wh)  # `volrisk instruments set`: synthetic symbols are no known codes
     out = ingest_flow(symbols=[], source="realized", paths=[str(panel)], warehouse=str(wh))
     assert all(r["status"] == "success" for r in out), out
     t_ingest = time.perf_counter()

@@ -251,10 +251,21 @@ def ingest_realized(
     ],
     asset_class: cli_instruments.AssetClassOpt = None,
     calendar: cli_instruments.CalendarOpt = None,
+    no_features: Annotated[
+        bool,
+        typer.Option(
+            "--no-features",
+            help="Only import: do not build the daily features of imported symbols that have no bars.",
+        ),
+    ] = False,
     prefect: PrefectOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Import daily realized measures into the realized_daily table.
+    """Import daily realized measures, then build the features of symbols that have no bars.
+
+    After the import, every imported symbol without bars gets its daily features (the forecast target
+    rv, the HAR inputs, returns) built from the measures, so `volrisk evaluate SYMBOL ...` can run
+    next; `--no-features` skips that (run `volrisk features SYMBOL` later).
 
     Units: rv, bv, rs_pos, rs_neg and rk are DECIMAL variances of daily log returns (1e-4 = 1% daily
     volatility), rq is decimal quarticity (about 1e-8 at 1% daily volatility), ret is the decimal
@@ -286,6 +297,32 @@ def ingest_realized(
         calendar=calendar,
     )
     _ingest(request, "import realized", prefect)
+    if not no_features:
+        _features_of_realized_only(warehouse_path(warehouse), symbols)
+
+
+def _features_of_realized_only(path: str, symbols: list[str]) -> None:
+    """Build the daily features of the symbols that have realized measures and no bars."""
+    from warehouse.catalog import bar_symbols
+    from warehouse.resource import Warehouse
+
+    with Warehouse.at(path).reading() as con:
+        with_bars = set(bar_symbols(con))
+    wanted = [s for s in symbols if s not in with_bars]
+    if not wanted:
+        return
+    from flows.features_flow import features_flow
+
+    result: dict[str, Any] = {}
+
+    def run() -> list[dict[str, Any]]:
+        result.update(features_flow(symbols=wanted, warehouse=path))
+        return list(result["partitions"])
+
+    run_with_progress(run, "features from realized measures")
+    print_features_summary(result)
+    if result["failed"]:
+        raise typer.Exit(1)
 
 
 @ingest_app.command("samples")
@@ -350,6 +387,13 @@ def print_features_summary(result: dict[str, Any]) -> None:
             f"feature checks {check.get('symbol', '')}: {verdict} "
             f"({len(check.get('warnings', []))} warnings) {check.get('error') or ''}"
         )
+    for r in result["partitions"]:
+        if r.get("off_calendar"):
+            dates = ", ".join(r.get("off_calendar_dates") or [])
+            console.print(
+                f"[yellow]{r['symbol']}[/]: {r['off_calendar']} imported dates are not sessions of its "
+                f"calendar and were left out of its features (e.g. {dates}); they stay in realized_daily"
+            )
     if result.get("cross_asset"):
         c = result["cross_asset"]
         console.print(f"cross-asset: {c['pairs']} pairs, {c['rows']:,} rows")

@@ -194,10 +194,15 @@ def run_ingest_stage(
 def symbols_with_bars(
     wh_path: str, symbols: list[str], start: date | None, end: date | None
 ) -> dict[str, str]:
-    """``{symbol: reason}`` for the symbols that have no intraday bars in ``[start, end)``."""
+    """``{symbol: reason}`` for the symbols that have no intraday bars in ``[start, end)``.
+
+    A symbol with no bars at all but imported realized measures is not missing: its features are
+    built from those measures (``features_flow`` checks their range).
+    """
     from flows.preflight import chosen_interval
     from warehouse.bars import bars_version, stored_intervals
     from warehouse.catalog import features_interval
+    from warehouse.realized import realized_symbols
     from warehouse.resource import Warehouse
 
     lo = datetime(start.year, start.month, start.day, tzinfo=UTC) if start else None
@@ -206,9 +211,12 @@ def symbols_with_bars(
     if not Path(wh_path).is_file():
         return {s: f"warehouse {wh_path} does not exist" for s in symbols}
     with Warehouse.at(wh_path).reading() as con:
+        realized_only = set(realized_symbols(con))
         for symbol in symbols:
             stored = stored_intervals(con, symbol)
             if not [s for s in stored if s[0] != "1d"]:
+                if not stored and symbol in realized_only:
+                    continue
                 missing[symbol] = "no intraday bars stored"
                 continue
             # the interval features_flow picks: the stored features', else the longest history

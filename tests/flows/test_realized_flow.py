@@ -25,14 +25,14 @@ PANEL = TESTS / "data" / "realized" / "panel_oxfordman.csv.gz"
 CALENDARS = {"SPY_RV": ("equity_index", "XNYS"), "EURUSD_RV": ("fx", "fx"), "BTC_RV": ("crypto", "24x7")}
 
 
-def _ingest(wh: Path, symbols: tuple[str, ...]) -> None:
+def _ingest(wh: Path) -> None:
     from flows.ingest_flow import ingest_flow
 
+    with writer(wh) as con:  # what `volrisk instruments set` does: these symbols are not known codes
+        for s in CALENDARS:
+            upsert_instrument(con, Instrument(s, *CALENDARS[s]))
     out = ingest_flow(symbols=[], source="realized", paths=[str(PANEL)], warehouse=str(wh))
     assert out and all(r["status"] == "success" for r in out), out
-    with writer(wh) as con:
-        for s in symbols:
-            upsert_instrument(con, Instrument(s, *CALENDARS[s]))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def realized_wh(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None)
     from flows.features_flow import features_flow
 
     wh = tmp_path_factory.mktemp("realized") / "wh.duckdb"
-    _ingest(wh, ("SPY_RV", "EURUSD_RV"))
+    _ingest(wh)
     out = features_flow(symbols=["SPY_RV", "EURUSD_RV"], start=date(2010, 1, 1), warehouse=str(wh))
     assert out["failed"] == [], out["failed"]
     assert all(c["passed"] for c in out["feature_checks"]), out["feature_checks"]
@@ -105,3 +105,25 @@ def test_target_source_is_chosen_and_refused_clearly(realized_wh: Path) -> None:
         features_flow(symbols=["SPY_RV"], warehouse=str(realized_wh), target_source="bars")
     with pytest.raises(ConfigError, match=r"NOPE has neither bars nor realized measures"):
         features_flow(symbols=["NOPE"], warehouse=str(realized_wh))
+
+
+def test_pipeline_flow_runs_a_realized_only_symbol(
+    realized_wh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.pipeline_flow import run_pipeline
+    from tasks.config import get_settings
+
+    monkeypatch.setenv("VOLRISK_REPORTS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+
+    out = run_pipeline(
+        symbols=["SPY_RV"],
+        source="warehouse",
+        models=["har"],
+        evaluation={"test_start": date(2016, 1, 1), "test_end": date(2016, 3, 31), "refit_every": 22},
+        name="realized-pipe",
+        warehouse=str(realized_wh),
+    )
+    assert out["failed"] == [] and out["skipped"] == {}, out
+    assert Path(str(out["report"])).parent == tmp_path and Path(str(out["report"])).is_file()
+    get_settings.cache_clear()
