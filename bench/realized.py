@@ -11,8 +11,9 @@ market factor and leverage; returns are Student-t scaled by the RV; bv and the d
 are drawn around it. ``BENCH_TEST_YEARS`` (default 5) sets the test window; ``BENCH_MODELS`` (comma
 list) restricts the models (default: every model); ``BENCH_RUNNER=dask`` runs the fold tasks on a
 local Dask cluster of 2 single-threaded processes instead of the default 2 threads (torch fits take
-turns inside one process, so on threads the neural models use one core). Prints each stage's wall time, the fold count and
-the ratio of the total to the 30-minute budget (the reference of this benchmark).
+turns inside one process, so on threads the neural models use one core). Prints each stage's wall
+time, the fold count and the ratio of the total to the 30-minute budget (the reference of this
+benchmark).
 
 Run: ``.venv/bin/python bench/realized.py`` (``make bench`` runs it with the others).
 """
