@@ -125,7 +125,9 @@ def test_flows_refuse_bad_symbols(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="invalid symbol"):
             validate_symbol(symbol)
     wh = tmp_path / "w.duckdb"
-    ingest_flow(symbols=["AAA"], paths=[str(SPY_JAN)], warehouse=str(wh))
+    ingest_flow(
+        symbols=["AAA"], paths=[str(SPY_JAN)], warehouse=str(wh), asset_class="equity_index", calendar="XNYS"
+    )
     for symbol in BAD_SYMBOLS[:3]:  # each flow run costs about a second: the flows call the same gate
         with pytest.raises(ConfigError, match="invalid symbol"):
             ingest_flow(symbols=[symbol], source="synthetic", start=None, end=None, warehouse=str(wh))
