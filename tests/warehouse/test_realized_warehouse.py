@@ -206,17 +206,10 @@ def test_failed_write_rolls_back_the_whole_batch(con: duckdb.DuckDBPyConnection)
 
 def test_migration_007_moves_oxfordman_open_to_close_out_of_ret(tmp_path: Path) -> None:
     """Rows imported before 007 keep their measures; Oxford-Man's open-to-close moves to ``ret_oc``."""
-    import duckdb
-
-    from warehouse.migrate import available_migrations, current_version
+    from old_warehouse import warehouse_before
 
     path = tmp_path / "old.duckdb"
-    old = duckdb.connect(str(path))
-    current_version(old)
-    for m in available_migrations():
-        if m.version < 7:
-            old.sql(m.sql)
-            old.sql("INSERT INTO schema_version VALUES (?, ?, now())", params=[m.version, m.name])
+    old = warehouse_before(path, 7)
     for source, ret in (("oxfordman", -0.004), ("simple", 0.002)):
         old.sql(
             "INSERT INTO realized_daily (symbol, date, source, rv, ret, ingest_run) "

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from old_warehouse import warehouse_before
 
 from core.errors import ConfigError, DataError
 from core.hashing import content_hash
@@ -188,12 +189,7 @@ def test_created_at_is_utc(con: duckdb.DuckDBPyConnection) -> None:
 def test_migration_renames_var_to_variance(tmp_path: Path) -> None:
     """A warehouse made before migration 006 keeps its predictions; the column reads as ``variance``."""
     path = tmp_path / "old.duckdb"
-    old = duckdb.connect(str(path))
-    current_version(old)
-    for m in available_migrations():
-        if m.version < 6:
-            old.sql(m.sql)
-            old.sql("INSERT INTO schema_version VALUES (?, ?, now())", params=[m.version, m.name])
+    old = warehouse_before(path, 6)
     old.sql(
         "INSERT INTO predictions (model_run, model, symbol, origin, target, horizon, fold, var, rv, mean,"
         " q50, family, params, created_at) VALUES ('garch-1', 'garch', 'BTC-USDT', DATE '2021-07-01',"
