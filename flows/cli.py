@@ -311,15 +311,20 @@ def _features_of_realized_only(path: str, symbols: list[str]) -> None:
     wanted = [s for s in symbols if s not in with_bars]
     if not wanted:
         return
+    _run_features("features from realized measures", symbols=wanted, warehouse=path)
+
+
+def _run_features(label: str, **params: Any) -> None:
+    """Run ``features_flow(**params)`` with a progress bar, print its summary, exit 1 on a failure."""
     from flows.features_flow import features_flow
 
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
-        result.update(features_flow(symbols=wanted, warehouse=path))
+        result.update(features_flow(**params))
         return list(result["partitions"])
 
-    run_with_progress(run, "features from realized measures")
+    run_with_progress(run, label)
     print_features_summary(result)
     if result["failed"]:
         raise typer.Exit(1)
@@ -455,29 +460,17 @@ def features(
     pairs = _parse_pairs(interval, "--interval")
     bar_syms = _feature_sources(warehouse_path(warehouse), symbols, target_source)
     preflight.feature_rebuild(warehouse_path(warehouse), bar_syms, start, end, pairs, replace_interval)
-    from flows.features_flow import features_flow
-
-    result: dict[str, Any] = {}
-
-    def run() -> list[dict[str, Any]]:
-        result.update(
-            features_flow(
-                symbols=symbols,
-                start=preflight.parse_date(start, "start"),
-                end=preflight.parse_date(end, "end"),
-                intervals=pairs,
-                cross_asset=not no_cross_asset,
-                warehouse=warehouse_path(warehouse),
-                replace_interval=replace_interval,
-                target_source=target_source,  # type: ignore[arg-type]
-            )
-        )
-        return list(result["partitions"])
-
-    run_with_progress(run, "features")
-    print_features_summary(result)
-    if result["failed"]:
-        raise typer.Exit(1)
+    _run_features(
+        "features",
+        symbols=symbols,
+        start=preflight.parse_date(start, "start"),
+        end=preflight.parse_date(end, "end"),
+        intervals=pairs,
+        cross_asset=not no_cross_asset,
+        warehouse=warehouse_path(warehouse),
+        replace_interval=replace_interval,
+        target_source=target_source,
+    )
 
 
 @quality_app.command("report")
