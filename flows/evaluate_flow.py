@@ -1,13 +1,14 @@
 """The evaluation flows: walk-forward train -> predict -> score -> stack -> report.
 
 ``evaluate_flow``
-    One cached, retried ``walk-forward-fold`` task per (model, symbol, fold) fits the model on the
-    fold's training window and stores its out-of-fold predictions (with the fold id) in
-    ``predictions``. The ``ensemble`` then stacks them per asset class, fold by fold, trained only
+    One cached, retried ``walk-forward-folds`` task per (model, symbol, block of folds) fits a fresh
+    model on each fold's training window and stores its out-of-fold predictions (with the fold id)
+    in ``predictions``. The ``ensemble`` then stacks them per asset class, fold by fold, trained only
     on earlier folds. Everything is scored on the same dates (``tasks.scorecard``) and written as a
     report (``tasks.report``) plus Prefect artifacts. Re-running with unchanged inputs is all cache
-    hits: each fold's key is (model, config, symbol, window, origins, feature content hash,
-    warehouse id, task source).
+    hits: each block's key is (model, config, symbol, its folds' windows and origins, feature content
+    hash, warehouse id, task source). Blocks run in threads, or in worker processes when many torch
+    folds are planned (:mod:`flows.fold_runners`).
 ``stack_flow``
     Re-stacks and re-reports a stored evaluation from its recorded out-of-fold predictions (the
     weekly-stack deployment), without refitting a base model.
@@ -15,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +26,12 @@ from typing import Any
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.errors import ConfigError, DataError
 from core.hashing import frame_hash
 from flows import progress
-from flows.steps.evaluate import evaluate_fold
+from flows.fold_runners import choose_runner, eval_workers, fold_runner, thread_runner
+from flows.steps.evaluate import FoldsFailed, evaluate_folds, fold_payload
 from tasks.config import get_settings
 from tasks.evaluate import describe_targets, features_version, model_code_hash
 from tasks.experiment import ExperimentSpec
@@ -170,47 +170,65 @@ def plan_folds(
     return out
 
 
+def fold_blocks(folds: Sequence[Fold], size: int) -> list[list[Fold]]:
+    """Consecutive blocks of at most ``size`` folds: one fold task each."""
+    return [list(folds[i : i + size]) for i in range(0, len(folds), size)]
+
+
 def _submit(
-    wh: str, inputs: EvalInputs, model: str, symbol: str, fold: Fold, cfg: dict[str, Any], **extra: Any
+    runner: Any,
+    wh: str,
+    inputs: EvalInputs,
+    model: str,
+    symbol: str,
+    block: Sequence[Fold],
+    cfg: dict[str, Any],
+    **extra: Any,
 ) -> Any:
+    """Submit one block of folds to ``runner`` (``None``: the flow's own thread runner)."""
     from core.hashing import content_hash
 
-    version = features_version(inputs.features, extra.get("group_symbols") or [symbol], fold.origins[-1])
+    last = max(f.origins[-1] for f in block)
+    version = features_version(inputs.features, extra.get("group_symbols") or [symbol], last)
     version = content_hash(
         version,
         model_code_hash(model == ENSEMBLE),
         inputs.events_version,
         sorted(extra.get("base_runs") or []),
     )
-    return evaluate_fold.submit(
-        wh,
-        inputs.warehouse_id,
-        model,
-        symbol,
-        fold.fold,
-        fold.train_start.isoformat(),
-        fold.train_end.isoformat(),
-        [d.isoformat() for d in fold.origins],
-        cfg,
-        version,
+    label = f"fold{block[0].fold}" + (f"-{block[-1].fold}" if len(block) > 1 else "")
+    params = {
+        "warehouse_path": wh, "warehouse_id": inputs.warehouse_id, "model": model, "symbol": symbol,
+        "folds": [fold_payload(f) for f in block], "config": cfg, "data_version": version, "label": label,
         **extra,
-    )
+    }  # fmt: skip
+    return evaluate_folds.submit(**params) if runner is None else runner.submit(evaluate_folds, params)
 
 
-def _collect(
-    futures: dict[Any, tuple[str, str, int]], runs: list[dict[str, Any]], failed: list[dict[str, Any]]
-) -> None:
+Planned = dict[Any, tuple[str, str, list[int]]]
+
+
+def _collect(futures: Planned, runs: list[dict[str, Any]], failed: list[dict[str, Any]]) -> None:
+    """Each block's folds as runs (``success``/``cached``) or failures, in the order blocks finish."""
     for fut in as_completed(list(futures)):
-        model, symbol, k = futures[fut]
-        item: dict[str, Any] = {"model": model, "symbol": symbol, "fold": k}
+        model, symbol, ks = futures[fut]
         try:
             out = fut.result()
-            item.update(out, status="cached" if fut.state.name == "Cached" else "success")
-            runs.append(item)
-        except Exception as exc:  # noqa: BLE001 - one failed fold is reported, the rest go on
-            item.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            failed.append(item)
-        progress.report("evaluate", item=item)
+            status = "cached" if fut.state.name == "Cached" else "success"
+            done, fails = [{**r, "status": status} for r in out], []
+        except FoldsFailed as exc:
+            done = [{**r, "status": "success"} for r in exc.done]
+            fails = [{**f, "status": "failed"} for f in exc.failures]
+        except Exception as exc:  # noqa: BLE001 - one failed block is reported, the rest go on
+            error = f"{type(exc).__name__}: {exc}"
+            done = []
+            fails = [
+                {"model": model, "symbol": symbol, "fold": k, "status": "failed", "error": error} for k in ks
+            ]
+        runs += done
+        failed += fails
+        for item in done + fails:
+            progress.report("evaluate", item=item)
 
 
 def _stack_rows(earlier: Sequence[Fold], fold: Fold) -> int:
@@ -226,41 +244,38 @@ def run_ensemble(
     base_models: list[str],
     config: dict[str, Any] | None,
     announce: bool = True,
+    runner: Any = None,
+    folds_per_task: int = 1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Stack each symbol's folds on the earlier folds' out-of-fold predictions.
 
     Folds with fewer than the ensemble's ``min_rows`` earlier rows are a warm-up: no ensemble
-    forecast is made for them, so the common scoring set starts after them.
+    forecast is made for them, so the common scoring set starts after them. The rest go in blocks of
+    ``folds_per_task``; a block reads the base runs of its last fold, and each fold's fit still sees
+    only base forecasts whose target is known by its own ``train_end``.
     """
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    futures: dict[Any, tuple[str, str, int]] = {}
+    futures: Planned = {}
     cfg = {**(config or {}), "groups": inputs.classes, "base_models": base_models}
     min_rows = int(cfg.get("min_rows", Ensemble().cfg["min_rows"]))
     for symbol, sym_folds in folds.items():
         group = sorted(s for s, c in inputs.classes.items() if c == inputs.classes[symbol] and s in folds)
         usable = [r for r in base_runs if r["symbol"] in group and r["model"] in base_models]
-        for k, fold in enumerate(sym_folds):
-            if _stack_rows(sym_folds[:k], fold) < min_rows:
-                continue  # a warm-up fold: too few earlier out-of-fold rows to learn from
-            # its own symbol's folds up to this one (training rows + the rows it stacks); other symbols
-            # of the asset class: all their folds (their numbering differs; the purge cuts them anyway)
-            ids = sorted({r["model_run"] for r in usable if r["symbol"] != symbol or r["fold"] <= fold.fold})
-            fut = _submit(wh, inputs, ENSEMBLE, symbol, fold, cfg, base_runs=ids, group_symbols=group)
-            futures[fut] = (ENSEMBLE, symbol, fold.fold)
+        stacked = [f for k, f in enumerate(sym_folds) if _stack_rows(sym_folds[:k], f) >= min_rows]
+        for block in fold_blocks(stacked, folds_per_task):
+            # its own symbol's folds up to the block's last (training rows + the rows it stacks); other
+            # symbols of the asset class: all their folds (their numbering differs; the purge cuts them)
+            last = block[-1].fold
+            ids = sorted({r["model_run"] for r in usable if r["symbol"] != symbol or r["fold"] <= last})
+            fut = _submit(
+                runner, wh, inputs, ENSEMBLE, symbol, block, cfg, base_runs=ids, group_symbols=group
+            )
+            futures[fut] = (ENSEMBLE, symbol, [f.fold for f in block])
     if announce:
-        progress.report("evaluate", total=len(futures))
+        progress.report("evaluate", total=sum(len(ks) for *_, ks in futures.values()))
     _collect(futures, runs, failed)
     return runs, failed
-
-
-def fold_runner() -> ThreadPoolTaskRunner:
-    """Fold tasks run in threads, at most one per core (``VOLRISK_EVAL_WORKERS`` overrides).
-
-    Fits are CPU-bound (torch, arch, LightGBM); hundreds of concurrent fold threads only thrash.
-    """
-    workers = int(os.environ.get("VOLRISK_EVAL_WORKERS", "0")) or max(2, os.cpu_count() or 2)
-    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 def _existing_warehouse(warehouse: str | None) -> str:
@@ -283,25 +298,45 @@ def _count_stack_folds(folds: dict[str, list[Fold]], spec: ExperimentSpec) -> in
     return sum(1 for fs in folds.values() for k, f in enumerate(fs) if _stack_rows(fs[:k], f) >= min_rows)
 
 
+def _torch_first(names: Sequence[str]) -> list[str]:
+    """The torch models first: the longest blocks start early and short ones fill the tail."""
+    from tasks.models.base import get_model
+    from tasks.models.checkpoint import Checkpointable
+
+    return sorted(names, key=lambda m: not isinstance(get_model(m), Checkpointable))
+
+
 def submit_base_folds(
+    runner: Any,
     wh: str,
     inputs: EvalInputs,
     spec: ExperimentSpec,
     names: list[str],
     folds: dict[str, list[Fold]],
-    stack: bool,
-) -> tuple[dict[Any, tuple[str, str, int]], int]:
-    """Submit every (model, symbol, fold) task; returns the futures and the number of stack folds."""
-    futures: dict[Any, tuple[str, str, int]] = {}
-    for model in names:
+) -> Planned:
+    """Submit every (model, symbol, block of folds) task, torch models first."""
+    futures: Planned = {}
+    for model in _torch_first(names):
         cfg = _model_config(model, spec.device, spec.config)
         for symbol, sym_folds in folds.items():
-            for fold in sym_folds:
-                futures[_submit(wh, inputs, model, symbol, fold, cfg)] = (model, symbol, fold.fold)
-    return futures, _count_stack_folds(folds, spec) if stack else 0
+            for block in fold_blocks(sym_folds, spec.folds_per_task):
+                futures[_submit(runner, wh, inputs, model, symbol, block, cfg)] = (
+                    model, symbol, [f.fold for f in block],
+                )  # fmt: skip
+    return futures
 
 
-@flow(name="evaluate", log_prints=True, task_runner=fold_runner())
+def _runner_kind(spec: ExperimentSpec, names: Sequence[str], folds: dict[str, list[Fold]]) -> str:
+    """The fold runner of this evaluation (see :func:`flows.fold_runners.choose_runner`)."""
+    from tasks.models.base import get_model
+    from tasks.models.checkpoint import Checkpointable
+
+    n_folds = sum(len(f) for f in folds.values())
+    torch_folds = n_folds * sum(isinstance(get_model(m), Checkpointable) for m in names)
+    return choose_runner(spec.runner, spec.device, torch_folds, eval_workers())
+
+
+@flow(name="evaluate", log_prints=True, task_runner=thread_runner())
 def evaluate_flow(
     spec: ExperimentSpec, warehouse: str | None = None, reports_dir: str | None = None
 ) -> dict[str, Any]:
@@ -339,30 +374,35 @@ def evaluate_flow(
         spec.embargo,
         spec.train_start,
     )
-    futures, n_stack = submit_base_folds(wh, inputs, spec, names, folds, stack)
+    kind = _runner_kind(spec, names, folds)
     n_folds = {s: len(f) for s, f in folds.items()}
-    logger.info(
-        f"evaluate {spec.name}: {len(names)} models x folds {n_folds} = {len(futures)} fold tasks, "
-        f"test windows {params_windows(windows)}"
-    )
-    progress.report("evaluate", total=len(futures) + n_stack)
+    n_stack = _count_stack_folds(folds, spec) if stack else 0
+    progress.report("evaluate", total=sum(n_folds.values()) * len(names) + n_stack)
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    _collect(futures, runs, failed)
-    if stack:
-        broken = {(f["model"], f["symbol"]) for f in failed}
-        bases = [m for m in names if all((m, s) not in broken for s in spec.symbols)]
-        ens_runs, ens_failed = run_ensemble(
-            wh, inputs, folds, runs, bases, spec.model_config_for(ENSEMBLE), announce=False
+    with fold_runner(kind) as runner:  # type: ignore[arg-type]
+        futures = submit_base_folds(runner, wh, inputs, spec, names, folds)
+        logger.info(
+            f"evaluate {spec.name}: {len(names)} models x folds {n_folds} in {len(futures)} tasks of <= "
+            f"{spec.folds_per_task} folds ({kind} runner), test windows {params_windows(windows)}"
         )
-        runs += ens_runs
-        failed += ens_failed
+        _collect(futures, runs, failed)
+        if stack:
+            broken = {(f["model"], f["symbol"]) for f in failed}
+            bases = [m for m in names if all((m, s) not in broken for s in spec.symbols)]
+            ens_runs, ens_failed = run_ensemble(
+                wh, inputs, folds, runs, bases, spec.model_config_for(ENSEMBLE), announce=False,
+                runner=runner, folds_per_task=spec.folds_per_task,
+            )  # fmt: skip
+            runs += ens_runs
+            failed += ens_failed
     from flows.scoring import score_and_report
 
     stored_windows = {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()}
     params = spec.params(names, stack, stored_windows, n_folds, describe_targets(inputs.features))
     out = score_and_report(wh, spec.name, params, runs, failed, inputs.classes, inputs.calendars, reports_dir)
     out["wall_s"] = time.perf_counter() - t0
+    out["runner"] = kind
     out["statuses"] = {
         status: sum(1 for r in runs if r.get("status") == status) for status in ("success", "cached")
     } | {"failed": len(failed)}
@@ -372,7 +412,7 @@ def evaluate_flow(
     return out
 
 
-@flow(name="stack", log_prints=True, task_runner=fold_runner())
+@flow(name="stack", log_prints=True, task_runner=thread_runner())
 def stack_flow(
     symbols: list[str] | None = None,
     name: str | None = None,
@@ -422,7 +462,9 @@ def stack_flow(
     )
     base = [r for r in manifest["runs"]["runs"] if r["model"] != ENSEMBLE and r["symbol"] in syms]
     bases = sorted({r["model"] for r in base})
-    ens_runs, ens_failed = run_ensemble(wh, inputs, folds, base, bases, config)
+    ens_runs, ens_failed = run_ensemble(
+        wh, inputs, folds, base, bases, config, folds_per_task=spec.folds_per_task
+    )
     failed = [f for f in manifest["runs"].get("failed", []) if f["model"] != ENSEMBLE] + ens_failed
     from flows.scoring import score_and_report
 

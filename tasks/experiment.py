@@ -50,6 +50,12 @@ class ExperimentSpec(BaseModel):
     stack_warmup : int
         With ``stack``, the base models also forecast this many sessions before the test window (not
         scored) so the ensemble has out-of-fold rows to learn from at the first scored session.
+    folds_per_task : int
+        Folds of one (model, symbol) fitted by one task: the unit of caching and retries. Results do
+        not depend on it; larger blocks spend less on orchestration, smaller ones cache finer.
+    runner : {"auto", "thread", "process"}
+        Where the fold tasks run: threads of the flow's process, worker processes (torch fits in
+        parallel, one per core), or ``auto`` (processes for CPU runs with many neural folds).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,6 +75,8 @@ class ExperimentSpec(BaseModel):
     config: dict[str, dict[str, Any]] | None = None
     cost_bps: float = 5.0
     stack_warmup: int = Field(default=252, ge=0)
+    folds_per_task: int = Field(default=10, ge=1)
+    runner: Literal["auto", "thread", "process"] = "auto"
 
     @field_validator("models")
     @classmethod

@@ -39,7 +39,7 @@ def _seed(path: Path, feats: pl.DataFrame) -> None:
         write_features(con, feats, "BTC-USDT", feats["session_date"].min(), feats["session_date"].max())
 
 
-def _run(path: Path, reports: Path) -> dict:
+def _run(path: Path, reports: Path, folds_per_task: int = 2) -> dict:
     from flows.evaluate_flow import evaluate_flow
 
     spec = ExperimentSpec(
@@ -51,6 +51,7 @@ def _run(path: Path, reports: Path) -> dict:
         name="itest",
         config=CONFIG,
         stack_warmup=120,
+        folds_per_task=folds_per_task,
     )
     return evaluate_flow(spec, warehouse=str(path), reports_dir=str(reports))
 
@@ -88,7 +89,8 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     assert again["statuses"] == {"success": 0, "cached": out["runs"], "failed": 0}
 
     # change the one origin of the last fold (301 targets in folds of 60: fold 5 is 2023-06-30 alone,
-    # its origin 2023-06-29 is after fold 4's last origin): only the last fold and its stack recompute
+    # its origin 2023-06-29 is after fold 4's last origin): only the last block of each model (folds
+    # 4-5, two folds per task) and the ensemble's last block (its folds 4-5) recompute
     with session(warehouse_path, read_only=True) as con:
         feats = read_features(con, ["BTC-USDT"])
     day = date(2023, 6, 29)
@@ -98,8 +100,33 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     with writer(warehouse_path) as con:
         write_features(con, changed, "BTC-USDT", day, day)
     third = _run(warehouse_path, reports)
-    assert third["statuses"]["success"] == len(MODELS) + 1  # the last fold of each model + its stack
-    assert third["statuses"]["cached"] == out["runs"] - len(MODELS) - 1
+    assert third["statuses"]["success"] == 2 * (len(MODELS) + 1)
+    assert third["statuses"]["cached"] == out["runs"] - 2 * (len(MODELS) + 1)
+
+
+def test_process_runner_and_fold_blocks_give_the_thread_runners_forecasts(
+    prefect_harness: None, tmp_path: Path, btc_features: pl.DataFrame
+) -> None:
+    """Worker processes and blocks of folds change where fits run, never what they forecast."""
+    from flows.evaluate_flow import evaluate_flow
+
+    stored = []
+    for k, (runner, per_task) in enumerate((("thread", 1), ("process", 3))):
+        wh = tmp_path / f"wh{k}.duckdb"
+        _seed(wh, btc_features)
+        spec = ExperimentSpec(
+            symbols=["BTC-USDT"], models=["har", "quantile"], test_start="2023-04-01",
+            test_end="2023-06-30", refit_every=20, name=f"runner{k}", stack=False,
+            config={"quantile": {"epochs": 2}}, runner=runner, folds_per_task=per_task,
+        )  # fmt: skip
+        out = evaluate_flow(spec, warehouse=str(wh), reports_dir=str(tmp_path / "reports"))
+        assert out["failed"] == [] and out["statuses"]["success"] == out["runs"]
+        with session(wh, read_only=True) as con:
+            stored.append(
+                con.sql("SELECT model, fold, origin, rv, q01, q99 FROM predictions ORDER BY 1, 3").pl()
+            )
+    assert stored[0]["fold"].n_unique() >= 4, "several folds, so blocks of 3 differ from blocks of 1"
+    assert stored[0].equals(stored[1])
 
 
 @pytest.mark.slow
