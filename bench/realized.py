@@ -9,11 +9,10 @@ six exchange calendars (New York, London, Frankfurt, Tokyo, Hong Kong, Mumbai), 
 the Oxford-Man layout with each exchange's UTC offset. Log RV follows a HAR recursion with a common
 market factor and leverage; returns are Student-t scaled by the RV; bv and the downside semivariance
 are drawn around it. ``BENCH_TEST_YEARS`` (default 5) sets the test window; ``BENCH_MODELS`` (comma
-list) restricts the models (default: every model); ``BENCH_RUNNER=dask`` runs the fold tasks on a
-local Dask cluster of 2 single-threaded processes instead of the default 2 threads (torch fits take
-turns inside one process, so on threads the neural models use one core). Prints each stage's wall
-time, the fold count and the ratio of the total to the 30-minute budget (the reference of this
-benchmark).
+list) restricts the models (default: every model); ``BENCH_RUNNER`` (``auto``, the default, as
+``volrisk evaluate``; or ``thread``/``process``) and ``BENCH_FOLDS_PER_TASK`` (default 10) set where
+and in what blocks the folds run. Prints each stage's wall time, the fold count and task count, and
+the ratio of the total to the 30-minute budget (the reference of this benchmark).
 
 Run: ``.venv/bin/python bench/realized.py`` (``make bench`` runs it with the others).
 """
@@ -102,14 +101,14 @@ def _register(wh: Path) -> None:
 
 
 def main() -> None:
-    from flows.backfill_runners import task_runner_for
     from flows.evaluate_flow import evaluate_flow
     from flows.features_flow import features_flow
     from flows.ingest_flow import ingest_flow
     from tasks.experiment import ExperimentSpec
 
     years = int(os.environ.get("BENCH_TEST_YEARS", "5"))
-    runner_kind = os.environ.get("BENCH_RUNNER", "thread")
+    runner_kind = os.environ.get("BENCH_RUNNER", "auto")
+    per_task = int(os.environ.get("BENCH_FOLDS_PER_TASK", "10"))
     models = [m for m in os.environ.get("BENCH_MODELS", "").split(",") if m] or None
     tmp = Path(tempfile.mkdtemp(prefix="volrisk-bench-realized-"))
     panel, wh = tmp / "panel_oxfordman.csv.gz", tmp / "warehouse.duckdb"
@@ -126,17 +125,17 @@ def main() -> None:
     t_feats = time.perf_counter()
     test_start = date(LAST.year - years + 1, 1, 1).isoformat()
     spec = ExperimentSpec(symbols=symbols, models=models, test_start=test_start, window="rolling",
-                          train_size=1000, refit_every=22, name="bench-realized")  # fmt: skip
-    with task_runner_for(runner_kind) as runner:
-        flow = evaluate_flow.with_options(task_runner=runner) if runner is not None else evaluate_flow
-        result = flow(spec, warehouse=str(wh), reports_dir=str(tmp / "reports"))
+                          train_size=1000, refit_every=22, name="bench-realized", runner=runner_kind,
+                          folds_per_task=per_task)  # fmt: skip
+    result = evaluate_flow(spec, warehouse=str(wh), reports_dir=str(tmp / "reports"))
     t_eval = time.perf_counter()
     total = t_eval - t0
     folds = sum(json_folds(result).values())
     print(f"panel       {rows:,} rows, 6 indices, {FIRST}..{LAST}      {t_panel - t0:7.1f} s")
     print(f"ingest      realized import                             {t_ingest - t_panel:7.1f} s")
     print(f"features    from realized measures                      {t_feats - t_ingest:7.1f} s")
-    print(f"evaluate    {years}y test, rolling 1000, refit 22, {folds} folds, {runner_kind} runner, "
+    print(f"evaluate    {years}y test, rolling 1000, refit 22, {folds} folds per model, {per_task} per task, "
+          f"{result['runner']} runner, "
           f"{result['statuses']}  {t_eval - t_feats:7.1f} s")  # fmt: skip
     print(f"total       {total:7.1f} s = {total / 60:.1f} min; budget 30 min; ratio {total / BUDGET_S:.2f} "
           f"({'PASS' if total <= BUDGET_S else 'MISS'}); peak RSS {peak_rss_mb():,.0f} MiB")  # fmt: skip

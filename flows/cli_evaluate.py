@@ -95,39 +95,37 @@ def evaluate(
         str | None, typer.Option(help='Per-model config as JSON, e.g. \'{"voltransformer": {"epochs": 5}}\'.')
     ] = None,
     cost_bps: Annotated[float, typer.Option(help="Strategy cost in basis points of turnover.")] = 5.0,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="Where fold tasks run: thread, process (torch fits in parallel, one worker per core; "
+            "VOLRISK_EVAL_WORKERS sets the count) or auto (process for CPU runs with >= 40 neural folds)."
+        ),
+    ] = "auto",
+    folds_per_task: Annotated[
+        int, typer.Option(help="Folds of one model and symbol per task (the unit of caching and retries).")
+    ] = 10,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
     overrides = _check(symbols, models, test_start, test_end, train_start, window, device, refit_every,
                        train_size, config, embargo)  # fmt: skip
+    preflight.choice(runner, ("auto", "thread", "process"), "--runner")
+    preflight.at_least(folds_per_task, 1, "--folds-per-task")
     preflight.warehouse_with_features(warehouse_path(warehouse), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
     from tasks.experiment import ExperimentSpec
 
+    spec = ExperimentSpec(
+        symbols=symbols, models=models, test_start=test_start, test_end=test_end, train_start=train_start,
+        refit_every=refit_every, name=name, device=device, window=window, train_size=train_size,  # type: ignore[arg-type]
+        embargo=embargo, stack=not no_stack, config=overrides, cost_bps=cost_bps,
+        runner=runner, folds_per_task=folds_per_task,  # type: ignore[arg-type]
+    )  # fmt: skip
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
-        result.update(
-            evaluate_flow(
-                ExperimentSpec(
-                    symbols=symbols,
-                    models=models,
-                    test_start=test_start,
-                    test_end=test_end,
-                    train_start=train_start,
-                    refit_every=refit_every,
-                    name=name,
-                    device=device,
-                    window=window,
-                    train_size=train_size,
-                    embargo=embargo,
-                    stack=not no_stack,
-                    config=overrides,
-                    cost_bps=cost_bps,
-                ),
-                warehouse=warehouse_path(warehouse),
-            )
-        )
+        result.update(evaluate_flow(spec, warehouse=warehouse_path(warehouse)))
         return []
 
     run_with_progress(run, "evaluate folds")
