@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check core tasks warehouse flows
-	$(BIN)/mypy core tasks warehouse
+	$(BIN)/mypy core tasks warehouse flows
 
 # Local Prefect server (127.0.0.1:4200, home .volrisk/prefect-server) + workers + deployments.
 server: $(STAMP)

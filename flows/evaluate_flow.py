@@ -318,12 +318,20 @@ def submit_base_folds(
     futures: Planned = {}
     for model in _torch_first(names):
         cfg = _model_config(model, spec.device, spec.config)
+        extra = _panel_inputs(model, list(folds))
         for symbol, sym_folds in folds.items():
             for block in fold_blocks(sym_folds, spec.folds_per_task):
-                futures[_submit(runner, wh, inputs, model, symbol, block, cfg)] = (
+                futures[_submit(runner, wh, inputs, model, symbol, block, cfg, **extra)] = (
                     model, symbol, [f.fold for f in block],
                 )  # fmt: skip
     return futures
+
+
+def _panel_inputs(model: str, symbols: list[str]) -> dict[str, Any]:
+    """A model with ``panel_inputs`` (e.g. a global market factor) reads every evaluated symbol."""
+    from tasks.models.base import get_model
+
+    return {"group_symbols": sorted(symbols)} if getattr(get_model(model), "panel_inputs", False) else {}
 
 
 def _runner_kind(spec: ExperimentSpec, names: Sequence[str], folds: dict[str, list[Fold]]) -> str:
