@@ -111,6 +111,13 @@ _Q_PRED_SELECT = (
     " ORDER BY model_run, symbol, origin, horizon"
 )
 
+_Q_RUNS_PRED_SELECT = (
+    "SELECT "  # noqa: S608
+    + ", ".join(f"{_q(c)}::VARCHAR AS {_q(c)}" if c == "params" else _q(c) for c in _PRED_COLS)
+    + " FROM predictions WHERE model_run IN (SELECT unnest(?::VARCHAR[]))"
+    " ORDER BY model_run, symbol, origin, horizon"
+)
+
 
 # --- model runs -----------------------------------------------------------------------------------
 
@@ -375,7 +382,20 @@ def read_predictions(
     if start is not None and end is not None and start > end:
         raise ConfigError(f"start must not be after end; got start={start}, end={end}")
     params: list[object] = [model_run, model_run, model, model, names, names, start, start, end, end]
-    frame = con.sql(_Q_PRED_SELECT, params=params).pl()
+    return _prediction_frame(con.sql(_Q_PRED_SELECT, params=params).pl())
+
+
+def read_run_predictions(con: duckdb.DuckDBPyConnection, model_runs: Sequence[str]) -> pl.DataFrame:
+    """The stored predictions of every run in ``model_runs``, in one query.
+
+    An evaluation stacks or scores thousands of fold runs; one query per run cost seconds per
+    ensemble block. Sorted by (model_run, symbol, origin, horizon), in :data:`PREDICTION_TABLE_SCHEMA`.
+    """
+    runs = sorted({str(_text(r, "model_run", required=True)) for r in model_runs})
+    return _prediction_frame(con.sql(_Q_RUNS_PRED_SELECT, params=[runs]).pl())
+
+
+def _prediction_frame(frame: pl.DataFrame) -> pl.DataFrame:
     if frame.height == 0:
         return pl.DataFrame(schema=PREDICTION_TABLE_SCHEMA)
     return frame.select([pl.col(c).cast(t) for c, t in PREDICTION_TABLE_SCHEMA.items()])

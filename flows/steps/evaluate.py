@@ -26,7 +26,7 @@ from tasks.models.checkpoint import Checkpointable
 from tasks.models.torch_fit import History
 from tasks.train import build_model, model_run_id, plain_config
 from tasks.walk_forward import Fold, fit_predict
-from warehouse.models import read_predictions, write_model_run, write_predictions
+from warehouse.models import read_run_predictions, write_model_run, write_predictions
 from warehouse.resource import Warehouse
 
 #: Serializes torch fits inside one process: torch's random generator and thread count are
@@ -110,7 +110,7 @@ def _load(
     with wh.reading() as con:
         data = load_model_data(con, build_model(model, config), sorted(symbols), None, last)
         if base_runs:
-            preds = pl.concat([read_predictions(con, model_run=r) for r in base_runs], how="vertical_relaxed")
+            preds = read_run_predictions(con, base_runs)
             data = replace(data, predictions=preds.drop("model_run", "created_at"))
     return data
 

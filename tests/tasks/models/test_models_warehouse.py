@@ -22,6 +22,7 @@ from warehouse.models import (
     list_model_runs,
     read_model_run,
     read_predictions,
+    read_run_predictions,
     write_model_run,
     write_predictions,
 )
@@ -159,6 +160,20 @@ def test_read_filters(con: duckdb.DuckDBPyConnection, predictions: pl.DataFrame)
     assert empty.height == 0 and empty.schema == pl.Schema(PREDICTION_TABLE_SCHEMA)
     with pytest.raises(ConfigError, match="start"):
         read_predictions(con, start=days[4], end=days[2])
+
+
+def test_read_run_predictions_is_the_per_run_reads_in_one_query(
+    con: duckdb.DuckDBPyConnection, predictions: pl.DataFrame
+) -> None:
+    for run, rows in (("b", 5), ("a", predictions.height), ("c", 3)):
+        write_predictions(con, predictions.head(rows), run)
+    both = read_run_predictions(con, ["c", "a", "a", "zzz"])  # any order, duplicates, an unknown run
+    per_run = pl.concat([read_predictions(con, model_run=r) for r in ("a", "c")])
+    assert both.equals(per_run) and both.height == predictions.height + 3
+    empty = read_run_predictions(con, [])
+    assert empty.height == 0 and empty.schema == pl.Schema(PREDICTION_TABLE_SCHEMA)
+    with pytest.raises(ConfigError, match="model_run"):
+        read_run_predictions(con, ["a", ""])
 
 
 def test_bad_prediction_batches(con: duckdb.DuckDBPyConnection, predictions: pl.DataFrame) -> None:
