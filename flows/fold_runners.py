@@ -76,9 +76,33 @@ def single_threaded_worker() -> None:
 
 @contextmanager
 def fold_runner(kind: Literal["thread", "process"]) -> Iterator[Any]:
-    """``None`` for threads (the flow's own runner), or a started process pool for the fold blocks."""
+    """``None`` for threads (the flow's own runner), or a started process pool for the fold blocks.
+
+    The workers report to this process's Prefect API. Without a configured ``PREFECT_API_URL``
+    Prefect runs a temporary server for this process, and each worker would start one of its own
+    (seconds each, and their runs would be nowhere to see); the workers get its address instead.
+    """
     if kind == "thread":
         yield None
         return
-    with ProcessPoolTaskRunner(max_workers=eval_workers(), initializer=single_threaded_worker) as runner:
-        yield runner
+    url = _temporary_api_url()
+    before = os.environ.get("PREFECT_API_URL")
+    if url:
+        os.environ["PREFECT_API_URL"] = url  # the runner hands os.environ to its workers
+    try:
+        with ProcessPoolTaskRunner(max_workers=eval_workers(), initializer=single_threaded_worker) as runner:
+            yield runner
+    finally:
+        if url and before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+def _temporary_api_url() -> str | None:
+    """The address of the temporary Prefect server of this process (None when an API is configured)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return None
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
