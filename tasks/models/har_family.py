@@ -38,7 +38,14 @@ from scipy.stats import norm
 from core.errors import ConfigError
 from tasks.models.base import register
 from tasks.models.frames import BASE_COLUMNS
-from tasks.models.har_linear import LevelHarForecaster, Weighting, column, require_values, rolling_mean
+from tasks.models.har_linear import (
+    Insanity,
+    LevelHarForecaster,
+    Weighting,
+    column,
+    require_values,
+    rolling_mean,
+)
 from tasks.models.variance import MeanMode
 
 #: ``mu_1^-4 + 2 mu_1^-2 - 5`` with ``mu_1 = sqrt(2/pi)``: the ratio statistic's variance factor.
@@ -143,7 +150,7 @@ class HarCj(LevelHarForecaster):
     ----------
     alpha : float
         Significance level of the jump test, in (0.5, 1).
-    window, weighting, family, mean, var_scale, calendar
+    window, weighting, insanity, family, mean, var_scale, calendar
         As :class:`~tasks.models.har_linear.LevelHarForecaster`.
     """
 
@@ -155,12 +162,13 @@ class HarCj(LevelHarForecaster):
         alpha: float = 0.999,
         window: int | None = None,
         weighting: Weighting | None = None,
+        insanity: Insanity = "mean",
         family: str | None = None,
         mean: MeanMode = "zero",
         var_scale: str | float = "fit",
         calendar: str | Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(window, weighting, family, mean, var_scale, calendar)
+        super().__init__(window, weighting, insanity, family, mean, var_scale, calendar)
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.5 < alpha < 1.0:
             raise ConfigError(f"alpha must be a number in (0.5, 1); got {alpha!r}")
         self.alpha = float(alpha)

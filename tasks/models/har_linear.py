@@ -16,8 +16,12 @@ them; the constant is added here)::
   ``f`` floored at the smallest in-sample RV so a non-positive fit cannot flip or explode a weight).
 - **Insanity filter** (Bollerslev, Patton & Quaedvlieg 2016, Swanson & White 1997): a forecast outside
   the range of the in-sample RV targets, or one that cannot be formed (an input missing at the
-  origin), is replaced by their in-sample mean. A levels regression can forecast a negative variance;
-  this keeps every forecast inside what the model has seen.
+  origin), is replaced by their in-sample mean (``insanity="mean"``, the paper's rule). A levels
+  regression can forecast a negative variance; this keeps every forecast inside what the model has
+  seen. In a crisis that breaks the window's range (SPY, March 2020) the rule swaps the highest
+  forecasts for the mean; ``insanity="clip"`` caps a forecast above the in-sample maximum at that
+  maximum instead, while one below the minimum (a levels fit gone negative after a spike) or not
+  finite still becomes the mean: clipping those to the minimum makes QLIKE explode.
 
 Columns are scaled to unit root-mean-square before ``numpy.linalg.lstsq``: RV (~1e-4) and an RQ
 interaction (~1e-8) would otherwise sit next to the constant and make the solution ill-conditioned.
@@ -39,6 +43,7 @@ from tasks.models.frames import RV_FLOOR
 from tasks.models.variance import MeanMode, VarianceForecaster
 
 Weighting = Literal["ols", "wls"]
+Insanity = Literal["mean", "clip"]
 #: Fewest sessions an estimation window may hold.
 MIN_WINDOW = 60
 #: Share of a rolling window's sessions that must be present (as ``tasks.features`` HAR inputs).
@@ -155,11 +160,15 @@ def fit_levels(
     return LevelFit(coef=coef, low=float(y.min()), high=float(y.max()), mean=float(y.mean()), n=int(y.size))
 
 
-def insanity_filter(forecast: np.ndarray, fit: LevelFit) -> np.ndarray:
-    """Forecasts outside ``[fit.low, fit.high]`` (or not finite) replaced by ``fit.mean``."""
+def insanity_filter(forecast: np.ndarray, fit: LevelFit, how: Insanity = "mean") -> np.ndarray:
+    """Forecasts outside ``[fit.low, fit.high]`` or not finite replaced by ``fit.mean``; with
+    ``how="clip"`` one above ``fit.high`` is capped at ``fit.high`` instead."""
     with np.errstate(invalid="ignore"):
         sane = np.isfinite(forecast) & (forecast >= fit.low) & (forecast <= fit.high)
-    return np.where(sane, forecast, fit.mean)
+        out = np.where(sane, forecast, fit.mean)
+        if how == "clip":
+            out = np.where(forecast > fit.high, fit.high, out)
+    return out
 
 
 class LevelHarForecaster(VarianceForecaster):
@@ -171,6 +180,8 @@ class LevelHarForecaster(VarianceForecaster):
         Estimation window in sessions (None: every training session given).
     weighting : {"ols", "wls"} | None
         ``None`` takes the model's default.
+    insanity : {"mean", "clip"}
+        What the insanity filter does with a forecast outside the in-sample range.
     family, mean, var_scale, calendar
         As :class:`~tasks.models.variance.VarianceForecaster`.
     """
@@ -184,6 +195,7 @@ class LevelHarForecaster(VarianceForecaster):
         self,
         window: int | None = None,
         weighting: Weighting | None = None,
+        insanity: Insanity = "mean",
         family: str | None = None,
         mean: MeanMode = "zero",
         var_scale: str | float = "fit",
@@ -193,8 +205,11 @@ class LevelHarForecaster(VarianceForecaster):
         weighting = self.default_weighting if weighting is None else weighting
         if weighting not in ("ols", "wls"):
             raise ConfigError(f"weighting must be 'ols' or 'wls'; got {weighting!r}")
+        if insanity not in ("mean", "clip"):
+            raise ConfigError(f"insanity must be 'mean' or 'clip'; got {insanity!r}")
         self.window = check_window(window)
         self.weighting: Weighting = weighting
+        self.insanity: Insanity = insanity
 
     # -- subclass interface ------------------------------------------------------------------------
 
@@ -216,7 +231,8 @@ class LevelHarForecaster(VarianceForecaster):
     # -- VarianceForecaster ------------------------------------------------------------------------
 
     def _settings(self) -> dict[str, Any]:
-        return {"window": self.window, "weighting": self.weighting, **self._model_settings()}
+        settings = {"window": self.window, "weighting": self.weighting, "insanity": self.insanity}
+        return settings | self._model_settings()
 
     def design(self, frame: pl.DataFrame, fill: bool) -> np.ndarray:
         """Regressors with the constant first."""
@@ -236,7 +252,7 @@ class LevelHarForecaster(VarianceForecaster):
     def _insample(self, state: LevelState, frame: pl.DataFrame, ret: np.ndarray, mean: float) -> np.ndarray:
         fit = self._horizon(state, 1)
         with np.errstate(invalid="ignore"):
-            fc = insanity_filter(state.design @ fit.coef, fit)
+            fc = insanity_filter(state.design @ fit.coef, fit, self.insanity)
         fc[~np.isfinite(state.design).all(axis=1)] = np.nan
         return np.concatenate([[np.nan], fc[:-1]])
 
@@ -252,7 +268,7 @@ class LevelHarForecaster(VarianceForecaster):
         fit = self._horizon(state, horizon)
         x = self.design(frame, fill=True)[positions]
         with np.errstate(invalid="ignore"):
-            return insanity_filter(x @ fit.coef, fit)
+            return insanity_filter(x @ fit.coef, fit, self.insanity)
 
     def coefficients(self, symbol: str, horizon: int = 1) -> LevelFit:
         """The fitted regression of ``symbol`` at ``horizon`` (fitted on demand)."""

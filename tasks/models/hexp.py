@@ -37,7 +37,7 @@ from scipy.signal import lfilter
 from core.errors import ConfigError
 from tasks.models.base import ModelData, register
 from tasks.models.frames import BASE_COLUMNS, check_date, require_columns
-from tasks.models.har_linear import LevelHarForecaster, Weighting, column
+from tasks.models.har_linear import Insanity, LevelHarForecaster, Weighting, column
 from tasks.models.variance import MeanMode
 
 #: Centres of mass (sessions) of the paper's four EWMAs.
@@ -130,7 +130,7 @@ class HExpGl(HExp):
         How the symbols' EWMAs are averaged.
     stale_days : int
         Calendar days after its last session that a symbol still counts in the factor.
-    window, weighting, family, mean, var_scale, calendar
+    window, weighting, insanity, family, mean, var_scale, calendar
         As :class:`~tasks.models.har_linear.LevelHarForecaster`.
     """
 
@@ -146,12 +146,13 @@ class HExpGl(HExp):
         stale_days: int = 10,
         window: int | None = None,
         weighting: Weighting | None = None,
+        insanity: Insanity = "mean",
         family: str | None = None,
         mean: MeanMode = "zero",
         var_scale: str | float = "fit",
         calendar: str | Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(window, weighting, family, mean, var_scale, calendar)
+        super().__init__(window, weighting, insanity, family, mean, var_scale, calendar)
         if isinstance(global_com, bool) or not isinstance(global_com, int | float) or not global_com > 0:
             raise ConfigError(f"global_com must be a positive number; got {global_com!r}")
         if factor_mean not in ("arithmetic", "geometric"):

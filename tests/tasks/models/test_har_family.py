@@ -151,6 +151,8 @@ def test_insanity_filter_replaces_a_forecast_outside_the_in_sample_range() -> No
     fit = LevelFit(coef=np.zeros(2), low=0.1, high=2.0, mean=0.6, n=100)
     out = insanity_filter(np.array([0.5, 5.0, -1.0, np.nan, 2.0]), fit)
     np.testing.assert_array_equal(out, [0.5, 0.6, 0.6, 0.6, 2.0])
+    clipped = insanity_filter(np.array([0.5, 5.0, -1.0, np.nan, 2.0]), fit, "clip")
+    np.testing.assert_array_equal(clipped, [0.5, 2.0, 0.6, 0.6, 2.0])
 
 
 def test_harq_forecast_after_an_exploding_day_is_the_in_sample_mean() -> None:
