@@ -97,7 +97,7 @@ def global_factor(
         )
         values = joined["_e"].cast(pl.Float64).fill_null(np.nan).to_numpy()
         columns.append(np.log(values) if how == "geometric" else values)
-    stacked = np.column_stack(columns)
+    stacked = np.column_stack(columns) if columns else np.full((dates.height, 1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         count = np.isfinite(stacked).sum(axis=1)
         mean = np.where(count > 0, np.where(np.isfinite(stacked), stacked, 0.0).sum(axis=1) / count, np.nan)

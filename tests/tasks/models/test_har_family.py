@@ -320,6 +320,7 @@ def test_global_factor_at_a_date_uses_no_row_dated_then_or_later() -> None:
     # with one symbol it is that symbol's own EWMA of the previous session
     own = global_factor(a).filter(pl.col("session_date") == d)[FACTOR].item()
     assert own == pytest.approx(before[0], rel=1e-12)
+    assert global_factor(a.head(0)).height == 0
 
 
 def test_hexp_gl_forecast_ignores_another_market_from_the_origin_date_on() -> None:
