@@ -14,6 +14,10 @@ regression, and ``var = c * rv`` with the training variance scale ``c``.
 ``log(1 + J)`` with ``J`` in percent-squared units, so the regressor is of order one rather than
 ``1e-4``, and it is 0 on days without a jump.
 
+``window`` (default None: every training session) keeps the regression pairs whose target is one of
+the newest ``window`` training sessions: a rolling estimation window (630 and 1000 are the usual
+choices). The inputs and the variance scale still use every training session.
+
 Realized variances are floored at ``RV_FLOOR`` before the log. Training uses only rows whose HAR
 inputs are all present; at prediction a missing ``rv_w`` (first sessions of the data, long gaps) is
 replaced by ``rv_d`` and a missing ``rv_m`` by ``rv_w``. Horizons are fitted lazily, on the training
@@ -22,6 +26,7 @@ rows kept at ``fit``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,8 @@ import polars as pl
 from core.errors import DataError
 from tasks.models.base import register
 from tasks.models.frames import BASE_COLUMNS, RV_FLOOR
-from tasks.models.variance import VarianceForecaster
+from tasks.models.har_linear import check_window
+from tasks.models.variance import MeanMode, VarianceForecaster
 
 #: Units of the jump regressor: variance times 1e4 is percent squared.
 JUMP_UNITS = 1e4
@@ -52,6 +58,7 @@ class HarState:
 
     design: np.ndarray  # (n, k) with the constant; NaN rows where an input is missing
     log_rv: np.ndarray  # (n,) log RV of each training session
+    window: int | None = None  # estimation window in sessions (None: all)
     fits: dict[int, HarFit] = field(default_factory=dict)
 
 
@@ -86,10 +93,12 @@ def har_design(frame: pl.DataFrame, jumps: bool, fill: bool) -> np.ndarray:
     return np.column_stack([np.ones(frame.height), x])
 
 
-def fit_har(design: np.ndarray, log_rv: np.ndarray, horizon: int) -> HarFit:
-    """OLS of ``log_rv[i + horizon]`` on ``design[i]`` over complete pairs."""
+def fit_har(design: np.ndarray, log_rv: np.ndarray, horizon: int, window: int | None = None) -> HarFit:
+    """OLS of ``log_rv[i + horizon]`` on ``design[i]`` over complete pairs, targets in the last ``window``."""
     x, y = design[:-horizon], log_rv[horizon:]
     ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    if window is not None:
+        ok &= np.arange(horizon, log_rv.size) >= log_rv.size - window
     x, y = x[ok], y[ok]
     k = x.shape[1]
     if y.size <= k + 10:
@@ -110,19 +119,31 @@ class Har(VarianceForecaster):
     columns = (*BASE_COLUMNS, "rv_w", "rv_m")
     min_train = 60
 
+    def __init__(
+        self,
+        window: int | None = None,
+        family: str | None = None,
+        mean: MeanMode = "zero",
+        var_scale: str | float = "fit",
+        calendar: str | Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(family=family, mean=mean, var_scale=var_scale, calendar=calendar)
+        self.window = check_window(window)
+
     def _settings(self) -> dict[str, Any]:
-        return {"jumps": self.jumps}
+        # ``window`` enters the configuration only when set, so default runs keep their cache keys
+        return {"jumps": self.jumps} | ({} if self.window is None else {"window": self.window})
 
     def _fit_symbol(self, frame: pl.DataFrame, ret: np.ndarray, mean: float) -> HarState:
         log_rv = np.log(np.maximum(frame["rv_d"].cast(pl.Float64).to_numpy(), RV_FLOOR))
-        state = HarState(design=har_design(frame, self.jumps, fill=False), log_rv=log_rv)
+        state = HarState(har_design(frame, self.jumps, fill=False), log_rv, self.window)
         self._horizon(state, 1)
         return state
 
     @staticmethod
     def _horizon(state: HarState, horizon: int) -> HarFit:
         if horizon not in state.fits:
-            state.fits[horizon] = fit_har(state.design, state.log_rv, horizon)
+            state.fits[horizon] = fit_har(state.design, state.log_rv, horizon, state.window)
         return state.fits[horizon]
 
     def _insample(self, state: HarState, frame: pl.DataFrame, ret: np.ndarray, mean: float) -> np.ndarray:
