@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test test-all bench lint clean server server-stop
+.PHONY: setup demo test test-all bench lint clean server server-stop dev-panel
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	@set -e; for b in bench/*.py; do case $$b in bench/_*) continue;; esac; \
 		echo "== $$b"; $(BIN)/python $$b; done
+
+# The development (tuning) panel: synthetic + shipped realized series, into the configured warehouse.
+dev-panel: $(STAMP)
+	$(BIN)/volrisk dev-panel
 
 lint: $(STAMP)
 	$(BIN)/ruff check core tasks warehouse flows

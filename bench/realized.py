@@ -6,12 +6,13 @@ tables) on 6 indices with ~5 years of test days must finish in under 30 minutes 
 
 The panel is synthetic (the Oxford-Man file is kept for acceptance and not used here): six indices on
 six exchange calendars (New York, London, Frankfurt, Tokyo, Hong Kong, Mumbai), 2011-2021, written in
-the Oxford-Man layout with each exchange's UTC offset. Log RV follows a HAR recursion with a common
-market factor and leverage; returns are Student-t scaled by the RV; bv and the downside semivariance
-are drawn around it. ``BENCH_TEST_YEARS`` (default 5) sets the test window; ``BENCH_MODELS`` (comma
-list) restricts the models (default: every model); ``BENCH_RUNNER`` (``auto``, the default, as
-``volrisk evaluate``; or ``thread``/``process``) and ``BENCH_FOLDS_PER_TASK`` (default 10) set where
-and in what blocks the folds run. Prints each stage's wall time, the fold count and task count, and
+the Oxford-Man layout with each exchange's UTC offset by :mod:`tasks.synthetic_panel` (seed 11, its
+default parameters, loading 1): log RV follows a HAR recursion with a common AR(1) market factor and
+leverage; returns are Student-t scaled by the RV; bv and the downside semivariance are drawn around it.
+``BENCH_TEST_YEARS`` (default 5) sets the test window; ``BENCH_MODELS`` (comma list) restricts the
+models (default: every model); ``BENCH_RUNNER`` (``auto``, the default, as ``volrisk evaluate``; or
+``thread``/``process``) and ``BENCH_FOLDS_PER_TASK`` (default 10) set where and in what blocks the
+folds run. Prints each stage's wall time, the fold count and task count, and
 the ratio of the total to the 30-minute budget (the reference of this benchmark).
 
 Run: ``.venv/bin/python bench/realized.py`` (``make bench`` runs it with the others).
@@ -20,75 +21,38 @@ Run: ``.venv/bin/python bench/realized.py`` (``make bench`` runs it with the oth
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _util import peak_rss_mb  # noqa: E402
 
-from tasks.calendars import session_bounds, sessions_between  # noqa: E402
+from tasks.synthetic_panel import PanelSymbol, oxfordman_csv, simulate_panel  # noqa: E402
 
-#: (symbol, calendar, time zone of the local date stamp, mean annualised volatility)
+#: (symbol, calendar, mean annualised volatility)
 INDICES = (
-    ("SYN_SPX", "XNYS", "America/New_York", 0.17),
-    ("SYN_FTSE", "XLON", "Europe/London", 0.16),
-    ("SYN_GDAXI", "XFRA", "Europe/Berlin", 0.20),
-    ("SYN_N225", "XTKS", "Asia/Tokyo", 0.21),
-    ("SYN_HSI", "XHKG", "Asia/Hong_Kong", 0.22),
-    ("SYN_BSESN", "XBOM", "Asia/Kolkata", 0.18),
+    ("SYN_SPX", "XNYS", 0.17),
+    ("SYN_FTSE", "XLON", 0.16),
+    ("SYN_GDAXI", "XFRA", 0.20),
+    ("SYN_N225", "XTKS", 0.21),
+    ("SYN_HSI", "XHKG", 0.22),
+    ("SYN_BSESN", "XBOM", 0.18),
 )
 FIRST, LAST = date(2011, 1, 1), date(2021, 12, 31)
 BUDGET_S = 30 * 60
-HEADER = ",Symbol,rv5,bv,rsv,open_to_close,open_price,close_price,nobs"
-
-
-def _series(n: int, vol: float, market: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One index: HAR log-RV with a common factor and leverage, Student-t returns, bv and rsv."""
-    mu = math.log(vol**2 / 252)
-    logrv = np.full(n, mu)
-    ret = np.zeros(n)
-    for t in range(22, n):
-        har = 0.35 * logrv[t - 1] + 0.35 * logrv[t - 5 : t].mean() + 0.2 * logrv[t - 22 : t].mean()
-        lev = -8.0 * min(ret[t - 1], 0.0)
-        logrv[t] = 0.1 * mu + har + 0.5 * market[t] + 0.3 * rng.standard_normal() + lev
-        ret[t] = math.exp(logrv[t] / 2) * rng.standard_t(6) / math.sqrt(1.5)
-    rv = np.exp(logrv)
-    return {
-        "rv": rv,
-        "bv": rv * np.exp(-0.05 + 0.1 * rng.standard_normal(n)),
-        "rsv": rv * np.clip(0.5 - 20 * ret + 0.05 * rng.standard_normal(n), 0.05, 0.95),
-        "ret": ret,
-    }
 
 
 def write_panel(path: Path, seed: int = 11) -> int:
-    """The synthetic six-index panel in the Oxford-Man layout; returns the row count."""
-    rng = np.random.default_rng(seed)
-    grid = sessions_between("24x7", FIRST, LAST)
-    market = dict(zip(grid, 0.25 * rng.standard_normal(len(grid)), strict=True))
-    lines = [HEADER]
-    for symbol, calendar, tz, vol in INDICES:
-        days = sessions_between(calendar, FIRST, LAST)
-        s = _series(len(days), vol, np.array([market[d] for d in days]), rng)
-        closes = 1000 * np.exp(np.cumsum(s["ret"]))
-        ends = session_bounds(calendar, days)["close"].to_list()
-        for i, d in enumerate(days):
-            off = ends[i].astimezone(ZoneInfo(tz)).strftime("%z")
-            opened = closes[i] / math.exp(s["ret"][i])
-            vals = (s["rv"][i], s["bv"][i], s["rsv"][i], s["ret"][i], opened, closes[i], 78)
-            lines.append(",".join([f"{d} 00:00:00{off[:3]}:{off[3:]}", symbol, *(f"{v:.10g}" for v in vals)]))
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    return len(lines) - 1
+    """The synthetic six-index panel (:mod:`tasks.synthetic_panel`) in the Oxford-Man layout; its rows."""
+    specs = [PanelSymbol(symbol, calendar, vol) for symbol, calendar, vol in INDICES]
+    panel = simulate_panel(specs, FIRST, LAST, seed=seed)
+    path.write_bytes(gzip.compress(oxfordman_csv(panel).encode("utf-8"), mtime=0))
+    return panel.height
 
 
 def _register(wh: Path) -> None:
@@ -96,7 +60,7 @@ def _register(wh: Path) -> None:
     from warehouse.resource import Warehouse
 
     with Warehouse.at(wh).writing() as con:
-        for symbol, calendar, _, _ in INDICES:
+        for symbol, calendar, _ in INDICES:
             upsert_instrument(con, Instrument(symbol, "equity_index", calendar))
 
 

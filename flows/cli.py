@@ -18,7 +18,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from core.errors import ConfigError, VolriskError
-from flows import cli_evaluate, cli_instruments, preflight, progress
+from flows import cli_devpanel, cli_evaluate, cli_instruments, preflight, progress
 from flows.backfill_cli import register as register_backfill
 from flows.cli_common import (
     DEBUG,
@@ -768,6 +768,7 @@ def _fmt_ts(value: datetime | None) -> str:
 register_backfill(app)
 cli_evaluate.register(app)
 cli_instruments.register(app)
+cli_devpanel.register(app)
 
 
 if __name__ == "__main__":
