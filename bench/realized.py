@@ -89,7 +89,7 @@ def main() -> None:
     t_feats = time.perf_counter()
     test_start = date(LAST.year - years + 1, 1, 1).isoformat()
     spec = ExperimentSpec(symbols=symbols, models=models, test_start=test_start, window="rolling",
-                          train_size=1000, refit_every=22, name="bench-realized", runner=runner_kind,
+                          train_size=1000, refit_every=22, name="bench-realized", runner=runner_kind,  # type: ignore[arg-type]
                           folds_per_task=per_task)  # fmt: skip
     result = evaluate_flow(spec, warehouse=str(wh), reports_dir=str(tmp / "reports"))
     t_eval = time.perf_counter()

@@ -96,6 +96,33 @@ def default_models() -> list[str]:
     return [m for m in model_names() if m != ENSEMBLE]
 
 
+def models_with_inputs(names: Sequence[str], feats: pl.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """The models whose ``required_inputs`` every symbol has, and why each other one is left out.
+
+    A model named by the user is fitted anyway (and fails with its own message); this only keeps
+    the default "every model" from failing on data that lacks a measure (e.g. ``rq`` in an
+    imported realized file).
+    """
+    from tasks.models.base import get_model
+
+    parts = {str(p["symbol"][0]): p for p in feats.partition_by("symbol", maintain_order=True)}
+    keep: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        needed = tuple(getattr(get_model(name), "required_inputs", ()))
+        lacking = {s: [c for c in needed if c not in p.columns or _all_null(p[c])] for s, p in parts.items()}
+        bad = {s: cols for s, cols in lacking.items() if cols}
+        if bad:
+            skipped[name] = "; ".join(f"{s} has no {', '.join(c)}" for s, c in sorted(bad.items()))
+        else:
+            keep.append(name)
+    return keep, skipped
+
+
+def _all_null(values: pl.Series) -> bool:
+    return values.cast(pl.Float64).fill_nan(None).null_count() == values.len()
+
+
 def _model_config(model: str, device: str, overrides: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     from tasks.models.base import get_model
 
@@ -368,9 +395,12 @@ def evaluate_flow(
     logger = get_run_logger()
     t0 = time.perf_counter()
     wh = _existing_warehouse(warehouse)
-    names, stack = spec.model_list(default_models())
-    _check_models(names)
     inputs = _read_inputs(wh, spec.symbols)
+    defaults, skipped = models_with_inputs(default_models(), inputs.features)
+    for model, why in skipped.items():
+        logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
+    names, stack = spec.model_list(defaults)
+    _check_models(names)
     windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
     fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
     folds = plan_folds(

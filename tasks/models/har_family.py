@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -80,6 +80,7 @@ class Harq(LevelHarForecaster):
 
     name = "harq"
     columns = (*BASE_COLUMNS, "rv_w", "rv_m", "rq")
+    required_inputs: ClassVar[tuple[str, ...]] = ("rq",)
 
     def check_inputs(self, symbol: str, frame: pl.DataFrame) -> None:
         require_values(self.name, symbol, frame, ("rq",), "realized quarticity, for the sqrt(RQ) interaction")
@@ -110,6 +111,7 @@ class Shar(LevelHarForecaster):
 
     name = "shar"
     columns = (*BASE_COLUMNS, "rv_w", "rv_m", "rs_pos", "rs_neg")
+    required_inputs: ClassVar[tuple[str, ...]] = ("rs_pos", "rs_neg")
 
     def check_inputs(self, symbol: str, frame: pl.DataFrame) -> None:
         require_values(self.name, symbol, frame, ("rs_pos", "rs_neg"), "realized semivariances")
@@ -156,6 +158,7 @@ class HarCj(LevelHarForecaster):
 
     name = "har_cj"
     columns = (*BASE_COLUMNS, "bv", "rq", "tq", "n_returns")
+    required_inputs: ClassVar[tuple[str, ...]] = ("bv", "n_returns")
 
     def __init__(
         self,

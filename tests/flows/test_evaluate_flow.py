@@ -160,3 +160,16 @@ def test_parallel_torch_folds_are_reproducible(
             stored.append(con.sql("SELECT model, origin, rv, q10, q90 FROM predictions ORDER BY 1, 2").pl())
     assert stored[0].height > 100
     assert stored[0].equals(stored[1])
+
+
+def test_default_models_leave_out_those_whose_inputs_the_data_lacks(btc_features: pl.DataFrame) -> None:
+    """Imported realized files may lack rq or semivariances: "every model" skips what cannot run."""
+    from flows.evaluate_flow import default_models, models_with_inputs
+
+    other = btc_features.with_columns(pl.lit("OTHER").alias("symbol"), pl.lit(None, pl.Float64).alias("rq"))
+    keep, skipped = models_with_inputs(default_models(), pl.concat([btc_features, other]))
+    assert {"harq", "harq_f"} <= set(skipped) and "OTHER has no rq" in skipped["harq"]
+    assert "BTC-USDT" not in skipped["harq"]
+    assert {"har", "shar", "har_cj"} <= set(keep) and not set(keep) & set(skipped)
+    everything, none = models_with_inputs(default_models(), btc_features)
+    assert everything == default_models() and none == {}
