@@ -113,7 +113,10 @@ def models_with_inputs(names: Sequence[str], feats: pl.DataFrame) -> tuple[list[
         lacking = {s: [c for c in needed if c not in p.columns or _all_null(p[c])] for s, p in parts.items()}
         bad = {s: cols for s, cols in lacking.items() if cols}
         if bad:
-            skipped[name] = "; ".join(f"{s} has no {', '.join(c)}" for s, c in sorted(bad.items()))
+            by_cols: dict[str, list[str]] = {}
+            for s, cols in sorted(bad.items()):
+                by_cols.setdefault(", ".join(cols), []).append(s)
+            skipped[name] = "; ".join(f"needs {c}, which {', '.join(ss)} lack" for c, ss in by_cols.items())
         else:
             keep.append(name)
     return keep, skipped

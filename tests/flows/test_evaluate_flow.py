@@ -168,7 +168,7 @@ def test_default_models_leave_out_those_whose_inputs_the_data_lacks(btc_features
 
     other = btc_features.with_columns(pl.lit("OTHER").alias("symbol"), pl.lit(None, pl.Float64).alias("rq"))
     keep, skipped = models_with_inputs(default_models(), pl.concat([btc_features, other]))
-    assert {"harq", "harq_f"} <= set(skipped) and "OTHER has no rq" in skipped["harq"]
+    assert {"harq", "harq_f"} <= set(skipped) and skipped["harq"] == "needs rq, which OTHER lack"
     assert "BTC-USDT" not in skipped["harq"]
     assert {"har", "shar", "har_cj"} <= set(keep) and not set(keep) & set(skipped)
     everything, none = models_with_inputs(default_models(), btc_features)
