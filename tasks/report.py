@@ -198,10 +198,11 @@ def plot_panel_ratios(board: pl.DataFrame, path: Path) -> Path:
     for i, (model, median) in enumerate(medians.iter_rows()):
         rows = part.filter(pl.col("model") == model)
         sig, rest = rows.filter(pl.col("beats_har")), rows.filter(~pl.col("beats_har"))
-        ax.scatter(rest["qlike_ratio"], [i] * rest.height, s=24, facecolors="none", edgecolors="tab:blue",
-                   label=labels.pop("rest", None) if rest.height else None)  # fmt: skip
-        ax.scatter(sig["qlike_ratio"], [i] * sig.height, s=24, color="tab:green",
-                   label=labels.pop("sig", None) if sig.height else None)  # fmt: skip
+        dots = {"s": 24, "zorder": 3}
+        ax.scatter(rest["qlike_ratio"], [i] * rest.height, facecolors="none", edgecolors="tab:blue",
+                   label=labels.pop("rest", None) if rest.height else None, **dots)  # fmt: skip
+        ax.scatter(sig["qlike_ratio"], [i] * sig.height, color="tab:green",
+                   label=labels.pop("sig", None) if sig.height else None, **dots)  # fmt: skip
         ax.plot([median, median], [i - 0.3, i + 0.3], color="black", lw=2.2, label=labels.pop("median", None))
     ax.axvline(1.0, color="tab:orange", lw=1, ls="--", label="HAR-RV (1.0)")
     ax.set_yticks(list(range(medians.height)), medians["model"].to_list())
@@ -524,11 +525,12 @@ def _header_lines(card: Scorecard, headline: dict[str, Any]) -> list[str]:
 
 def panel_table(panel: pl.DataFrame) -> str:
     """Per model across assets: median QLIKE ratio, significant wins, panel DM and panel MCS."""
+    ratios = [("n/a" if v is None or math.isnan(v) else f"{v:.3f}") for v in panel["median_qlike_ratio"]]
     return md_table(
         panel.select(
             "model",
             pl.col("n_assets").alias("assets"),
-            pl.col("median_qlike_ratio").alias("median QLIKE / HAR"),
+            pl.Series("median QLIKE / HAR", ratios, dtype=pl.String),
             pl.col("beats_har_assets").alias("beats HAR (DM p < 0.05)"),
             pl.col("loses_to_har_assets").alias("worse than HAR"),
             pl.col("panel_dm_stat").alias("panel DM stat"),
@@ -572,8 +574,6 @@ def _panel_lines(card: Scorecard, headline: dict[str, Any], plot_dir: Path, plot
         f"## Across assets ({headline['n_assets']})",
         "",
         _PANEL_NOTE,
-        "",
-        headline["settings"],
         "",
         panel_table(card.panel),
         "",

@@ -254,6 +254,8 @@ def test_report_opens_with_the_headline_and_names_the_tuning_assets(tmp_path: Pa
     assert "| assets used to choose settings | AAA |" in md
     across = md[md.index("## Across assets (2)") : md.index("## Verdict")]
     assert "median QLIKE / HAR" in across and "panel-qlike-ratio.png" in across
+    har_row = next(line for line in across.splitlines() if line.startswith("| har |"))
+    assert "| 1.000 | 0 | 0 |" in har_row  # ratio to itself, no wins, no losses
     payload: dict[str, Any] = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
     head = payload["headline"]
     assert head["tuned_on"] == ["AAA"] and head["in_sample_assets"] == ["AAA"] and head["n_assets"] == 2
