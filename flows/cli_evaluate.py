@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from core.errors import VolriskError
@@ -36,12 +37,36 @@ def _print_summary(out: dict[str, Any]) -> None:
             "[green]pass[/]" if r["var99_pass"] else "[red]fail[/]",
         )
     console.print(table)
+    _print_panel(out)
     for cls, d in (out.get("stacking") or {}).items():
         console.print(f"stacking {cls}: {d['mode']} (serves {d['serves']}, lift {d['lift']:+.3f} Sharpe)")
     console.print(f"all gates passed: {out.get('passed_gates')}")
     for f in out.get("failed", []):
         err_console.print(f"[red]failed[/] {f['model']} {f['symbol']} fold {f['fold']}: {f.get('error')}")
     console.print(f"report written to [bold]{out['report']}[/] (and {out['json']})")
+
+
+def _ratio(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _print_panel(out: dict[str, Any]) -> None:
+    """The across-assets table and the headline (what the report's first lines say)."""
+    panel = out.get("panel") or []
+    if panel:
+        table = Table(title="across assets: QLIKE ratio to HAR")
+        for col in ("model", "assets", "median ratio", "beats HAR (p<0.05)", "panel DM p", "panel MCS"):
+            table.add_column(col)
+        for r in panel:
+            table.add_row(
+                r["model"], str(r["n_assets"]), _ratio(r["median_qlike_ratio"]), str(r["beats_har_assets"]),
+                _ratio(r["panel_dm_p"], 3), "in" if r["in_panel_mcs"] else "out",
+            )  # fmt: skip
+        console.print(table)
+    headline = out.get("headline") or {}
+    if headline.get("sentence"):
+        console.print(f"[bold]{escape(headline['sentence'])}[/]")
+        console.print(escape(headline.get("settings", "")))
 
 
 def _check(
@@ -105,6 +130,10 @@ def evaluate(
     folds_per_task: Annotated[
         int, typer.Option(help="Folds of one model and symbol per task (the unit of caching and retries).")
     ] = 10,
+    tuned_on: Annotated[
+        list[str] | None,
+        typer.Option("--tuned-on", help="A symbol used to choose settings (repeat): reported as in-sample."),
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
@@ -112,6 +141,7 @@ def evaluate(
                        train_size, config, embargo)  # fmt: skip
     preflight.choice(runner, ("auto", "thread", "process"), "--runner")
     preflight.at_least(folds_per_task, 1, "--folds-per-task")
+    preflight.symbols(tuned_on or [], "--tuned-on")
     preflight.warehouse_with_features(warehouse_path(warehouse), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
     from tasks.experiment import ExperimentSpec
@@ -120,7 +150,7 @@ def evaluate(
         symbols=symbols, models=models, test_start=test_start, test_end=test_end, train_start=train_start,
         refit_every=refit_every, name=name, device=device, window=window, train_size=train_size,  # type: ignore[arg-type]
         embargo=embargo, stack=not no_stack, config=overrides, cost_bps=cost_bps,
-        runner=runner, folds_per_task=folds_per_task,  # type: ignore[arg-type]
+        runner=runner, folds_per_task=folds_per_task, tuned_on=tuned_on,  # type: ignore[arg-type]
     )  # fmt: skip
     result: dict[str, Any] = {}
 

@@ -32,7 +32,9 @@ def _publish(card: Any, paths: dict[str, str]) -> None:
         return
     md = Path(paths["md"]).read_text(encoding="utf-8")
     create_markdown_artifact(key=_artifact_key(card.name, "report"), markdown=md, description=paths["md"])
-    rows = card.leaderboard.select("symbol", "model", "qlike", "dm_p", "in_mcs", "loses_to_har").to_dicts()
+    rows = card.leaderboard.select(
+        "symbol", "model", "qlike", "qlike_ratio", "dm_p", "in_mcs", "loses_to_har"
+    ).to_dicts()
     create_table_artifact(
         key=_artifact_key(card.name, "leaderboard"), table=rows, description=f"{card.name}: QLIKE leaderboard"
     )
@@ -180,5 +182,7 @@ def score_and_report(
         "scored": card.scored.select("symbol", "target").unique().height,
         "passed_gates": card.passed_gates,
         "summary": card.summary().to_dicts(),
+        "headline": card.headline(),
+        "panel": card.panel.to_dicts() if card.panel is not None else [],
         "stacking": card.stacking,
     }

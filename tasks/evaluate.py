@@ -229,16 +229,25 @@ def model_confidence_set(
     -------
     dict[str, float]
         The MCS p-value of every model; a model is in the set when its p-value is >= ``size``.
+        Models with identical losses (one model's forecast copied, or two equal fits) are scored once
+        and share that p-value: arch would divide by their zero loss-differential variance.
     """
     from arch.bootstrap import MCS
 
-    if losses.width < 2:
+    same_as: dict[str, str] = {}
+    for col in losses.columns:
+        same_as[col] = next(
+            (u for u in dict.fromkeys(same_as.values()) if losses[col].equals(losses[u])), col
+        )
+    distinct = losses.select(list(dict.fromkeys(same_as.values())))
+    if distinct.width < 2:
         return {c: 1.0 for c in losses.columns}
-    frame = losses.to_pandas()
+    frame = distinct.to_pandas()
     block = block_size or max(2, round(len(frame) ** (1 / 3)))
     mcs = MCS(frame, size=size, reps=reps, block_size=block, method="R", seed=seed)
     mcs.compute()
-    return {str(k): float(v) for k, v in mcs.pvalues["Pvalue"].items()}
+    pvalues = {str(k): float(v) for k, v in mcs.pvalues["Pvalue"].items()}
+    return {col: pvalues[rep] for col, rep in same_as.items()}
 
 
 def _r2_oos(a: np.ndarray, f: np.ndarray, naive: np.ndarray) -> float:
@@ -249,7 +258,8 @@ def _r2_oos(a: np.ndarray, f: np.ndarray, naive: np.ndarray) -> float:
 def leaderboard(scored: pl.DataFrame, mcs_size: float = 0.10, mcs_reps: int = 1000) -> pl.DataFrame:
     """Losses and tests per (symbol, model) on the common scoring set.
 
-    Columns: ``symbol, model, n, qlike, mse, mae, rmse_sq_ret, r2_oos`` (vs naive), the
+    Columns: ``symbol, model, n, qlike, qlike_ratio`` (mean QLIKE over HAR-RV's), ``mse, mae,
+    rmse_sq_ret, r2_oos`` (vs naive), the
     Mincer-Zarnowitz ``mz_a, mz_b, mz_p``, the DM test on QLIKE against HAR-RV ``dm_stat, dm_p``,
     ``mcs_p`` and ``in_mcs`` (90% MCS on QLIKE), ``loses_to_har`` (mean QLIKE above HAR's) and
     ``beats_har`` (below HAR's with DM p < 0.05). Sorted by symbol, then QLIKE.
@@ -279,6 +289,7 @@ def leaderboard(scored: pl.DataFrame, mcs_size: float = 0.10, mcs_reps: int = 10
                     "model": m,
                     "n": f.height,
                     "qlike": mean_q,
+                    "qlike_ratio": mean_q / bench_q if bench_q > 0 else math.nan,
                     "mse": float(np.mean(loss_series(f, "mse"))),
                     "mae": float(np.mean(loss_series(f, "mae"))),
                     "rmse_sq_ret": math.sqrt(float(np.mean(loss_series(f, "sq_ret")))),

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.symbols import validate_symbol
+
 #: The benchmark and the R^2 reference: every evaluation scores them.
 ALWAYS_SCORED = ("har", "naive")
 
@@ -56,6 +58,9 @@ class ExperimentSpec(BaseModel):
     runner : {"auto", "thread", "process"}
         Where the fold tasks run: threads of the flow's process, worker processes (torch fits in
         parallel, one per core), or ``auto`` (processes for CPU runs with many neural folds).
+    tuned_on : list[str] | None
+        Assets whose results were used to choose settings (model configs, windows); the report counts
+        them as in-sample and states the headline over the others apart. None: no asset was.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,11 +82,17 @@ class ExperimentSpec(BaseModel):
     stack_warmup: int = Field(default=252, ge=0)
     folds_per_task: int = Field(default=10, ge=1)
     runner: Literal["auto", "thread", "process"] = "auto"
+    tuned_on: list[str] | None = None
 
     @field_validator("models")
     @classmethod
     def _no_empty_model_list(cls, value: list[str] | None) -> list[str] | None:
         return value or None
+
+    @field_validator("tuned_on")
+    @classmethod
+    def _tuned_on_symbols(cls, value: list[str] | None) -> list[str] | None:
+        return sorted(dict.fromkeys(validate_symbol(s) for s in value)) if value else None
 
     def model_list(self, default: list[str]) -> tuple[list[str], bool]:
         """The models to fit (``default`` when none are named, plus HAR and naive) and whether to stack.
@@ -121,6 +132,7 @@ class ExperimentSpec(BaseModel):
             "cost_bps": self.cost_bps,
             "device": self.device,
             "folds": folds,
+            "tuned_on": list(self.tuned_on) if self.tuned_on else None,
             **({"targets": targets} if targets else {}),
         }
 

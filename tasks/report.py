@@ -1,6 +1,9 @@
 """The evaluation report: ``reports/eval-YYMMDD-<name>.md``, a matching ``.json`` and PNG plots.
 
-Sections: the per-asset verdict (best model vs HAR-RV on QLIKE with the DM p-value; 95%/99% VaR through
+The first lines are the headline over every evaluated asset (the best model's median QLIKE ratio to
+HAR-RV and the count of assets where it beats HAR-RV with DM p < 0.05) and which assets were used to
+choose settings; "Across assets" holds the panel figures behind it (``tasks.panel_evaluation``).
+Then: the per-asset verdict (best model vs HAR-RV on QLIKE with the DM p-value; 95%/99% VaR through
 Kupiec and Christoffersen), the leaderboard with DM/MCS marks (a model that loses to HAR-RV in red),
 the risk backtests, the strategy table, the gates, the stacking decision with SHAP bars, training
 histories, and the change against the baseline (the first evaluation that passed every gate).
@@ -23,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from tasks.evaluate import BENCHMARK
+from tasks.panel_evaluation import GOAL_MEDIAN_RATIO
 from tasks.scorecard import ENSEMBLE, Scorecard
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -176,6 +180,42 @@ def plot_leaderboard(card: Scorecard, symbol: str, path: Path) -> Path:
     return path
 
 
+def plot_panel_ratios(board: pl.DataFrame, path: Path) -> Path:
+    """Per model, its QLIKE ratio to HAR-RV on each asset (dots) and the median (bar); a line at 1.0.
+
+    A filled dot is an asset where the model beats HAR-RV significantly (DM p < 0.05, lower QLIKE).
+    The model with the lowest median is drawn at the top.
+    """
+    plt = _plt()
+    part = board.filter((pl.col("model") != BENCHMARK) & pl.col("qlike_ratio").is_finite())
+    medians = (
+        part.group_by("model")
+        .agg(pl.col("qlike_ratio").median())
+        .sort("qlike_ratio", "model", descending=[True, False])
+    )
+    fig, ax = plt.subplots(figsize=(8, 0.45 * medians.height + 1.6))
+    labels = {"sig": "asset, DM p < 0.05", "rest": "asset", "median": "median over assets"}
+    for i, (model, median) in enumerate(medians.iter_rows()):
+        rows = part.filter(pl.col("model") == model)
+        sig, rest = rows.filter(pl.col("beats_har")), rows.filter(~pl.col("beats_har"))
+        dots = {"s": 24, "zorder": 3}
+        ax.scatter(rest["qlike_ratio"], [i] * rest.height, facecolors="none", edgecolors="tab:blue",
+                   label=labels.pop("rest", None) if rest.height else None, **dots)  # fmt: skip
+        ax.scatter(sig["qlike_ratio"], [i] * sig.height, color="tab:green",
+                   label=labels.pop("sig", None) if sig.height else None, **dots)  # fmt: skip
+        ax.plot([median, median], [i - 0.3, i + 0.3], color="black", lw=2.2, label=labels.pop("median", None))
+    ax.axvline(1.0, color="tab:orange", lw=1, ls="--", label="HAR-RV (1.0)")
+    ax.set_yticks(list(range(medians.height)), medians["model"].to_list())
+    ax.set_xlabel("mean QLIKE / HAR-RV's mean QLIKE, per asset (below 1: better than HAR-RV)")
+    n_assets = part["symbol"].n_unique()
+    ax.set_title(f"QLIKE ratio to HAR-RV over {n_assets} asset{'s' if n_assets != 1 else ''}")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_shap(shap: pl.DataFrame, group: str, path: Path) -> Path:
     """Mean |SHAP| of the ensemble's log-RV features for one asset class."""
     plt = _plt()
@@ -249,6 +289,17 @@ def _json_ready(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.write_json())
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) as ``None``: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 #: What each gate's figure measures, so the figure and its threshold read in one unit.
 GATE_UNITS: dict[str, str] = {
     "envelope_calibration": "x",
@@ -261,6 +312,7 @@ GATE_UNITS: dict[str, str] = {
 #: The settings shown first in the experiment table, with their labels.
 _SETTING_LABELS = {
     "symbols": "symbols",
+    "tuned_on": "assets used to choose settings",
     "models": "models",
     "windows": "test windows (target sessions)",
     "window": "training window",
@@ -446,10 +498,15 @@ def gates_table(gates: list[dict[str, Any]]) -> str:
     return md_table(pl.DataFrame(rows))
 
 
-def _header_lines(card: Scorecard) -> list[str]:
+def _header_lines(card: Scorecard, headline: dict[str, Any]) -> list[str]:
     pairs = card.scored.select("symbol", "target").unique().height
+    # The headline is built from validated symbols and registry model names, so it is written as is.
     return [
         f"# Evaluation `{safe_cell(card.name)}`",
+        "",
+        f"**{headline['sentence']}**",
+        "",
+        headline["settings"],
         "",
         f"Written {datetime.now():%Y-%m-%d %H:%M}.",
         "",
@@ -462,6 +519,66 @@ def _header_lines(card: Scorecard) -> list[str]:
         "the ensemble has earlier out-of-fold rows to learn from.",
         "",
         UNITS_NOTE,
+        "",
+    ]
+
+
+def panel_table(panel: pl.DataFrame) -> str:
+    """Per model across assets: median QLIKE ratio, significant wins, panel DM and panel MCS."""
+    ratios = [("n/a" if v is None or math.isnan(v) else f"{v:.3f}") for v in panel["median_qlike_ratio"]]
+    return md_table(
+        panel.select(
+            "model",
+            pl.col("n_assets").alias("assets"),
+            pl.Series("median QLIKE / HAR", ratios, dtype=pl.String),
+            pl.col("beats_har_assets").alias("beats HAR (DM p < 0.05)"),
+            pl.col("loses_to_har_assets").alias("worse than HAR"),
+            pl.col("panel_dm_stat").alias("panel DM stat"),
+            pl.col("panel_dm_p").alias("panel DM p (one-sided)"),
+            pl.col("panel_mcs_p").alias("panel MCS p"),
+            pl.when(pl.col("in_panel_mcs")).then(pl.lit("in")).otherwise(pl.lit("out")).alias("panel MCS"),
+        )
+    )
+
+
+_PANEL_NOTE = (
+    "Median QLIKE / HAR: the median over assets of the mean QLIKE of each model divided by that of "
+    "HAR-RV (below 1 is better). Beats HAR: assets where the per-asset Diebold-Mariano test "
+    "(HLN-corrected, two-sided) has p < 0.05 and the QLIKE of the model is lower. Panel DM: a HAC "
+    "(Newey-West) t-test on the daily cross-sectional mean of the QLIKE differentials against HAR-RV; "
+    "the statistic is negative when the loss is lower, and the p-value is one-sided (H1: lower loss "
+    "than HAR-RV across the panel). Panel MCS: the 90% model confidence set (arch) on the "
+    "panel-average QLIKE."
+)
+
+
+def _goal_line(headline: dict[str, Any]) -> list[str]:
+    oos = headline.get("out_of_sample")
+    if not oos or not oos["n_assets"]:
+        return []
+    verdict = "met" if oos["goal_met"] else "not met"
+    return [
+        f"Goal on assets not used to choose settings (median <= {GOAL_MEDIAN_RATIO} x HAR, significant on "
+        f">= 2/3): **{verdict}** by `{headline['best_model']}` over {oos['n_assets']} asset(s) "
+        f"(median {oos['median_qlike_ratio']:.3f} x HAR, significant on {oos['beats_har']}).",
+        "",
+    ]
+
+
+def _panel_lines(card: Scorecard, headline: dict[str, Any], plot_dir: Path, plots: list[Path]) -> list[str]:
+    if card.panel is None or card.panel.height == 0:
+        return []
+    path = plot_panel_ratios(card.leaderboard, plot_dir / "panel-qlike-ratio.png")
+    plots.append(path)
+    return [
+        f"## Across assets ({headline['n_assets']})",
+        "",
+        _PANEL_NOTE,
+        "",
+        panel_table(card.panel),
+        "",
+        *_goal_line(headline),
+        f"![QLIKE ratio to HAR-RV per asset]({plot_dir.name}/{path.name})",
         "",
     ]
 
@@ -528,7 +645,7 @@ def _board_cells(card: Scorecard, symbol: str) -> pl.DataFrame:
 
 
 _BOARD_COLUMNS = [
-    "model", "n", "qlike", "mse", "mae", "rmse_sq_ret", "r2_oos", "mz_a", "mz_b", "mz_p",
+    "model", "n", "qlike", "qlike_ratio", "mse", "mae", "rmse_sq_ret", "r2_oos", "mz_a", "mz_b", "mz_p",
     "dm_stat", "dm_p", "mcs_p", "mcs",
 ]  # fmt: skip
 
@@ -656,7 +773,9 @@ def write_report(
     plot_dir.mkdir(parents=True, exist_ok=True)
     summary = card.summary()
     plots: list[Path] = []
-    lines = _header_lines(card) + _verdict_lines(card, summary)
+    headline = card.headline()
+    lines = _header_lines(card, headline) + _panel_lines(card, headline, plot_dir, plots)
+    lines += _verdict_lines(card, summary)
     lines += _leaderboard_lines(card, summary, plot_dir, plots) + _risk_lines(card.risk)
     lines += [
         "## Strategy (long/short/flat on the return quantiles)",
@@ -674,8 +793,10 @@ def write_report(
     payload = {
         "name": card.name,
         "written": datetime.now().isoformat(timespec="seconds"),
+        "headline": _finite_or_none(headline),
         "params": card.params,
         "dropped": card.dropped,
+        "panel": _json_ready(card.panel) if card.panel is not None else None,
         "summary": _json_ready(summary),
         "leaderboard": _json_ready(card.leaderboard),
         "risk": _json_ready(card.risk),

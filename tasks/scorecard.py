@@ -2,7 +2,8 @@
 
 :func:`build_scorecard` is pure: predictions, features and events in, a :class:`Scorecard` out. It
 restricts every model to the same scoring set (``tasks.evaluate.common_scoring_set``), then runs the
-forecast tests (``tasks.evaluate.leaderboard``), the VaR/ES backtests (``tasks.risk``), the strategy
+forecast tests (``tasks.evaluate.leaderboard``) per asset and across the panel of assets
+(``tasks.panel_evaluation``), the VaR/ES backtests (``tasks.risk``), the strategy
 backtest (``tasks.strategy``) and the event gates (``tasks.event_gates``), and decides whether the
 stacked ensemble earned its keep or falls back to the best single model.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
+from tasks.panel_evaluation import panel_headline, panel_summary
 
 #: Stacked model name (the ``ensemble`` registry entry of ``tasks.models.ensemble``).
 ENSEMBLE = "ensemble"
@@ -41,6 +43,7 @@ class Scorecard:
     failed: list[dict[str, Any]] = field(default_factory=list)
     shap: pl.DataFrame | None = None
     histories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    panel: pl.DataFrame | None = None
 
     @property
     def passed_gates(self) -> bool:
@@ -57,6 +60,21 @@ class Scorecard:
             return {}
         pairs = self.scored.select("symbol", "asset_class").unique().iter_rows()
         return {sym: self.stacking[cls]["serves"] for sym, cls in pairs if cls in self.stacking}
+
+    def headline(self) -> dict[str, Any]:
+        """The evaluation's headline over its assets (:func:`tasks.panel_evaluation.panel_headline`).
+
+        ``params["tuned_on"]`` names the assets used to choose settings. When the best model is the
+        stacked ensemble and it falls back on some assets, the sentence says so.
+        """
+        panel = self.panel if self.panel is not None else panel_summary(self.scored, self.leaderboard)
+        out = panel_headline(panel, self.leaderboard, self.params.get("tuned_on"))
+        fallback = {s: m for s, m in self.ensemble_serves().items() if m != ENSEMBLE}
+        if out.get("best_model") == ENSEMBLE and fallback:
+            out["ensemble_falls_back_on"] = dict(sorted(fallback.items()))
+            listed = ", ".join(f"{s} (serves {m})" for s, m in sorted(fallback.items()))
+            out["sentence"] += f" Where its asset class fell back, the stack is not served: {listed}."
+        return out
 
     def candidates(self, symbol: str) -> pl.DataFrame:
         """The symbol's leaderboard rows of models that are really served, best QLIKE first.
@@ -155,6 +173,7 @@ def build_scorecard(
     sset = common_scoring_set(predictions, features, ok_models)
     scored = _with_classes(sset.scored, classes)
     board = leaderboard(scored, mcs_reps=mcs_reps)
+    panel = panel_summary(scored, board, mcs_reps=mcs_reps)
     risk = risk_backtest(scored)
     strategy, equity = compare_strategies(scored, cost_bps=cost_bps)
     stacking = stacking_decision(strategy, classes)
@@ -173,4 +192,5 @@ def build_scorecard(
         gates=[asdict(g) for g in gates],
         stacking=stacking,
         failed=list(failed or []),
+        panel=panel,
     )

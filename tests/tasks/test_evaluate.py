@@ -155,6 +155,17 @@ def test_model_confidence_set_is_arch_on_arch_example() -> None:
     assert "m0" in included and "m7" not in included
 
 
+def test_model_confidence_set_scores_identical_losses_once() -> None:
+    """A model that copies another (equal losses) made arch divide by zero; both now share one p."""
+    gen = np.random.default_rng(5)
+    base = 1 + gen.standard_normal(300)
+    frame = pl.DataFrame({"har": base, "copy": base, "worse": base + 0.5 + 0.3 * gen.standard_normal(300)})
+    got = model_confidence_set(frame, reps=200, seed=1)
+    alone = model_confidence_set(frame.drop("copy"), reps=200, seed=1)
+    assert got["copy"] == got["har"] == alone["har"] and got["worse"] == alone["worse"] < 0.10
+    assert model_confidence_set(frame.select("har", "copy")) == {"har": 1.0, "copy": 1.0}
+
+
 # ------------------------------------------------------------------------------------------ scoring set
 def _pred(model: str, targets: list[date], rv: float) -> pl.DataFrame:
     n = len(targets)
