@@ -86,14 +86,11 @@ def _read_inputs(wh: str, params: dict[str, Any], runs: list[dict[str, Any]]) ->
     """The runs' predictions, features, cross-asset rows, training histories and the baseline."""
     from warehouse.evaluations import first_passed_evaluation
     from warehouse.features import read_cross_asset, read_features
-    from warehouse.models import read_predictions
+    from warehouse.models import read_run_predictions
     from warehouse.resource import Warehouse
 
     with Warehouse.at(wh).reading() as con:
-        preds = pl.concat(
-            [read_predictions(con, model_run=r) for r in sorted({r["model_run"] for r in runs})],
-            how="vertical_relaxed",
-        )
+        preds = read_run_predictions(con, [r["model_run"] for r in runs])
         feats = read_features(con, params["symbols"])
         cross = read_cross_asset(con, params["symbols"], any_partner=True)
         histories = _histories(con, runs)
