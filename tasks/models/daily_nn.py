@@ -4,6 +4,24 @@ Each of them reads a window of the last ``window`` sessions of derived daily fea
 and forecasts the log realized variance of session ``t + horizon``. They differ only in the network
 (:meth:`DailyTorchForecaster.build_net`), the default features and the loss.
 
+Residual over HAR (``residual=True``, the default)
+-------------------------------------------------
+The log-RV forecast is HAR's plus a learned correction: ``mu = offset + y_std * net(x)``. Per symbol,
+a log-HAR (``tasks.models.har``: ``har_design`` and ``fit_har``, the same OLS as the ``har`` model) is
+fitted ONCE on every pair of the training window (rows ``<= train_end``, the validation tail
+included) and its forecast from each origin row is the offset: ``x'b`` (its log-median), plus
+``s2 / 2`` under ``qlike`` (the log of HAR's bias-corrected E[RV] forecast, which QLIKE targets).
+Using the in-sample fitted values of one window-wide fit as training offsets is a deliberate
+simplification: each training row's offset uses coefficients estimated with later rows of the same
+window (never rows after ``train_end``), so the validation tail scores the network against an
+in-sample HAR, which favours keeping HAR. The network's targets are the HAR residuals, scaled by
+HAR's residual standard deviation (not scaled under ``qlike``, whose loss needs log units); the head's
+output layer starts at zero (and the scale output at exactly 1 in those units), so an untrained
+network forecasts HAR's ``rv`` exactly under ``qlike`` and ``gaussian_nll`` (to float32 rounding of
+the scale) and HAR's median times the smearing factor under ``mse`` and ``student_t_nll``. Early
+stopping scores the starting weights too (``fit_torch(keep_initial=True)``): unless some epoch beats
+HAR on the validation tail, the fitted model IS HAR (``validation["kept_har"]``).
+
 Inputs (all known at the end of session ``t``; see :data:`FEATURES`)
 --------------------------------------------------------------------
 A symbol's sessions are its rows of ``features_daily`` (``tasks.models.frames``). Each feature is a
@@ -12,7 +30,12 @@ and EWM windows end at the row). Features are standardized PER SYMBOL with a :cl
 fitted on the rows that the training split's windows cover (sessions up to the last training origin),
 clipped to +-``clip_inputs`` and non-finite values become 0 (the training mean). Optional cross-asset
 inputs (``cross_asset=True``) are the mean over partners of the rolling return and log-RV correlations
-of ``cross_asset_daily`` on the session.
+of ``cross_asset_daily`` on the session. An input with no finite value in the rows the scaler is fitted
+on, for any fitted symbol (``neg_share`` and ``jump_share`` of realized measures without semivariances
+or bipower variation; the range and volume inputs of data without bars), is DROPPED rather than fed as
+a constant 0: the network is built on the remaining inputs (:attr:`DailyTorchForecaster.inputs`,
+recorded in ``validation["inputs"]`` / ``["inputs_dropped"]`` and in the checkpoint) and predictions
+read the same set.
 
 Samples
 -------
@@ -20,9 +43,11 @@ Origin row ``i`` of a symbol (``i >= window - 1``), input rows ``i - window + 1 
 ``log RV`` of row ``i + horizon``. ``fit(data, train_end)`` keeps only rows ``<= train_end`` before
 anything else, so every target is known by then; targets on low-coverage sessions are dropped
 (``drop_low_coverage_targets``). The validation split is the last ``val_fraction`` of the origin
-dates, pooled over symbols, after a gap of ``horizon - 1`` dates (:func:`~.torch_data.chronological_split`).
-Targets are standardized per symbol on the training split (only centred for ``loss="qlike"``, whose
-loss needs log units).
+dates, pooled over symbols, after a gap of ``horizon - 1`` dates (:func:`~.torch_data.chronological_split`):
+the chronologically last part of the training window, never shuffled; training batches are shuffled
+inside the training split only, and the epoch with the best validation loss is restored. Without
+``residual``, targets are standardized per symbol on the training split (only centred for
+``loss="qlike"``, whose loss needs log units).
 
 Heads and losses (standardized log-RV units)
 --------------------------------------------
@@ -57,7 +82,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from typing import Any, ClassVar, Self
 
@@ -83,6 +108,7 @@ from tasks.models.frames import (
     symbol_calendar,
     target_sessions,
 )
+from tasks.models.har import HarFit, fit_har, har_design
 from tasks.models.torch_data import Scaler, WindowXY, chronological_split, make_windows
 from tasks.models.torch_fit import EpochStats, History, LoopSettings, fit_torch, predict_batches
 from tasks.models.torch_runtime import pick_device, seeded, to_device, torch_threads
@@ -173,6 +199,25 @@ class DistHead(nn.Module):
             out = torch.cat([out, self.df_raw.to(out.dtype).expand(out.shape[0], 1)], dim=1)
         return out
 
+    @torch.no_grad()
+    def start_at_zero(self) -> None:
+        """Zero the output layer: location 0 and scale ``softplus(.) + 1e-3 = 1`` for every input."""
+        last = self.mlp[-1]
+        assert isinstance(last, nn.Linear)
+        last.weight.zero_()
+        last.bias.zero_()
+        if last.out_features > 1:
+            last.bias[1] = inverse_softplus(1.0 - 1e-3)
+
+
+def start_heads_at_zero(net: nn.Module) -> None:
+    """:meth:`DistHead.start_at_zero` on every head of ``net`` (a residual network starts at its offset)."""
+    heads = [m for m in net.modules() if isinstance(m, DistHead)]
+    if not heads:
+        raise ConfigError(f"{type(net).__name__} has no DistHead: a residual model needs one")
+    for head in heads:
+        head.start_at_zero()
+
 
 def decode(out: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Raw head outputs -> ``(mu, scale or None, df or None)``."""
@@ -246,6 +291,9 @@ class DailyConfig(LoopSettings):
         Standardized inputs are clipped to +- this.
     calendar : str | dict | None
         Session calendar used only to date targets past the end of the data (see ``frames``).
+    residual : bool
+        Forecast HAR's log RV plus a learned correction (module docstring); False learns log RV
+        directly from the inputs (the research's models).
     epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp
         :class:`~.torch_fit.TrainConfig`.
     num_threads : int | None
@@ -267,6 +315,7 @@ class DailyConfig(LoopSettings):
     drop_low_coverage_targets: bool = True
     clip_inputs: float = 10.0
     calendar: str | dict[str, str] | None = None
+    residual: bool = True
     epochs: int = 40
     patience: int = 6
     num_threads: int | None = 1
@@ -293,8 +342,9 @@ class DailyConfig(LoopSettings):
             raise ConfigError(f"family must be one of {family_names()}; got {self.family!r}")
         if self.mean not in ("zero", "train"):
             raise ConfigError(f"mean must be 'zero' or 'train'; got {self.mean!r}")
-        if not isinstance(self.cross_asset, bool):
-            raise ConfigError(f"cross_asset must be true or false; got {self.cross_asset!r}")
+        for flag in ("cross_asset", "residual"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be true or false; got {getattr(self, flag)!r}")
         if self.cross_window is not None:
             _int_at_least(self.cross_window, "cross_window", 2)
         vf = self.val_fraction
@@ -356,15 +406,22 @@ class SymbolSeries:
     rv: np.ndarray  # (T,)
     ret: np.ndarray  # (T,)
     low_coverage: np.ndarray  # (T,) bool
+    har_x: np.ndarray | None = None  # (T, 4) HAR regressors, gaps filled (forecast inputs)
+    har_fit_x: np.ndarray | None = None  # (T, 4) HAR regressors, NaN where one is missing (fit)
 
     @property
     def n(self) -> int:
         return int(self.x.shape[0])
 
+    def columns(self, keep: Sequence[int]) -> SymbolSeries:
+        """The same series with only the input columns ``keep`` (positions in ``x``)."""
+        return replace(self, x=self.x[:, list(keep)])
 
-def required_columns(features: Sequence[str]) -> list[str]:
-    """Feature-frame columns that ``features`` read (plus the bookkeeping ones)."""
+
+def required_columns(features: Sequence[str], har: bool = False) -> list[str]:
+    """Feature-frame columns that ``features`` (and the HAR offset, with ``har``) read, plus bookkeeping."""
     cols = ["symbol", "session_date", "rv_d", "ret_cc", "ret_oc", "low_coverage"]
+    cols += ["rv_w", "rv_m"] if har else []
     for name in features:
         cols += [c for c in FEATURES[name][1] if c not in cols]
     return cols
@@ -395,8 +452,10 @@ def symbol_series(
     cross: pl.DataFrame | None = None,
     cross_asset: bool = False,
     cross_window: int | None = None,
+    har: bool = False,
 ) -> SymbolSeries:
-    """Arrays of one symbol's sorted rows (``frame`` holds that symbol only).
+    """Arrays of one symbol's sorted rows (``frame`` holds that symbol only); ``har`` adds the HAR
+    regressors of :func:`tasks.models.har.har_design` (``frame`` then needs ``rv_w`` and ``rv_m``).
 
     Raises
     ------
@@ -431,7 +490,16 @@ def symbol_series(
         rv=derived["_rv"].fill_null(np.nan).to_numpy().astype(np.float64),
         ret=derived["_ret"].fill_null(np.nan).to_numpy().astype(np.float64),
         low_coverage=derived["_low"].to_numpy().astype(bool),
+        har_x=har_design(frame, jumps=False, fill=True) if har else None,
+        har_fit_x=har_design(frame, jumps=False, fill=False) if har else None,
     )
+
+
+def fit_symbol_har(s: SymbolSeries, horizon: int) -> HarFit:
+    """Log-HAR of one symbol on every complete pair of ``s`` (the ``har`` model's own OLS and data)."""
+    assert s.har_fit_x is not None
+    log_rv = np.log(np.maximum(s.rv, RV_FLOOR))  # as tasks.models.har does (NaN stays NaN)
+    return fit_har(s.har_fit_x, log_rv, horizon)
 
 
 def scaled_inputs(s: SymbolSeries, scaler: Scaler, clip: float) -> np.ndarray:
@@ -452,6 +520,16 @@ class SymbolState:
     y_std: float
     var_scale: float
     mean: float
+    har_coef: tuple[float, ...] = ()  # the residual model's HAR coefficients (empty: no offset)
+    har_sigma2: float = 0.0  # HAR's residual variance
+
+    def offsets(self, har_x: np.ndarray | None, loss: str) -> np.ndarray | None:
+        """Log HAR forecasts from the rows ``har_x``: ``x'b``, plus ``s2 / 2`` under ``qlike``; None
+        without an offset."""
+        if not self.har_coef or har_x is None:
+            return None
+        base = har_x @ np.asarray(self.har_coef)
+        return base + self.har_sigma2 / 2.0 if loss == "qlike" else base
 
     def state(self) -> dict[str, Any]:
         return {
@@ -460,6 +538,8 @@ class SymbolState:
             "y_std": self.y_std,
             "var_scale": self.var_scale,
             "mean": self.mean,
+            "har_coef": list(self.har_coef),
+            "har_sigma2": self.har_sigma2,
         }
 
     @classmethod
@@ -470,7 +550,15 @@ class SymbolState:
             float(d["y_std"]),
             float(d["var_scale"]),
             float(d["mean"]),
+            tuple(float(v) for v in d.get("har_coef") or ()),
+            float(d.get("har_sigma2") or 0.0),
         )
+
+
+def _covered(s: SymbolSeries, last: np.datetime64) -> np.ndarray:
+    """Rows of ``s`` on or before ``last`` (the rows the input scaler is fitted on)."""
+    covered: np.ndarray = s.dates.to_numpy().astype("datetime64[D]") <= last
+    return covered
 
 
 @dataclass
@@ -496,6 +584,9 @@ class DailyTorchForecaster(ABC):
         fitting; CLI progress bars, Prefect logs).
     history : History or None
         Losses per epoch of the last fit.
+    inputs : list[str] or None
+        The input columns the fitted network reads: :meth:`input_names` less those without a finite
+        value in the training rows (module docstring). None before ``fit``.
     """
 
     name: str = "daily_nn"
@@ -517,6 +608,7 @@ class DailyTorchForecaster(ABC):
         self.history: History | None = None
         self.net: nn.Module | None = None
         self.symbols: dict[str, SymbolState] = {}
+        self.inputs: list[str] | None = None
         self.smear: float = 1.0
         self.family_fit: Family | None = None
         self.residuals: list[float] = []
@@ -535,13 +627,25 @@ class DailyTorchForecaster(ABC):
         return config_dict(self.cfg)
 
     def input_names(self) -> list[str]:
-        """The network's input columns, in order (the checkpoint's feature list)."""
+        """The configured input columns, in order (the checkpoint's feature list).
+
+        The fitted network reads :attr:`inputs`, these less the ones dropped as empty at ``fit``.
+        """
         return list(self.cfg.features) + (list(CROSS_FEATURES) if self.cfg.cross_asset else [])
 
+    def _used_inputs(self) -> list[str]:
+        return self.input_names() if self.inputs is None else list(self.inputs)
+
     def _series(
-        self, data: ModelData, last: date, only: Sequence[str] | None = None
+        self,
+        data: ModelData,
+        last: date,
+        only: Sequence[str] | None = None,
+        keep: Sequence[int] | None = None,
     ) -> dict[str, SymbolSeries]:
-        cols = required_columns(self.cfg.features)
+        """Each symbol's series up to ``last``; ``keep``: positions of the input columns to keep."""
+        cfg = self.cfg
+        cols = required_columns(cfg.features, har=cfg.residual)
         missing = [c for c in cols if c not in data.features.columns]
         if missing:
             raise DataError(f"model {self.name!r} needs feature columns {missing}")
@@ -549,16 +653,17 @@ class DailyTorchForecaster(ABC):
         if only is not None:
             feats = feats.filter(pl.col("symbol").is_in(list(only)))
         cross = data.cross_asset
-        if self.cfg.cross_asset:
+        if cfg.cross_asset:
             if cross is None:
                 raise DataError(f"model {self.name!r} with cross_asset=True needs ModelData.cross_asset")
             cross = cross.filter(pl.col("session_date") <= last)
-        return {
+        out = {
             sym: symbol_series(
-                frame, sym, self.cfg.features, cross, self.cfg.cross_asset, self.cfg.cross_window
+                frame, sym, cfg.features, cross, cfg.cross_asset, cfg.cross_window, har=cfg.residual
             )
             for sym, frame in split_symbols(feats).items()
         }
+        return out if keep is None else {sym: s.columns(keep) for sym, s in out.items()}
 
     def fit(self, data: ModelData, train_end: date) -> Self:
         """Fit on sessions ``<= train_end`` (rows after it are dropped before anything is computed).
@@ -566,7 +671,8 @@ class DailyTorchForecaster(ABC):
         Raises
         ------
         DataError
-            Missing columns, or a symbol with fewer than ``min_train`` training samples.
+            Missing columns, a symbol with fewer than ``min_train`` training samples, too few
+            complete HAR pairs (``residual``), or no input with a value in the training rows.
         """
         with torch_threads(self.cfg.num_threads):
             return self._fit(data, train_end)
@@ -579,39 +685,113 @@ class DailyTorchForecaster(ABC):
             raise DataError(f"model {self.name!r}: no feature rows on or before train_end {train_end}")
         samples, targets = self._training_samples(series)
         tr, va = chronological_split(samples.dates, cfg.val_fraction, gap=cfg.horizon - 1)
+        self._check_min_train(series, samples, tr, train_end)
         last_train = samples.dates[tr].max()
-        states: dict[str, SymbolState] = {}
-        for sym, s in series.items():
-            mine_tr = tr[np.asarray(samples.symbols)[tr] == sym]
-            if mine_tr.size < cfg.min_train:
-                raise DataError(
-                    f"model {self.name!r}: symbol {sym!r} has {mine_tr.size} training samples up to "
-                    f"{train_end}, fewer than min_train={cfg.min_train} (window={cfg.window}, "
-                    f"val_fraction={cfg.val_fraction})"
-                )
-            covered = s.dates.to_numpy().astype("datetime64[D]") <= last_train
-            x_scaler = Scaler.fit(s.x[covered])
-            y_tr = targets[mine_tr]
-            y_mean = float(y_tr.mean())
-            y_std = 1.0 if cfg.loss == "qlike" else float(max(y_tr.std(), 1e-6))
-            ok = np.isfinite(s.ret) & np.isfinite(s.rv)
-            var_scale = fit_variance_scale(s.ret[ok], s.rv[ok])
-            mean = float(np.nanmean(s.ret)) if cfg.mean == "train" else 0.0
-            states[sym] = SymbolState(x_scaler, y_mean, y_std, var_scale, mean)
-        self.symbols = states
+        series = self._drop_empty_inputs(series, last_train)
+        self.symbols = self._symbol_states(series, samples, targets, tr, last_train)
+        offsets = self._sample_offsets(series, samples)
+        usable = np.isfinite(offsets)  # a HAR offset needs rv_d at the origin
+        tr, va = tr[usable[tr]], va[usable[va]]
         self.device = pick_device(cfg.device)
-        windows, y_std_all = self._windows(series, samples, targets)
+        windows, y_scaled = self._windows(series, samples, targets, offsets)
         with seeded(cfg.seed):
-            net = self.build_net(len(self.input_names())).to(self.device)
-            train_xy = windows(tr, y_std_all)
-            val_xy = windows(va, y_std_all) if va.size else None
+            net = self.build_net(len(self._used_inputs())).to(self.device)
+            if cfg.residual:
+                start_heads_at_zero(net)
+            train_xy = windows(tr, y_scaled)
+            val_xy = windows(va, y_scaled) if va.size else None
             self.history = fit_torch(
-                net, make_loss(cfg.loss), train_xy, val_xy, cfg.train_config(), self.progress
+                net,
+                make_loss(cfg.loss),
+                train_xy,
+                val_xy,
+                cfg.train_config(),
+                self.progress,
+                keep_initial=cfg.residual,
             )
         self.net = net.eval()
         self.train_end = train_end
-        self._calibrate(series, samples, targets, tr, va, windows, y_std_all)
+        self._calibrate(series, samples, targets, offsets, (tr, va), windows, y_scaled)
         return self
+
+    def _check_min_train(
+        self, series: Mapping[str, SymbolSeries], samples: _Samples, tr: np.ndarray, train_end: date
+    ) -> None:
+        syms = np.asarray(samples.symbols)[tr]
+        for sym in series:
+            n = int(np.count_nonzero(syms == sym))
+            if n < self.cfg.min_train:
+                raise DataError(
+                    f"model {self.name!r}: symbol {sym!r} has {n} training samples up to "
+                    f"{train_end}, fewer than min_train={self.cfg.min_train} (window={self.cfg.window}, "
+                    f"val_fraction={self.cfg.val_fraction})"
+                )
+
+    def _drop_empty_inputs(
+        self, series: Mapping[str, SymbolSeries], last_train: np.datetime64
+    ) -> dict[str, SymbolSeries]:
+        """Set :attr:`inputs` to the inputs with a finite value in every symbol's scaler rows and cut
+        the series to them (an input null for a data source is dropped, not zero-filled)."""
+        names = self.input_names()
+        present = np.ones(len(names), dtype=bool)
+        for s in series.values():
+            present &= np.isfinite(s.x[_covered(s, last_train)]).any(axis=0)
+        if not present.any():
+            raise DataError(
+                f"model {self.name!r}: none of its inputs {names} has a value in the training rows"
+            )
+        self.inputs = [n for n, p in zip(names, present, strict=True) if p]
+        keep = np.flatnonzero(present).tolist()
+        return {sym: s.columns(keep) for sym, s in series.items()}
+
+    def _symbol_states(
+        self,
+        series: Mapping[str, SymbolSeries],
+        samples: _Samples,
+        targets: np.ndarray,
+        tr: np.ndarray,
+        last_train: np.datetime64,
+    ) -> dict[str, SymbolState]:
+        """Per symbol: input scaler (training split's rows), target scaling, variance scale, mean, HAR."""
+        cfg = self.cfg
+        syms = np.asarray(samples.symbols)
+        states: dict[str, SymbolState] = {}
+        for sym, s in series.items():
+            y_tr = targets[tr[syms[tr] == sym]]
+            ok = np.isfinite(s.ret) & np.isfinite(s.rv)
+            state = SymbolState(
+                x_scaler=Scaler.fit(s.x[_covered(s, last_train)]),
+                y_mean=float(y_tr.mean()),
+                y_std=1.0 if cfg.loss == "qlike" else float(max(y_tr.std(), 1e-6)),
+                var_scale=fit_variance_scale(s.ret[ok], s.rv[ok]),
+                mean=float(np.nanmean(s.ret)) if cfg.mean == "train" else 0.0,
+            )
+            states[sym] = self._with_har(state, s) if cfg.residual else state
+        return states
+
+    def _with_har(self, state: SymbolState, s: SymbolSeries) -> SymbolState:
+        """``state`` with the symbol's HAR fit; targets become HAR residuals in units of HAR's residual
+        standard deviation (log units under ``qlike``)."""
+        fit = fit_symbol_har(s, self.cfg.horizon)
+        return replace(
+            state,
+            y_mean=0.0,
+            y_std=1.0 if self.cfg.loss == "qlike" else math.sqrt(max(fit.sigma2, 1e-12)),
+            har_coef=tuple(float(c) for c in fit.coef),
+            har_sigma2=float(fit.sigma2),
+        )
+
+    def _sample_offsets(self, series: Mapping[str, SymbolSeries], samples: _Samples) -> np.ndarray:
+        """The HAR offset of each training sample's origin row (zeros without ``residual``)."""
+        out = np.zeros(samples.rows.size)
+        syms = np.asarray(samples.symbols)
+        for sym, s in series.items():
+            mine = syms == sym
+            rows = samples.rows[mine]
+            off = self.symbols[sym].offsets(None if s.har_x is None else s.har_x[rows], self.cfg.loss)
+            if off is not None:
+                out[mine] = off
+        return out
 
     def _training_samples(self, series: Mapping[str, SymbolSeries]) -> tuple[_Samples, np.ndarray]:
         cfg = self.cfg
@@ -637,9 +817,14 @@ class DailyTorchForecaster(ABC):
         return _Samples(syms, np.concatenate(rows), np.concatenate(dates)), np.concatenate(ys)
 
     def _windows(
-        self, series: Mapping[str, SymbolSeries], samples: _Samples, targets: np.ndarray
+        self,
+        series: Mapping[str, SymbolSeries],
+        samples: _Samples,
+        targets: np.ndarray,
+        offsets: np.ndarray,
     ) -> tuple[Callable[[np.ndarray, np.ndarray], WindowXY], np.ndarray]:
-        """A function building the device-resident windows of a subset, and the standardized targets."""
+        """A function building the device-resident windows of a subset, and the scaled targets
+        ``(y - y_mean - offset) / y_std``."""
         parts, offset = [], 0
         starts: dict[str, int] = {}
         for sym, s in series.items():
@@ -651,7 +836,7 @@ class DailyTorchForecaster(ABC):
         ends = samples.rows + np.asarray([starts[s] for s in samples.symbols], dtype=np.int64)
         y_mean = np.asarray([self.symbols[s].y_mean for s in sym_arr])
         y_std = np.asarray([self.symbols[s].y_std for s in sym_arr])
-        y_scaled = (targets - y_mean) / y_std
+        y_scaled = (targets - y_mean - offsets) / y_std
         device = self.device
         window = self.cfg.window
         series_t = to_device(stacked, device)
@@ -662,12 +847,14 @@ class DailyTorchForecaster(ABC):
 
         return build, y_scaled
 
-    def _log_params(self, out: torch.Tensor, syms: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw outputs -> (mu, s) in log-RV units per sample."""
+    def _log_params(
+        self, out: torch.Tensor, syms: Sequence[str], offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw outputs -> (mu, s) in log-RV units per sample (``mu`` includes the HAR offset)."""
         mu_t, s_t, _ = decode(out, self.cfg.loss)
         y_mean = np.asarray([self.symbols[s].y_mean for s in syms])
         y_std = np.asarray([self.symbols[s].y_std for s in syms])
-        mu = y_mean + y_std * mu_t.double().numpy()
+        mu = offsets + y_mean + y_std * mu_t.double().numpy()
         s = None if s_t is None else y_std * s_t.double().numpy()
         return mu, s
 
@@ -687,15 +874,17 @@ class DailyTorchForecaster(ABC):
         series: Mapping[str, SymbolSeries],
         samples: _Samples,
         targets: np.ndarray,
-        tr: np.ndarray,
-        va: np.ndarray,
+        offsets: np.ndarray,
+        split: tuple[np.ndarray, np.ndarray],
         windows: Callable[[np.ndarray, np.ndarray], WindowXY],
         y_scaled: np.ndarray,
     ) -> None:
+        """Smearing factor, return family, and the ``validation`` summary of the fitted model."""
         assert self.net is not None
+        tr, va = split
         idx = np.arange(targets.size)
         out = predict_batches(self.net, windows(idx, y_scaled))
-        mu, s = self._log_params(out, samples.symbols)
+        mu, s = self._log_params(out, samples.symbols, offsets)
         ref = va if va.size else tr
         self.smear = float(np.mean(np.exp(np.clip(targets[ref] - mu[ref], -30, 30))))
         rv_hat = self._rv_forecast(mu, s)
@@ -708,7 +897,6 @@ class DailyTorchForecaster(ABC):
         z = (r_next - means) / np.sqrt(var)
         self.residuals = [float(v) for v in z[np.isfinite(z)]]
         self.family_fit = get_family(self.cfg.family).fit(np.asarray(self.residuals))
-        rv_actual = np.exp(targets)
         naive = np.asarray(
             [series[sym].rv[row] for sym, row in zip(samples.symbols, samples.rows, strict=True)]
         )
@@ -717,7 +905,22 @@ class DailyTorchForecaster(ABC):
             "samples": int(ref.size),
             "first": str(samples.dates[ref].min()),
             "last": str(samples.dates[ref].max()),
-            **volatility_metrics(rv_actual[ref], rv_hat[ref], naive[ref]),
+            "train_samples": int(tr.size),
+            "train_first": str(samples.dates[tr].min()),
+            "train_last": str(samples.dates[tr].max()),
+            **volatility_metrics(np.exp(targets[ref]), rv_hat[ref], naive[ref]),
+            **self._fit_summary(),
+        }
+
+    def _fit_summary(self) -> dict[str, Any]:
+        """Inputs used and dropped, and whether the residual model kept HAR (no epoch beat it)."""
+        used = self._used_inputs()
+        return {
+            "inputs": used,
+            "inputs_dropped": [n for n in self.input_names() if n not in used],
+            "residual": self.cfg.residual,
+            "kept_har": bool(self.cfg.residual and self.history is not None and self.history.kept_initial),
+            "best_epoch": None if self.history is None else self.history.best_epoch,
         }
 
     def predict(self, data: ModelData, origins: Sequence[date], horizon: int = 1) -> pl.DataFrame:
@@ -743,7 +946,9 @@ class DailyTorchForecaster(ABC):
         wanted = check_origins(origins)
         if not wanted:
             return concat_predictions([])
-        series = self._series(data, max(wanted), only=list(self.symbols))
+        names = self.input_names()
+        keep = [names.index(n) for n in self._used_inputs()]
+        series = self._series(data, max(wanted), only=list(self.symbols), keep=keep)
         out: list[pl.DataFrame] = []
         for sym, s in series.items():
             state = self.symbols.get(sym)
@@ -755,7 +960,8 @@ class DailyTorchForecaster(ABC):
             z = scaled_inputs(s, state.x_scaler, self.cfg.clip_inputs)
             xy = make_windows(z, pos, np.zeros(pos.size), self.cfg.window, self.device)
             raw = predict_batches(self.net, xy)
-            mu, sc = self._log_params(raw, [sym] * pos.size)
+            off = state.offsets(None if s.har_x is None else s.har_x[pos], self.cfg.loss)
+            mu, sc = self._log_params(raw, [sym] * pos.size, np.zeros(pos.size) if off is None else off)
             rv = self._rv_forecast(mu, sc)
             var = state.var_scale * rv
             q = self.family_fit.quantiles(state.mean, var)
@@ -787,6 +993,7 @@ class DailyTorchForecaster(ABC):
             "model": self.name,
             "config": self.config(),
             "features": self.input_names(),
+            "inputs": self._used_inputs(),
             "train_end": self.train_end.isoformat(),
             "symbols": {k: v.state() for k, v in self.symbols.items()},
             "smear": self.smear,
@@ -805,8 +1012,12 @@ class DailyTorchForecaster(ABC):
             raise ConfigError(
                 f"checkpoint features {meta.get('features')} differ from this model's {self.input_names()}"
             )
+        inputs = [str(v) for v in meta.get("inputs") or self.input_names()]
+        if not set(inputs) <= set(self.input_names()):
+            raise ConfigError(f"checkpoint inputs {inputs} are not among this model's {self.input_names()}")
+        self.inputs = inputs
         self.device = pick_device(self.cfg.device)
-        net = self.build_net(len(self.input_names()))
+        net = self.build_net(len(inputs))
         net.load_state_dict(dict(weights), strict=True)
         self.net = net.to(self.device).eval()
         self.symbols = {k: SymbolState.from_state(v) for k, v in dict(meta["symbols"]).items()}

@@ -7,11 +7,16 @@ and scores it honestly:
 - inputs: only price/volume-derived technical features of the last ``window`` sessions: the return,
   its absolute value, the log squared high-low range, log rolling return variances over 5 and 22
   sessions, an RSI(14) rescaled to [-1, 1] and the log volume ratio to its 22-session mean. No
-  realized-variance input, as in the research;
-- target: next session's log RV, MSE loss; ``rv = exp(mu) * smear`` (Duan's smearing factor from the
-  validation split, see :mod:`tasks.models.daily_nn`);
-- early stopping on the chronological validation tail; ``history`` holds the losses per epoch and
-  ``plot_path`` (or :meth:`LSTMPoint.plot`) writes the training-history PNG;
+  realized-variance input, as in the research. Data without bars (imported realized measures) have
+  no range or volume: those inputs are dropped, not zero-filled;
+- target: next session's log RV, by default as a correction to the log-HAR forecast
+  (``residual=True``, see :mod:`tasks.models.daily_nn`: the head starts at zero, so an untrained
+  network is HAR; the technical inputs then explain what HAR leaves), trained on QLIKE of RV
+  (``loss="qlike"``, ``rv = exp(mu)``). The research's setting is ``residual=False, loss="mse"``
+  (``rv = exp(mu) * smear``, Duan's smearing factor from the validation split);
+- early stopping on the chronological validation tail (the starting HAR weights are a candidate);
+  ``history`` holds the losses per epoch and ``plot_path`` (or :meth:`LSTMPoint.plot`) writes the
+  training-history PNG;
 - ``validation["r2_vs_naive"]``: out-of-sample R² of the RV forecast against the naive forecast (the
   last RV) on the validation split, ``1 - SSE(model) / SSE(naive)``. Negative means the model loses to
   the naive forecast, and it is reported as such.
@@ -45,9 +50,12 @@ TECHNICAL_FEATURES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class LSTMPointConfig(DailyConfig):
-    """:class:`~tasks.models.daily_nn.DailyConfig` plus the LSTM size and the history plot path."""
+    """:class:`~tasks.models.daily_nn.DailyConfig` plus the LSTM size and the history plot path.
 
-    loss: str = "mse"
+    ``loss`` is ``qlike`` (default) or ``mse`` (the research's).
+    """
+
+    loss: str = "qlike"
     hidden: int = 32
     layers: int = 1
     dropout: float = 0.0
@@ -60,7 +68,7 @@ class LSTMPoint(DailyTorchForecaster):
 
     name: str = "lstm_point"
     config_class: ClassVar[type[DailyConfig]] = LSTMPointConfig
-    allowed_losses: ClassVar[tuple[str, ...]] = ("mse",)
+    allowed_losses: ClassVar[tuple[str, ...]] = ("qlike", "mse")
     default_features: ClassVar[tuple[str, ...]] = TECHNICAL_FEATURES
 
     def __init__(self, **config: Any) -> None:
@@ -74,7 +82,7 @@ class LSTMPoint(DailyTorchForecaster):
     def build_net(self, n_inputs: int) -> nn.Module:
         c = self.cfg
         assert isinstance(c, LSTMPointConfig)
-        return LSTMNet(n_inputs, c.hidden, c.layers, c.dropout, DistHead(c.hidden, "mse"))
+        return LSTMNet(n_inputs, c.hidden, c.layers, c.dropout, DistHead(c.hidden, c.loss))
 
     def fit(self, data: ModelData, train_end: date) -> Self:
         """Fit (see :meth:`DailyTorchForecaster.fit`) and write the history plot when ``plot_path`` is set."""
@@ -86,7 +94,8 @@ class LSTMPoint(DailyTorchForecaster):
         return self
 
     def plot(self, path: str | Path) -> Path:
-        """Write the training-history PNG (train and validation MSE per epoch, best epoch marked)."""
+        """Write the training-history PNG (train and validation loss per epoch, best epoch marked)."""
         if self.history is None:
             raise ConfigError("lstm_point is not fitted: no training history to plot")
-        return plot_history(self.history, path, title="lstm_point: MSE on standardized log RV")
+        target = "HAR residual of log RV" if self.cfg.residual else "log RV"
+        return plot_history(self.history, path, title=f"lstm_point: {self.cfg.loss} on {target}")

@@ -6,7 +6,11 @@ contagion inputs) and its last hidden state gives the parameters of next session
 distribution through an MLP head: location ``mu`` and scale ``softplus(.) + 1e-3``, and for the
 Student-t likelihood one learned ``df = softplus(.) + 2`` (the research's proposed fix for its
 overestimated risk). Unlike the research (``log(1 + RV)``, which is RV itself for daily variances of
-order 1e-4), the target is ``log RV``.
+order 1e-4), the target is ``log RV``, and by default (``residual=True``) the location is the log-HAR
+forecast plus a learned correction and the scale is in units of HAR's residual standard deviation:
+the head starts at location 0 and scale 1, so an untrained Gaussian model forecasts HAR's log-normal
+mean ``exp(x'b + s2 / 2)`` and the likelihood still fits the distribution (see
+:mod:`tasks.models.daily_nn`). ``residual=False`` is the research's model.
 
 The conversion to ``PREDICTION_SCHEMA`` (E[RV], variance scale, family quantiles of returns) and the
 training protocol are those of :mod:`tasks.models.daily_nn`: Gaussian ``rv = exp(mu + s^2/2)``;

@@ -3,7 +3,9 @@
 :func:`fit_torch`: AdamW, seeded shuffling inside the training split, bf16 autocast on CUDA (and,
 with ``cpu_amp``, on a CPU with native bf16), gradient clipping, early stopping on the validation
 loss with the best weights restored, and a per-epoch history; :func:`plot_history` draws it
-(matplotlib's Agg canvas, no pyplot state).
+(matplotlib's Agg canvas, no pyplot state). With ``keep_initial`` the weights the model starts from
+are a candidate too: a residual model that starts at its baseline (HAR) keeps the baseline unless an
+epoch beats it on the validation split.
 """
 
 from __future__ import annotations
@@ -158,12 +160,18 @@ class History:
     wall_s: float = 0.0
     samples_per_s: float = 0.0
     device: str = "cpu"
+    initial_loss: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (``inf`` best loss becomes None)."""
         out = asdict(self)
         out["best_loss"] = None if not math.isfinite(self.best_loss) else self.best_loss
         return out
+
+    @property
+    def kept_initial(self) -> bool:
+        """True when the starting weights were scored (``keep_initial``) and no epoch beat them."""
+        return self.initial_loss is not None and self.best_epoch < 0
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -289,6 +297,17 @@ def _record_epoch(
     return False
 
 
+def _score_initial(
+    model: nn.Module, loss_fn: LossFn, val: Batches, cfg: TrainConfig, hist: History
+) -> dict[str, torch.Tensor] | None:
+    """Validation loss of the starting weights as the best so far (epoch -1); their copy, or None."""
+    hist.initial_loss = evaluate_loss(model, loss_fn, val, cfg.eval_batch_size, cfg.amp)
+    if not math.isfinite(hist.initial_loss):
+        return None
+    hist.best_loss = hist.initial_loss
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def fit_torch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -296,6 +315,7 @@ def fit_torch(
     val_xy: Batches | tuple[torch.Tensor, torch.Tensor] | None,
     config: TrainConfig | Mapping[str, Any],
     progress: Callable[[EpochStats], None] | None = None,
+    keep_initial: bool = False,
 ) -> History:
     """Train ``model`` in place with early stopping on the validation loss; restore the best weights.
 
@@ -312,6 +332,8 @@ def fit_torch(
         Loop settings (a mapping is read with :meth:`TrainConfig.from_mapping`).
     progress : callable, optional
         Called with an :class:`EpochStats` after every epoch (CLI progress bars, Prefect logs).
+    keep_initial : bool
+        With validation data, the starting weights are scored first and kept unless an epoch beats them.
 
     Returns
     -------
@@ -332,7 +354,7 @@ def fit_torch(
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(train)
     hist = History(device=str(device))
-    best_state: dict[str, torch.Tensor] | None = None
+    best_state = _score_initial(model, loss_fn, val, cfg, hist) if keep_initial and val is not None else None
     wait = 0
     t0 = time.perf_counter()
     seen = 0
@@ -396,5 +418,3 @@ def plot_history(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
     return out
-
-

@@ -29,11 +29,13 @@ both against the research's DataLoader loop.
 Daily mode (``get_model("voltransformer")``)
 -------------------------------------------
 A window of the last ``window`` sessions of daily features (log rv_d, log rv_w, log rv_m, return,
-downside share, jump share by default) forecasts next-session log RV. Losses: ``mse`` (the research's),
-``qlike`` or ``gaussian_nll`` on log RV. Research size is ``d_model=64, heads=8, layers=4`` on a
-60-step window; the daily default is smaller (``d_model=32, heads=4, layers=2, ff=64``, window 22):
-about 2,000 training windows do not support 200k parameters, and a default fit takes well under a
-minute on two CPU cores.
+downside share, jump share by default) forecasts next-session log RV, by default as a correction to
+the log-HAR forecast (``residual=True``; see ``tasks.models.daily_nn``: the head starts at zero, so an
+untrained network is HAR). Losses: ``qlike`` (the default: QLIKE of RV, the loss the evaluation ranks
+by), ``mse`` (the research's) or ``gaussian_nll`` on log RV. Research size is
+``d_model=64, heads=8, layers=4`` on a 60-step window; the daily default is smaller
+(``d_model=32, heads=4, layers=2, ff=64``, window 22): about 2,000 training windows do not support
+200k parameters, and a default fit takes well under a minute on two CPU cores.
 
 Minute mode (:class:`MinuteTransformer`)
 ---------------------------------------
@@ -317,6 +319,8 @@ class TransformerConfig(DailyConfig):
 
     Attributes
     ----------
+    loss : str
+        ``qlike`` (default), ``mse`` or ``gaussian_nll``.
     d_model, heads, layers, ff, dropout, last_token_only, fast_train
         Encoder (see :class:`VolTransformerNet`).
     cpu_amp : bool
@@ -326,6 +330,7 @@ class TransformerConfig(DailyConfig):
         is on).
     """
 
+    loss: str = "qlike"
     d_model: int = 32
     heads: int = 4
     layers: int = 2
