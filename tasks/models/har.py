@@ -93,18 +93,30 @@ def har_design(frame: pl.DataFrame, jumps: bool, fill: bool) -> np.ndarray:
     return np.column_stack([np.ones(frame.height), x])
 
 
-def fit_har(design: np.ndarray, log_rv: np.ndarray, horizon: int, window: int | None = None) -> HarFit:
-    """OLS of ``log_rv[i + horizon]`` on ``design[i]`` over complete pairs, targets in the last ``window``."""
-    x, y = design[:-horizon], log_rv[horizon:]
+def training_pairs(
+    design: np.ndarray, target: np.ndarray, horizon: int, window: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete ``(design[i], target[i + horizon])`` pairs whose target is among the last ``window``.
+
+    Raises ``DataError`` when there are no more than ``k + 10`` of them (``k`` regressors).
+    """
+    x, y = design[:-horizon], target[horizon:]
     ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
     if window is not None:
-        ok &= np.arange(horizon, log_rv.size) >= log_rv.size - window
+        ok &= np.arange(horizon, target.size) >= target.size - window
     x, y = x[ok], y[ok]
     k = x.shape[1]
     if y.size <= k + 10:
         raise DataError(
             f"HAR needs more than {k + 10} complete training pairs at horizon {horizon}; got {y.size}"
         )
+    return x, y
+
+
+def fit_har(design: np.ndarray, log_rv: np.ndarray, horizon: int, window: int | None = None) -> HarFit:
+    """OLS of ``log_rv[i + horizon]`` on ``design[i]`` over complete pairs, targets in the last ``window``."""
+    x, y = training_pairs(design, log_rv, horizon, window)
+    k = x.shape[1]
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ coef
     return HarFit(coef=coef, sigma2=float(resid @ resid / (y.size - k)), n=int(y.size))

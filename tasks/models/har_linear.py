@@ -40,6 +40,7 @@ import polars as pl
 
 from core.errors import ConfigError, DataError
 from tasks.models.frames import RV_FLOOR
+from tasks.models.har import training_pairs
 from tasks.models.variance import MeanMode, VarianceForecaster
 
 Weighting = Literal["ols", "wls"]
@@ -144,17 +145,7 @@ def fit_levels(
     LevelFit
         Coefficients and the in-sample range and mean of the targets used.
     """
-    x, y = design[:-horizon], rv[horizon:]
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
-    if window is not None:
-        ok &= np.arange(horizon, rv.size) >= rv.size - window
-    x, y = x[ok], y[ok]
-    k = x.shape[1]
-    if y.size <= k + 10:
-        raise DataError(
-            f"HAR regression needs more than {k + 10} complete training pairs at horizon {horizon}; "
-            f"got {y.size}"
-        )
+    x, y = training_pairs(design, rv, horizon, window)
     weights = wls_weights(x, y) if weighting == "wls" else None
     coef = solve_linear(x, y, weights)
     return LevelFit(coef=coef, low=float(y.min()), high=float(y.max()), mean=float(y.mean()), n=int(y.size))
