@@ -36,7 +36,7 @@ import polars as pl
 from core.errors import DataError
 from tasks.models.base import register
 from tasks.models.frames import BASE_COLUMNS, RV_FLOOR
-from tasks.models.har_linear import check_window
+from tasks.models.har_linear import check_window, training_pairs
 from tasks.models.variance import MeanMode, VarianceForecaster
 
 #: Units of the jump regressor: variance times 1e4 is percent squared.
@@ -91,26 +91,6 @@ def har_design(frame: pl.DataFrame, jumps: bool, fill: bool) -> np.ndarray:
         cols.append((pl.col("jv").clip(lower_bound=0.0) * JUMP_UNITS).log1p().alias("j"))
     x = frame.select(cols).cast(pl.Float64).fill_null(np.nan).to_numpy()
     return np.column_stack([np.ones(frame.height), x])
-
-
-def training_pairs(
-    design: np.ndarray, target: np.ndarray, horizon: int, window: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Complete ``(design[i], target[i + horizon])`` pairs whose target is among the last ``window``.
-
-    Raises ``DataError`` when there are no more than ``k + 10`` of them (``k`` regressors).
-    """
-    x, y = design[:-horizon], target[horizon:]
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
-    if window is not None:
-        ok &= np.arange(horizon, target.size) >= target.size - window
-    x, y = x[ok], y[ok]
-    k = x.shape[1]
-    if y.size <= k + 10:
-        raise DataError(
-            f"HAR needs more than {k + 10} complete training pairs at horizon {horizon}; got {y.size}"
-        )
-    return x, y
 
 
 def fit_har(design: np.ndarray, log_rv: np.ndarray, horizon: int, window: int | None = None) -> HarFit:

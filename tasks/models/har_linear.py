@@ -40,7 +40,6 @@ import polars as pl
 
 from core.errors import ConfigError, DataError
 from tasks.models.frames import RV_FLOOR
-from tasks.models.har import training_pairs
 from tasks.models.variance import MeanMode, VarianceForecaster
 
 Weighting = Literal["ols", "wls"]
@@ -120,6 +119,26 @@ class LevelState:
     design: np.ndarray
     rv: np.ndarray
     fits: dict[int, LevelFit] = field(default_factory=dict)
+
+
+def training_pairs(
+    design: np.ndarray, target: np.ndarray, horizon: int, window: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete ``(design[i], target[i + horizon])`` pairs whose target is among the last ``window``.
+
+    Raises ``DataError`` when there are no more than ``k + 10`` of them (``k`` regressors).
+    """
+    x, y = design[:-horizon], target[horizon:]
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    if window is not None:
+        ok &= np.arange(horizon, target.size) >= target.size - window
+    x, y = x[ok], y[ok]
+    k = x.shape[1]
+    if y.size <= k + 10:
+        raise DataError(
+            f"HAR needs more than {k + 10} complete training pairs at horizon {horizon}; got {y.size}"
+        )
+    return x, y
 
 
 def fit_levels(
