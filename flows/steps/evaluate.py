@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 from prefect import task
 
-from core.errors import ConfigError, TransientError
+from core.errors import ConfigError, DataError, TransientError
 from flows.orchestration import TASK_DEFAULTS
 from flows.steps.train import load_model_data
 from tasks.models.base import ModelData
@@ -90,6 +90,12 @@ def _fit_fold(
     run_id = model_run_id(model, cfg, [symbol], fold.train_start, fold.train_end, data_version)
     with _TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
         frame = fit_predict(fitted, data, fold).filter(pl.col("symbol") == symbol)
+    if frame.height == 0 and getattr(fitted, "panel_inputs", False):
+        short = getattr(fitted, "too_short", {}).get(symbol)
+        why = (
+            f"fewer than {getattr(fitted, 'min_train', '?')} training sessions ({short})" if short else "none"
+        )
+        raise DataError(f"model {model!r} made no forecast for {symbol!r} in fold {fold.fold}: {why}")
     history = getattr(fitted, "history", None)
     metrics = {"fold": fold.fold, "history": history.as_dict() if isinstance(history, History) else None}
     wall = time.perf_counter() - t0

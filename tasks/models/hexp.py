@@ -162,6 +162,7 @@ class HExpGl(HExp):
         self.global_com = float(global_com)
         self.factor_mean: FactorMean = factor_mean
         self.stale_days = stale_days
+        self.too_short: dict[str, int] = {}
 
     def _model_settings(self) -> dict[str, Any]:
         return {"global_com": self.global_com, "factor_mean": self.factor_mean, "stale_days": self.stale_days}
@@ -177,9 +178,21 @@ class HExpGl(HExp):
         return replace(data, features=joined)
 
     def fit(self, data: ModelData, train_end: date) -> Self:
-        """Fit every symbol on its sessions ``<= train_end`` (the factor from those sessions only)."""
+        """Fit each symbol on its sessions ``<= train_end`` (the factor from those sessions only).
+
+        A symbol with fewer than ``min_train`` training sessions still feeds the factor but gets no
+        regression of its own (``too_short`` records it with its count); with none long enough, the
+        usual error is raised.
+        """
         train_end = check_date(train_end, "train_end")
-        return super().fit(self.with_factor(data, train_end), train_end)
+        joined = self.with_factor(data, train_end)
+        counts = joined.features.group_by("symbol").len()
+        short = counts.filter(pl.col("len") < self.min_train)
+        self.too_short = dict(zip(short["symbol"], short["len"], strict=True))
+        if short.height < counts.height:
+            keep = pl.col("symbol").is_in(list(self.too_short)).not_()
+            joined = replace(joined, features=joined.features.filter(keep))
+        return super().fit(joined, train_end)
 
     def predict(self, data: ModelData, origins: Sequence[date], horizon: int = 1) -> pl.DataFrame:
         """Forecasts as :meth:`VarianceForecaster.predict`, the factor joined on first."""

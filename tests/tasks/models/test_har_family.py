@@ -342,6 +342,21 @@ def test_hexp_gl_forecast_ignores_another_market_from_the_origin_date_on() -> No
     assert forecast(origin - timedelta(days=1)) != clean  # the day before does enter
 
 
+def test_hexp_gl_fits_around_a_short_symbol_that_still_feeds_the_factor() -> None:
+    """A panel member with too little history gets no regression; the long one is still forecast."""
+    a = features(simulate(800, har_mean(HAR_TRUE), seed=42), "A")
+    b = features(simulate(800, har_mean(HAR_TRUE), seed=43), "B", seed=1)
+    end, origin = a["session_date"][500], a["session_date"][600]
+    late = b.filter(pl.col("session_date") > a["session_date"][450])  # 50 sessions by train_end
+    model = get_model("hexp_gl")
+    pred = model.fit(ModelData(pl.concat([a, late])), end).predict(ModelData(pl.concat([a, late])), [origin])
+    assert pred["symbol"].to_list() == ["A"] and model.too_short == {"B": 50}
+    alone = get_model("hexp_gl").fit(ModelData(a), end).predict(ModelData(a), [origin])
+    assert pred["rv"].item() != alone["rv"].item(), "B's rows still move the market factor"
+    with pytest.raises(DataError, match="needs at least"):
+        get_model("hexp_gl").fit(ModelData(late), end)
+
+
 # --- estimation window, configuration ---------------------------------------------------------------
 
 
