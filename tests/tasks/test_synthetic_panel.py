@@ -100,7 +100,7 @@ def test_the_measures_are_drawn_consistently_around_rv() -> None:
     assert (panel["rs_pos"] > 0).all() and (panel["rs_neg"] > 0).all()
     assert 0.8 < (panel["bv"] <= panel["rv"]).mean() < 0.99  # type: ignore[operator]
     kurt = panel["rq"].to_numpy() / rv**2
-    # log(rq / rv^2) is rq_log_mean + rq_log_sd * N(0, 1), plus 2 J on jump days (which lift the median a little)
+    # log(rq / rv^2) = rq_log_mean + rq_log_sd * N(0, 1), plus 2 J on jump days (they lift the median)
     assert float(np.median(np.log(kurt))) == pytest.approx(PanelParams().rq_log_mean, abs=0.05)
     assert kurt.min() > np.exp(PanelParams().rq_log_mean - 6 * PanelParams().rq_log_sd)
     assert panel["rv"].mean() / (panel["ret"] ** 2).mean() == pytest.approx(1.0, abs=0.15)  # type: ignore[operator]
