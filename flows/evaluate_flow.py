@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from prefect import flow, get_run_logger
@@ -31,18 +31,22 @@ from core.errors import ConfigError, DataError
 from core.hashing import frame_hash
 from flows import progress
 from flows.fold_runners import choose_runner, eval_workers, fold_runner, thread_runner
+from flows.pooled import Planned, member_folds, pooled_plan, submit_panel_block
 from flows.steps.evaluate import FoldsFailed, evaluate_folds, fold_payload
 from tasks.config import get_settings
 from tasks.evaluate import describe_targets, features_version, model_code_hash
 from tasks.experiment import ExperimentSpec
 from tasks.models.ensemble import Ensemble
 from tasks.scorecard import ENSEMBLE
-from tasks.walk_forward import Fold, walk_forward_folds
+from tasks.walk_forward import Fold, PanelFold, walk_forward_folds
 from warehouse.evaluations import read_evaluation
 from warehouse.resource import Warehouse
 
 #: Default test window length when none is given: the last two years of sessions.
 DEFAULT_TEST_DAYS = 730
+AnyFold = TypeVar("AnyFold", Fold, PanelFold)
+#: Per pooled model: its panels (members) and each panel's folds (:func:`flows.pooled.pooled_plan`).
+PooledPlan = dict[str, list[tuple[list[str], list[PanelFold]]]]
 
 
 def params_windows(windows: dict[str, tuple[date, date]]) -> str:
@@ -200,7 +204,7 @@ def plan_folds(
     return out
 
 
-def fold_blocks(folds: Sequence[Fold], size: int) -> list[list[Fold]]:
+def fold_blocks(folds: Sequence[AnyFold], size: int) -> list[list[AnyFold]]:
     """Consecutive blocks of at most ``size`` folds: one fold task each."""
     return [list(folds[i : i + size]) for i in range(0, len(folds), size)]
 
@@ -235,13 +239,10 @@ def _submit(
     return evaluate_folds.submit(**params) if runner is None else runner.submit(evaluate_folds, params)
 
 
-Planned = dict[Any, tuple[str, str, list[int]]]
-
-
 def _collect(futures: Planned, runs: list[dict[str, Any]], failed: list[dict[str, Any]]) -> None:
     """Each block's folds as runs (``success``/``cached``) or failures, in the order blocks finish."""
     for fut in as_completed(list(futures)):
-        model, symbol, ks = futures[fut]
+        model, pairs = futures[fut]
         try:
             out = fut.result()
             status = "cached" if fut.state.name == "Cached" else "success"
@@ -253,12 +254,21 @@ def _collect(futures: Planned, runs: list[dict[str, Any]], failed: list[dict[str
             error = f"{type(exc).__name__}: {exc}"
             done = []
             fails = [
-                {"model": model, "symbol": symbol, "fold": k, "status": "failed", "error": error} for k in ks
+                {"model": model, "symbol": symbol, "fold": k, "status": "failed", "error": error}
+                for symbol, k in pairs
             ]
         runs += done
         failed += fails
         for item in done + fails:
             progress.report("evaluate", item=item)
+
+
+def _up_to(run: dict[str, Any], fold: Fold) -> bool:
+    """A base run of the stacked symbol whose forecasts start by ``fold``'s last origin (a pooled
+    model's folds are numbered on its panel's date axis, so dates decide; older manifests hold no
+    ``first_origin`` and were numbered like the ensemble's folds)."""
+    first = run.get("first_origin")
+    return first <= fold.origins[-1].isoformat() if first else int(run["fold"]) <= fold.fold
 
 
 def _stack_rows(earlier: Sequence[Fold], fold: Fold) -> int:
@@ -296,14 +306,13 @@ def run_ensemble(
         for block in fold_blocks(stacked, folds_per_task):
             # its own symbol's folds up to the block's last (training rows + the rows it stacks); other
             # symbols of the asset class: all their folds (their numbering differs; the purge cuts them)
-            last = block[-1].fold
-            ids = sorted({r["model_run"] for r in usable if r["symbol"] != symbol or r["fold"] <= last})
+            ids = sorted({r["model_run"] for r in usable if r["symbol"] != symbol or _up_to(r, block[-1])})
             fut = _submit(
                 runner, wh, inputs, ENSEMBLE, symbol, block, cfg, base_runs=ids, group_symbols=group
             )
-            futures[fut] = (ENSEMBLE, symbol, [f.fold for f in block])
+            futures[fut] = (ENSEMBLE, [(symbol, f.fold) for f in block])
     if announce:
-        progress.report("evaluate", total=sum(len(ks) for *_, ks in futures.values()))
+        progress.report("evaluate", total=sum(len(pairs) for _, pairs in futures.values()))
     _collect(futures, runs, failed)
     return runs, failed
 
@@ -328,6 +337,24 @@ def _count_stack_folds(folds: dict[str, list[Fold]], spec: ExperimentSpec) -> in
     return sum(1 for fs in folds.values() for k, f in enumerate(fs) if _stack_rows(fs[:k], f) >= min_rows)
 
 
+def _pooled_and_total(
+    spec: ExperimentSpec,
+    names: Sequence[str],
+    folds: dict[str, list[Fold]],
+    fold_windows: dict[str, tuple[date, date]],
+    inputs: EvalInputs,
+    stack: bool,
+) -> tuple[PooledPlan, int]:
+    """The pooled models' panels and folds, and the number of (model, symbol, fold) forecasts to make."""
+    pooled = pooled_plan(
+        names, spec, inputs.features, inputs.classes, fold_windows,
+        lambda m: _model_config(m, spec.device, spec.config),
+    )  # fmt: skip
+    n_pooled = sum(len(member_folds(fs)) for plans in pooled.values() for _, fs in plans)
+    n_stack = _count_stack_folds(folds, spec) if stack else 0
+    return pooled, sum(len(f) for f in folds.values()) * (len(names) - len(pooled)) + n_pooled + n_stack
+
+
 def _torch_first(names: Sequence[str]) -> list[str]:
     """The torch models first: the longest blocks start early and short ones fill the tail."""
     from tasks.models.base import get_model
@@ -343,25 +370,35 @@ def submit_base_folds(
     spec: ExperimentSpec,
     names: list[str],
     folds: dict[str, list[Fold]],
+    pooled: PooledPlan,
 ) -> Planned:
-    """Submit every (model, symbol, block of folds) task, torch models first."""
+    """Submit every (model, symbol, block of folds) task, torch models first; a pooled model's
+    blocks are panel folds (:mod:`flows.pooled`)."""
     futures: Planned = {}
     for model in _torch_first(names):
         cfg = _model_config(model, spec.device, spec.config)
-        extra = _panel_inputs(model, list(folds))
+        if model in pooled:
+            for members, panel_folds in pooled[model]:
+                for pblock in fold_blocks(panel_folds, spec.folds_per_task):
+                    fut = submit_panel_block(runner, wh, inputs, model, members, pblock, cfg)
+                    futures[fut] = (model, member_folds(pblock))
+            continue
+        extra = _panel_inputs(model, cfg, list(folds))
         for symbol, sym_folds in folds.items():
             for block in fold_blocks(sym_folds, spec.folds_per_task):
                 futures[_submit(runner, wh, inputs, model, symbol, block, cfg, **extra)] = (
-                    model, symbol, [f.fold for f in block],
+                    model, [(symbol, f.fold) for f in block],
                 )  # fmt: skip
     return futures
 
 
-def _panel_inputs(model: str, symbols: list[str]) -> dict[str, Any]:
+def _panel_inputs(model: str, cfg: dict[str, Any], symbols: list[str]) -> dict[str, Any]:
     """A model with ``panel_inputs`` (e.g. a global market factor) reads every evaluated symbol."""
-    from tasks.models.base import get_model
+    from tasks.train import build_model
 
-    return {"group_symbols": sorted(symbols)} if getattr(get_model(model), "panel_inputs", False) else {}
+    return (
+        {"group_symbols": sorted(symbols)} if getattr(build_model(model, cfg), "panel_inputs", False) else {}
+    )
 
 
 def _runner_kind(spec: ExperimentSpec, names: Sequence[str], folds: dict[str, list[Fold]]) -> str:
@@ -417,12 +454,12 @@ def evaluate_flow(
     )
     kind = _runner_kind(spec, names, folds)
     n_folds = {s: len(f) for s, f in folds.items()}
-    n_stack = _count_stack_folds(folds, spec) if stack else 0
-    progress.report("evaluate", total=sum(n_folds.values()) * len(names) + n_stack)
+    pooled, total = _pooled_and_total(spec, names, folds, fold_windows, inputs, stack)
+    progress.report("evaluate", total=total)
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with fold_runner(kind) as runner:  # type: ignore[arg-type]
-        futures = submit_base_folds(runner, wh, inputs, spec, names, folds)
+        futures = submit_base_folds(runner, wh, inputs, spec, names, folds, pooled)
         logger.info(
             f"evaluate {spec.name}: {len(names)} models x folds {n_folds} in {len(futures)} tasks of <= "
             f"{spec.folds_per_task} folds ({kind} runner), test windows {params_windows(windows)}"

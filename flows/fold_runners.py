@@ -1,7 +1,7 @@
 """Where the walk-forward's fold blocks run: threads of this process, or a pool of worker processes.
 
 Threads are the default for small evaluations: nothing to start. But torch fits take turns inside one
-process (``flows.steps.evaluate._TORCH_LOCK``), so on threads the neural models use one core. A
+process (``flows.steps.evaluate.TORCH_LOCK``), so on threads the neural models use one core. A
 ``ProcessPoolTaskRunner`` gives each worker process its own torch generator, so torch fits run side
 by side, one per core; starting the workers (a fresh interpreter importing Prefect, polars and
 torch) costs a few seconds, which pays off once the neural folds number a few dozen.

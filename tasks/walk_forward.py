@@ -10,7 +10,7 @@ out-of-fold rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
@@ -47,6 +47,30 @@ class Fold:
     train_end: date
     origins: tuple[date, ...]
     targets: tuple[date, ...]
+
+
+def check_fold_settings(
+    refit_every: int,
+    horizon: int,
+    embargo: int | None,
+    window: WindowKind,
+    train_size: int | None,
+    min_train: int,
+) -> int:
+    """Validate walk-forward settings (see :func:`walk_forward_folds`); return the embargo in sessions."""
+    for name, value in (("refit_every", refit_every), ("horizon", horizon), ("min_train", min_train)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+    gap = horizon + 1 if embargo is None else embargo
+    if isinstance(gap, bool) or not isinstance(gap, int) or gap < horizon:
+        raise ConfigError(f"embargo must be an integer >= horizon ({horizon}); got {embargo!r}")
+    if window not in ("expanding", "rolling"):
+        raise ConfigError(
+            f"window must be 'expanding' or 'rolling'; got {window!r} (a random split is not offered)"
+        )
+    if window == "rolling" and (train_size is None or train_size < min_train):
+        raise ConfigError(f"a rolling window needs train_size >= min_train ({min_train}); got {train_size!r}")
+    return gap
 
 
 def walk_forward_folds(
@@ -88,18 +112,7 @@ def walk_forward_folds(
     list[Fold]
         Empty when no test session has enough history.
     """
-    for name, value in (("refit_every", refit_every), ("horizon", horizon), ("min_train", min_train)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-    gap = horizon + 1 if embargo is None else embargo
-    if isinstance(gap, bool) or not isinstance(gap, int) or gap < horizon:
-        raise ConfigError(f"embargo must be an integer >= horizon ({horizon}); got {embargo!r}")
-    if window not in ("expanding", "rolling"):
-        raise ConfigError(
-            f"window must be 'expanding' or 'rolling'; got {window!r} (a random split is not offered)"
-        )
-    if window == "rolling" and (train_size is None or train_size < min_train):
-        raise ConfigError(f"a rolling window needs train_size >= min_train ({min_train}); got {train_size!r}")
+    gap = check_fold_settings(refit_every, horizon, embargo, window, train_size, min_train)
     if test_start > test_end:
         raise ConfigError(f"test_start {test_start} is after test_end {test_end}")
     days = list(sessions)
@@ -121,6 +134,89 @@ def walk_forward_folds(
                 targets=tuple(days[i] for i in block),
             )
         )
+    return folds
+
+
+# ------------------------------------------------------------------------------------------ panel folds
+@dataclass(frozen=True)
+class PanelFold:
+    """One walk-forward fold of a pooled model: one fit serves every member of a panel.
+
+    Attributes
+    ----------
+    fold : int
+        Fold number on the panel's date axis, 0 first.
+    train_start, train_end : date
+        The fit sees every member's sessions in ``[train_start, train_end]``.
+    origins : dict[str, tuple[date, ...]]
+        Each member's forecast origins (members without a target in the fold are absent).
+    """
+
+    fold: int
+    train_start: date
+    train_end: date
+    origins: dict[str, tuple[date, ...]]
+
+
+def _member_pairs(
+    days: Sequence[date], lo: date, hi: date, horizon: int, first_target: int
+) -> list[tuple[date, date]]:
+    """(origin, target) pairs of one member: its targets in ``[lo, hi]`` with enough history."""
+    return [(days[i - horizon], d) for i, d in enumerate(days) if lo <= d <= hi and i >= first_target]
+
+
+def _panel_train_start(
+    sessions: Mapping[str, Sequence[date]], train_end: date, window: WindowKind, train_size: int | None
+) -> date:
+    """Expanding: the panel's first session; rolling: the earliest member's ``train_size``-th
+    session back from ``train_end``, so every member gets at least ``train_size`` of its own."""
+    firsts = []
+    for days in sessions.values():
+        before = [d for d in days if d <= train_end]
+        if before:
+            k = 0 if window == "expanding" else max(0, len(before) - int(train_size or 0))
+            firsts.append(before[k])
+    return min(firsts) if firsts else train_end
+
+
+def panel_walk_forward(
+    sessions: Mapping[str, Sequence[date]],
+    windows: Mapping[str, tuple[date, date]],
+    *,
+    refit_every: int = 63,
+    horizon: int = 1,
+    embargo: int | None = None,
+    window: WindowKind = "expanding",
+    train_size: int | None = None,
+    min_train: int = 250,
+) -> list[PanelFold]:
+    """Chronological folds of a panel on the union of its members' session dates.
+
+    Each member's targets are chosen as :func:`walk_forward_folds` chooses them (its sessions in its
+    own test window, with ``min_train - 1 + embargo`` of its sessions before). The panel's target
+    dates (the union) go in blocks of ``refit_every``; a block's ``train_end`` is the panel date
+    ``embargo`` dates before its first target, the same for every member: each fit's training data
+    ends before the block's first target for EVERY member, so the walk-forward stays time-ordered
+    across the whole panel. Arguments are those of :func:`walk_forward_folds`, per member.
+    """
+    gap = check_fold_settings(refit_every, horizon, embargo, window, train_size, min_train)
+    first_target = max(min_train - 1 + gap, horizon)
+    pairs = {
+        s: _member_pairs(list(sessions[s]), lo, hi, horizon, first_target) for s, (lo, hi) in windows.items()
+    }
+    axis = sorted({d for days in sessions.values() for d in days})
+    targets = sorted({t for ps in pairs.values() for _, t in ps})
+    index = {d: i for i, d in enumerate(axis)}
+    folds: list[PanelFold] = []
+    for lo in range(0, len(targets), refit_every):
+        block = targets[lo : lo + refit_every]
+        end_i = index[block[0]] - gap
+        if end_i < 0:
+            continue
+        train_end = axis[end_i]
+        origins = {s: tuple(o for o, t in ps if block[0] <= t <= block[-1]) for s, ps in pairs.items()}
+        start = _panel_train_start(sessions, train_end, window, train_size)
+        folds.append(PanelFold(len(folds), start, train_end, {s: o for s, o in origins.items() if o}))
     return folds
 
 

@@ -33,7 +33,7 @@ from warehouse.resource import Warehouse
 #: process-wide, so two torch fits in parallel threads would draw each other's dropout masks and
 #: forecasts would depend on scheduling. Torch models take turns; everything else runs alongside.
 #: (The process runner gives each worker process its own generator, so fits there run in parallel.)
-_TORCH_LOCK = threading.Lock()
+TORCH_LOCK = threading.Lock()
 
 Row = dict[str, Any]
 
@@ -50,7 +50,7 @@ class FoldsFailed(Exception):
 
 
 @dataclass(frozen=True)
-class _Fitted:
+class FittedFold:
     run: Row
     frame: pl.DataFrame
     item: Row
@@ -83,12 +83,12 @@ def _fold_of(symbol: str, payload: Row) -> Fold:
 
 def _fit_fold(
     model: str, config: dict[str, object] | None, symbol: str, data: ModelData, fold: Fold, data_version: str
-) -> _Fitted:
+) -> FittedFold:
     t0 = time.perf_counter()
     fitted = build_model(model, config)  # a fresh model per fold: no fold sees another's fit
     cfg = plain_config(fitted.config())
     run_id = model_run_id(model, cfg, [symbol], fold.train_start, fold.train_end, data_version)
-    with _TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
+    with TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
         frame = fit_predict(fitted, data, fold).filter(pl.col("symbol") == symbol)
     if frame.height == 0 and getattr(fitted, "panel_inputs", False):
         short = getattr(fitted, "too_short", {}).get(symbol)
@@ -105,11 +105,14 @@ def _fit_fold(
         "metrics": metrics,
         "device": str(getattr(fitted, "device", "cpu")), "wall_s": wall,
     }  # fmt: skip
-    item = {"model_run": run_id, "model": model, "symbol": symbol, "fold": fold.fold, "wall_s": wall}
-    return _Fitted(run, frame, item)
+    item = {
+        "model_run": run_id, "model": model, "symbol": symbol, "fold": fold.fold, "wall_s": wall,
+        "first_origin": fold.origins[0].isoformat(),
+    }  # fmt: skip
+    return FittedFold(run, frame, item)
 
 
-def _load(
+def load_block_data(
     wh: Warehouse, model: str, config: dict[str, object] | None, symbols: Sequence[str], last: date,
     base_runs: Sequence[str] | None,
 ) -> ModelData:  # fmt: skip
@@ -170,8 +173,8 @@ def fit_predict_folds(
         raise ConfigError(f"{model} {symbol}: a fold block needs at least one fold")
     wh = Warehouse.at(warehouse_path)
     last = max(f.origins[-1] for f in specs)
-    data = _load(wh, model, config, sorted(set(group_symbols or []) | {symbol}), last, base_runs)
-    fitted: list[_Fitted] = []
+    data = load_block_data(wh, model, config, sorted(set(group_symbols or []) | {symbol}), last, base_runs)
+    fitted: list[FittedFold] = []
     failures: list[Row] = []
     for fold in specs:
         try:
@@ -182,13 +185,13 @@ def fit_predict_folds(
             failures.append(
                 {"model": model, "symbol": symbol, "fold": fold.fold, "error": f"{type(exc).__name__}: {exc}"}
             )
-    done = _store(wh, fitted)
+    done = store_fitted(wh, fitted)
     if failures:
         raise FoldsFailed(f"{len(failures)} of {len(specs)} folds of {model} {symbol} failed", done, failures)
     return done
 
 
-def _store(wh: Warehouse, fitted: Sequence[_Fitted]) -> list[Row]:
+def store_fitted(wh: Warehouse, fitted: Sequence[FittedFold]) -> list[Row]:
     """Every fitted fold's model run and forecasts, in one write."""
     if not fitted:
         return []

@@ -37,6 +37,20 @@ a constant 0: the network is built on the remaining inputs (:attr:`DailyTorchFor
 recorded in ``validation["inputs"]`` / ``["inputs_dropped"]`` and in the checkpoint) and predictions
 read the same set.
 
+Pooled training and the market factor
+-------------------------------------
+A model fits every symbol in ``data`` as one panel: the samples of all symbols share one network,
+each symbol's inputs standardized on its own training rows and its targets scaled by its own HAR
+residual scale, and the validation tail is the last origin DATES of the whole panel. ``pool``
+(``none``/``class``/``all``) tells the walk-forward which symbols to give it: with ``class`` or
+``all``, one fit per fold on a date axis common to the panel serves every member
+(``flows.steps.evaluate_panel``). A member with fewer than ``min_train`` training samples is left
+out of the fit (:attr:`DailyTorchForecaster.too_short`) and gets no forecast; a lone short symbol is
+an error. The ``mkt_rv`` input is the lagged cross-sectional market factor of
+:func:`tasks.models.market_factor.with_market_factor` over every symbol in ``data`` (``relative``:
+per-symbol standardized log EWMA of RV, averaged over symbols as of their last session dated before
+the row's), so no market that closes later on a date leaks into one that closes earlier.
+
 Samples
 -------
 Origin row ``i`` of a symbol (``i >= window - 1``), input rows ``i - window + 1 .. i``, target
@@ -109,6 +123,7 @@ from tasks.models.frames import (
     target_sessions,
 )
 from tasks.models.har import HarFit, fit_har, har_design
+from tasks.models.market_factor import FACTOR, with_market_factor
 from tasks.models.torch_data import Scaler, WindowXY, chronological_split, make_windows
 from tasks.models.torch_fit import EpochStats, History, LoopSettings, fit_torch, predict_batches
 from tasks.models.torch_runtime import pick_device, seeded, to_device, torch_threads
@@ -155,6 +170,7 @@ FEATURES: dict[str, tuple[Callable[[], pl.Expr], tuple[str, ...]]] = {
     "vol_5": (lambda: _log_var(_ret().rolling_var(5, min_samples=3)), ("ret_cc", "ret_oc")),
     "vol_22": (lambda: _log_var(_ret().rolling_var(22, min_samples=10)), ("ret_cc", "ret_oc")),
     "rsi_14": (lambda: _rsi(14), ("close",)),
+    "mkt_rv": (lambda: pl.col(FACTOR).cast(pl.Float64), (FACTOR,)),
     "log_volume_ratio": (
         lambda: (
             pl.col("volume").cast(pl.Float64).clip(lower_bound=1e-12)
@@ -163,6 +179,9 @@ FEATURES: dict[str, tuple[Callable[[], pl.Expr], tuple[str, ...]]] = {
         ("volume",),
     ),
 }
+
+#: Pooling settings (``DailyConfig.pool``).
+POOLS: tuple[str, ...] = ("none", "class", "all")
 
 #: Cross-asset inputs appended when ``cross_asset=True``.
 CROSS_FEATURES: tuple[str, ...] = ("corr_ret_mean", "corr_logrv_mean")
@@ -294,6 +313,10 @@ class DailyConfig(LoopSettings):
     residual : bool
         Forecast HAR's log RV plus a learned correction (module docstring); False learns log RV
         directly from the inputs (the research's models).
+    pool : str
+        ``none``: the walk-forward fits one model per symbol; ``class``: one model per fold on every
+        evaluated symbol of the symbol's asset class; ``all``: on every evaluated symbol (module
+        docstring, "Pooled training"). The model itself always fits every symbol it is given.
     epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp
         :class:`~.torch_fit.TrainConfig`.
     num_threads : int | None
@@ -316,6 +339,7 @@ class DailyConfig(LoopSettings):
     clip_inputs: float = 10.0
     calendar: str | dict[str, str] | None = None
     residual: bool = True
+    pool: str = "none"
     epochs: int = 40
     patience: int = 6
     num_threads: int | None = 1
@@ -342,6 +366,8 @@ class DailyConfig(LoopSettings):
             raise ConfigError(f"family must be one of {family_names()}; got {self.family!r}")
         if self.mean not in ("zero", "train"):
             raise ConfigError(f"mean must be 'zero' or 'train'; got {self.mean!r}")
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {list(POOLS)}; got {self.pool!r}")
         for flag in ("cross_asset", "residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be true or false; got {getattr(self, flag)!r}")
@@ -609,6 +635,7 @@ class DailyTorchForecaster(ABC):
         self.net: nn.Module | None = None
         self.symbols: dict[str, SymbolState] = {}
         self.inputs: list[str] | None = None
+        self.too_short: dict[str, int] = {}
         self.smear: float = 1.0
         self.family_fit: Family | None = None
         self.residuals: list[float] = []
@@ -620,6 +647,16 @@ class DailyTorchForecaster(ABC):
     @abstractmethod
     def build_net(self, n_inputs: int) -> nn.Module:
         """The network: ``(batch, window, n_inputs)`` -> raw head outputs ``(batch, k)``."""
+
+    @property
+    def pool(self) -> str:
+        """How the walk-forward pools symbols into one fit (``DailyConfig.pool``)."""
+        return self.cfg.pool
+
+    @property
+    def panel_inputs(self) -> bool:
+        """True when an input is a cross-section (``mkt_rv``): the model reads every evaluated symbol."""
+        return "mkt_rv" in (self.cfg.features or ())
 
     # -- Forecaster ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -646,10 +683,13 @@ class DailyTorchForecaster(ABC):
         """Each symbol's series up to ``last``; ``keep``: positions of the input columns to keep."""
         cfg = self.cfg
         cols = required_columns(cfg.features, har=cfg.residual)
-        missing = [c for c in cols if c not in data.features.columns]
+        feats = data.features.filter(pl.col("session_date") <= last)
+        if FACTOR in cols:  # the market factor of every symbol given, before ``only`` cuts them
+            feats = with_market_factor(feats.drop(FACTOR, strict=False))
+        missing = [c for c in cols if c not in feats.columns]
         if missing:
             raise DataError(f"model {self.name!r} needs feature columns {missing}")
-        feats = data.features.filter(pl.col("session_date") <= last).select(cols)
+        feats = feats.select(cols)
         if only is not None:
             feats = feats.filter(pl.col("symbol").is_in(list(only)))
         cross = data.cross_asset
@@ -685,7 +725,11 @@ class DailyTorchForecaster(ABC):
             raise DataError(f"model {self.name!r}: no feature rows on or before train_end {train_end}")
         samples, targets = self._training_samples(series)
         tr, va = chronological_split(samples.dates, cfg.val_fraction, gap=cfg.horizon - 1)
-        self._check_min_train(series, samples, tr, train_end)
+        self.too_short = self._short_symbols(series, samples, tr)
+        if self.too_short:
+            series = self._without_short(series, train_end)
+            samples, targets = self._training_samples(series)
+            tr, va = chronological_split(samples.dates, cfg.val_fraction, gap=cfg.horizon - 1)
         last_train = samples.dates[tr].max()
         series = self._drop_empty_inputs(series, last_train)
         self.symbols = self._symbol_states(series, samples, targets, tr, last_train)
@@ -714,18 +758,26 @@ class DailyTorchForecaster(ABC):
         self._calibrate(series, samples, targets, offsets, (tr, va), windows, y_scaled)
         return self
 
-    def _check_min_train(
-        self, series: Mapping[str, SymbolSeries], samples: _Samples, tr: np.ndarray, train_end: date
-    ) -> None:
+    def _short_symbols(
+        self, series: Mapping[str, SymbolSeries], samples: _Samples, tr: np.ndarray
+    ) -> dict[str, int]:
+        """Symbols with fewer than ``min_train`` training samples, with their counts."""
         syms = np.asarray(samples.symbols)[tr]
-        for sym in series:
-            n = int(np.count_nonzero(syms == sym))
-            if n < self.cfg.min_train:
-                raise DataError(
-                    f"model {self.name!r}: symbol {sym!r} has {n} training samples up to "
-                    f"{train_end}, fewer than min_train={self.cfg.min_train} (window={self.cfg.window}, "
-                    f"val_fraction={self.cfg.val_fraction})"
-                )
+        counts = {sym: int(np.count_nonzero(syms == sym)) for sym in series}
+        return {sym: n for sym, n in counts.items() if n < self.cfg.min_train}
+
+    def _without_short(self, series: Mapping[str, SymbolSeries], train_end: date) -> dict[str, SymbolSeries]:
+        """``series`` less :attr:`too_short`: in a pooled fit a short member is left out (it still
+        feeds the market factor); a lone symbol, or a panel of short ones only, is an error."""
+        kept = {sym: s for sym, s in series.items() if sym not in self.too_short}
+        if not kept or len(series) == 1:
+            sym, n = next(iter(self.too_short.items()))
+            raise DataError(
+                f"model {self.name!r}: symbol {sym!r} has {n} training samples up to "
+                f"{train_end}, fewer than min_train={self.cfg.min_train} (window={self.cfg.window}, "
+                f"val_fraction={self.cfg.val_fraction})"
+            )
+        return kept
 
     def _drop_empty_inputs(
         self, series: Mapping[str, SymbolSeries], last_train: np.datetime64

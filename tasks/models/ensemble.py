@@ -10,9 +10,14 @@ Per group of symbols (an asset class: crypto / fx+commodity / equity), LightGBM 
   loss, ``objective="quantile"``, at least 50 rows a leaf so the tails stay smooth); the result is
   scaled by the stacked volatility and sorted so the quantiles stay monotone.
 
-Regime features, all known at the origin: the origin's log RV, weekly and monthly log RV, its return
-and, when cross-asset rows are given, the mean absolute rolling return correlation of the symbol with
-the others (``corr``), which is what the SHAP plot asks about: does uncertainty rise with it?
+Regime features, all known at the origin: the origin's log RV, weekly and monthly log RV, its return,
+its log RV relative to its own trailing 250-session mean (``reg_log_rv_rel``: per-symbol standardised,
+so one tree serves symbols of different levels), the lagged cross-sectional market factor of every
+symbol in ``data.features`` (``mkt``, :func:`tasks.models.market_factor.global_factor`, ``relative``:
+no market that closes later on a date leaks into one that closes earlier) and, when cross-asset rows
+are given, the mean absolute rolling return correlation of the symbol with the others (``corr``),
+which is what the SHAP plot asks about: does uncertainty rise with it? A group's meta-learner is one
+pooled model over every symbol of the group (the evaluation gives it the asset class's symbols).
 
 Time rules. ``fit(data, train_end)`` trains only on base predictions whose target is ``<= train_end``
 (the purge: a label still unknown at ``train_end`` never enters); the walk-forward engine places
@@ -41,11 +46,16 @@ from core.errors import ConfigError, DataError
 from core.schema import QUANTILE_COLUMNS, QUANTILES, empty_predictions
 from tasks.models.base import ModelData, get_model, register
 from tasks.models.frames import RV_FLOOR
+from tasks.models.market_factor import FACTOR, global_factor
 from tasks.walk_forward import cross_validate, walk_forward_folds
 
 #: Cheap base models the standalone ensemble stacks.
 DEFAULT_BASE_MODELS: tuple[str, ...] = ("ewma", "har", "garch", "quantile")
-REGIME_FEATURES: tuple[str, ...] = ("reg_log_rv_d", "reg_log_rv_w", "reg_log_rv_m", "reg_ret", "corr")
+REGIME_FEATURES: tuple[str, ...] = (
+    "reg_log_rv_d", "reg_log_rv_w", "reg_log_rv_m", "reg_ret", "corr", "reg_log_rv_rel", "mkt",
+)  # fmt: skip
+#: Trailing sessions of the per-symbol mean that ``reg_log_rv_rel`` is measured from.
+REL_WINDOW = 250
 
 
 @dataclass
@@ -79,6 +89,15 @@ def regime_features(features: pl.DataFrame, cross_asset: pl.DataFrame | None) ->
         else pl.lit(None, pl.Float64).alias("reg_log_rv_m"),
         pl.coalesce("ret_cc", "ret_oc").alias("reg_ret"),
     )
+    rel = pl.col("reg_log_rv_d") - pl.col("reg_log_rv_d").rolling_mean(
+        REL_WINDOW, min_samples=REL_WINDOW // 5
+    )
+    frame = frame.sort("symbol", "origin").with_columns(rel.over("symbol").alias("reg_log_rv_rel"))
+    if "rv_d" in features.columns and features.height:
+        mkt = global_factor(features, how="relative").rename({"session_date": "origin", FACTOR: "mkt"})
+        frame = frame.join(mkt, on="origin", how="left", maintain_order="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias("mkt"))
     if cross_asset is None or cross_asset.height == 0:
         return frame.with_columns(pl.lit(None, pl.Float64).alias("corr"))
     pairs = pl.concat(

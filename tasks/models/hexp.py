@@ -13,13 +13,14 @@ truncates the sum at 500 lags; here it is not truncated (the weight beyond 500 l
 CoM 125), so it runs as a recursion (``scipy.signal.lfilter``) whose value at ``t`` depends on rows up
 to ``t`` alone.
 
-``GlRV(t)`` is the market factor: the cross-sectional mean, over every symbol in ``data.features``, of
-each symbol's ``ExpRV`` at centre of mass ``global_com`` (5) as of its last session dated BEFORE ``t``
-(at most ``stale_days`` calendar days before, so a symbol that stopped trading drops out). Lagging by
-one session date means no market that closes later on the same date leaks into an earlier one. The
-mean is arithmetic, as the paper's within-asset-class average (``factor_mean="geometric"`` takes the
-mean of logs instead, for symbols of very different scales). With one symbol in the data the factor is
-that symbol's own ``ExpRV`` of the previous session. HExpGl therefore reads every symbol's features
+``GlRV(t)`` is the market factor (:func:`tasks.models.market_factor.global_factor`): the
+cross-sectional mean, over every symbol in ``data.features``, of each symbol's ``ExpRV`` at centre
+of mass ``global_com`` (5) as of its last session dated BEFORE ``t`` (at most ``stale_days``
+calendar days before, so a symbol that stopped trading drops out). Lagging by one session date means
+no market that closes later on the same date leaks into an earlier one. The mean is arithmetic, as
+the paper's within-asset-class average (``factor_mean="geometric"`` takes the mean of logs instead,
+for symbols of very different scales). With one symbol in the data the factor is that symbol's own
+``ExpRV`` of the previous session. HExpGl therefore reads every symbol's features
 (``panel_inputs``) and forecasts every symbol in ``data``.
 """
 
@@ -27,82 +28,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, timedelta
-from typing import Any, ClassVar, Literal, Self
+from datetime import date
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from core.errors import ConfigError
 from tasks.models.base import ModelData, register
 from tasks.models.frames import BASE_COLUMNS, check_date, require_columns
 from tasks.models.har_linear import Insanity, LevelHarForecaster, Weighting, column
+from tasks.models.market_factor import FACTOR, FactorMean, ewma_rv, global_factor
 from tasks.models.variance import MeanMode
 
 #: Centres of mass (sessions) of the paper's four EWMAs.
 CENTRES: tuple[float, ...] = (1.0, 5.0, 25.0, 125.0)
-#: Column holding the lagged market factor.
-FACTOR = "gl_rv"
-FactorMean = Literal["arithmetic", "geometric"]
-
-
-def ewma_rv(values: np.ndarray, com: float) -> np.ndarray:
-    """Normalized exponentially weighted mean with centre of mass ``com`` (NaN rows skipped).
-
-    ``E(t) = sum_i d^i x(t-i) / sum_i d^i`` over the finite ``x`` up to ``t``, ``d = com/(1+com)``;
-    NaN until the first finite value.
-    """
-    decay = com / (1.0 + com)
-    present = np.isfinite(values)
-    num = lfilter([1.0], [1.0, -decay], np.where(present, values, 0.0))
-    den = lfilter([1.0], [1.0, -decay], present.astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
-
-
-def global_factor(
-    features: pl.DataFrame, com: float = 5.0, how: FactorMean = "arithmetic", stale_days: int = 10
-) -> pl.DataFrame:
-    """The market factor of each session date in ``features`` (see the module docstring).
-
-    Parameters
-    ----------
-    features : pl.DataFrame
-        Every symbol's ``symbol``, ``session_date`` and ``rv_d``.
-    com : float
-        Centre of mass of each symbol's EWMA.
-    how : {"arithmetic", "geometric"}
-        Mean of the EWMAs, or exp of the mean of their logs.
-    stale_days : int
-        A symbol's EWMA counts at date ``d`` only if dated within ``[d - stale_days, d - 1]``.
-
-    Returns
-    -------
-    pl.DataFrame
-        ``session_date`` and :data:`FACTOR` (null where no symbol has an earlier session).
-    """
-    dates = features.select(pl.col("session_date").unique().sort())
-    lookup = dates.with_columns((pl.col("session_date") - timedelta(days=1)).alias("_asof"))
-    columns = []
-    for part in features.partition_by("symbol", maintain_order=True):
-        part = part.sort("session_date")
-        ewma = pl.Series("_e", ewma_rv(column(part, "rv_d"), com))
-        series = part.select(pl.col("session_date").alias("_asof")).with_columns(ewma)
-        joined = lookup.join_asof(
-            series.filter(pl.col("_e").is_not_nan()),
-            on="_asof",
-            strategy="backward",
-            tolerance=timedelta(days=stale_days - 1),
-        )
-        values = joined["_e"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        columns.append(np.log(values) if how == "geometric" else values)
-    stacked = np.column_stack(columns) if columns else np.full((dates.height, 1), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        count = np.isfinite(stacked).sum(axis=1)
-        mean = np.where(count > 0, np.where(np.isfinite(stacked), stacked, 0.0).sum(axis=1) / count, np.nan)
-    factor = np.exp(mean) if how == "geometric" else mean
-    return dates.with_columns(pl.Series(FACTOR, factor).fill_nan(None))
 
 
 @register("hexp")

@@ -24,7 +24,8 @@ from tasks.models.har_linear import (
     solve_linear,
     wls_weights,
 )
-from tasks.models.hexp import CENTRES, FACTOR, ewma_rv, global_factor
+from tasks.models.hexp import CENTRES
+from tasks.models.market_factor import FACTOR, ewma_rv, global_factor
 
 START = date(1950, 1, 1)
 HAR_TRUE = np.array([0.05, 0.35, 0.35, 0.2])  # b0, bd, bw, bm: persistence 0.9, mean RV 0.5
