@@ -263,6 +263,15 @@ def _collect(futures: Planned, runs: list[dict[str, Any]], failed: list[dict[str
             progress.report("evaluate", item=item)
 
 
+def _stack_group(pool: str, symbol: str, classes: dict[str, str], folds: dict[str, list[Fold]]) -> list[str]:
+    """The symbols whose rows the ensemble of ``symbol`` trains on (its ``pool`` setting)."""
+    if pool == "all":
+        return sorted(folds)
+    if pool == "none":
+        return [symbol]
+    return sorted(s for s, c in classes.items() if c == classes[symbol] and s in folds)
+
+
 def _up_to(run: dict[str, Any], fold: Fold) -> bool:
     """A base run of the stacked symbol whose forecasts start by ``fold``'s last origin (a pooled
     model's folds are numbered on its panel's date axis, so dates decide; older manifests hold no
@@ -299,8 +308,9 @@ def run_ensemble(
     futures: Planned = {}
     cfg = {**(config or {}), "groups": inputs.classes, "base_models": base_models}
     min_rows = int(cfg.get("min_rows", Ensemble().cfg["min_rows"]))
+    pool = str(cfg.get("pool", "class"))
     for symbol, sym_folds in folds.items():
-        group = sorted(s for s, c in inputs.classes.items() if c == inputs.classes[symbol] and s in folds)
+        group = _stack_group(pool, symbol, inputs.classes, folds)
         usable = [r for r in base_runs if r["symbol"] in group and r["model"] in base_models]
         stacked = [f for k, f in enumerate(sym_folds) if _stack_rows(sym_folds[:k], f) >= min_rows]
         for block in fold_blocks(stacked, folds_per_task):

@@ -199,6 +199,9 @@ class Ensemble:
         Serve this base model's predictions instead of the stack (set by the lift gate).
     seed : int
         LightGBM seed.
+    pool : {"class", "all", "none"}
+        Which symbols share one meta-learner: those of a ``groups`` entry (the asset class, the
+        default), every symbol given, or none (one per symbol).
     """
 
     name = "ensemble"
@@ -216,7 +219,10 @@ class Ensemble:
         base_config: Mapping[str, Mapping[str, Any]] | None = None,
         fallback: str | None = None,
         seed: int = 0,
+        pool: str = "class",
     ) -> None:
+        if pool not in ("class", "all", "none"):
+            raise ConfigError(f"pool must be 'class', 'all' or 'none'; got {pool!r}")
         if base_models is not None and (isinstance(base_models, str) or not list(base_models)):
             raise ConfigError(f"base_models must be a non-empty list of model names; got {base_models!r}")
         if base_models is not None and "ensemble" in base_models:
@@ -242,6 +248,7 @@ class Ensemble:
             "min_rows": min_rows,
             "refit_every": refit_every,
             "seed": int(seed),
+            "pool": pool,
         }
         self.base_config = {k: dict(v) for k, v in (base_config or {}).items()}
         self.fallback = fallback
@@ -262,7 +269,8 @@ class Ensemble:
         }
 
     def _group(self, symbol: str) -> str:
-        return self.groups.get(symbol, symbol)
+        pool = self.cfg["pool"]
+        return "all" if pool == "all" else symbol if pool == "none" else self.groups.get(symbol, symbol)
 
     # ------------------------------------------------------------------------------------ base rows
     def _standalone_oof(self, data: ModelData, train_end: date) -> pl.DataFrame:

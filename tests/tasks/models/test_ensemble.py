@@ -109,3 +109,44 @@ def test_attributions_name_every_feature(data: ModelData) -> None:
     assert {"har__logrv_dev", "ewma__logrv_dev", "corr", "reg_log_rv_d"} <= feats
     top = shap.filter(pl.col("target") == "log_rv").sort("mean_abs_shap", descending=True)["feature"][0]
     assert top in {"har__logrv_dev", "ewma__logrv_dev", "reg_log_rv_d", "reg_log_rv_w", "reg_log_rv_m"}
+
+
+def _two_symbols(data: ModelData) -> ModelData:
+    """``data`` for symbols X and Y (Y: X's rows at 1.5x the variance), each with rv_d."""
+    assert data.predictions is not None
+    feats = data.features.with_columns(pl.col("rv").alias("rv_d"))
+    y = feats.with_columns(pl.lit("Y").alias("symbol"), pl.col("rv") * 1.5, pl.col("rv_d") * 1.5)
+    preds = data.predictions
+    y_preds = preds.with_columns(pl.lit("Y").alias("symbol"), pl.col("rv") * 1.5)
+    return ModelData(pl.concat([feats, y]), predictions=pl.concat([preds, y_preds]))
+
+
+@pytest.mark.parametrize(("pool", "groups"), [("all", ["all"]), ("none", ["X", "Y"]), ("class", ["a", "b"])])
+def test_pool_decides_which_symbols_share_a_meta_learner(
+    data: ModelData, pool: str, groups: list[str]
+) -> None:
+    both = _two_symbols(data)
+    model = Ensemble(min_rows=100, pool=pool, groups={"X": "a", "Y": "b"}).fit(both, DAYS[300])
+    assert sorted(model.fits) == groups
+    with pytest.raises(Exception, match="pool must be"):
+        Ensemble(pool="asset")
+
+
+def test_the_market_feature_reads_no_other_symbols_row_on_or_after_the_origin(data: ModelData) -> None:
+    both = _two_symbols(data)
+    end, origins = DAYS[300], DAYS[301:320]
+    model = Ensemble(min_rows=100, pool="all").fit(both, end)
+    clean = model.predict(both, origins).filter(pl.col("symbol") == "X")
+    cut = origins[5]
+    garbled = both.features.with_columns(
+        pl.when((pl.col("symbol") == "Y") & (pl.col("session_date") >= cut))
+        .then(pl.col("rv_d") * 40)
+        .otherwise(pl.col("rv_d"))
+        .alias("rv_d")
+    )
+    dirty = model.predict(ModelData(garbled, predictions=both.predictions), origins).filter(
+        pl.col("symbol") == "X"
+    )
+    upto = pl.col("origin") <= cut
+    assert clean.filter(upto)["rv"].to_list() == dirty.filter(upto)["rv"].to_list()
+    assert "mkt" in model.fits["all"].columns["logrv"]

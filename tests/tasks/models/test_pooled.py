@@ -106,7 +106,8 @@ FAST = {"epochs": 2, "hidden": 8, "batch_size": 256, "seed": 0}
 def test_a_pooled_model_fits_every_member_and_its_market_input_leaks_nothing(
     panel_features: pl.DataFrame,
 ) -> None:
-    model = ProbLSTM(**FAST, features=["log_rv", "log_rv_w", "ret", "mkt_rv"], pool="all")
+    # residual=False: the network's output is the forecast (a residual model may keep HAR's weights)
+    model = ProbLSTM(**FAST, features=["log_rv", "log_rv_w", "ret", "mkt_rv"], pool="all", residual=False)
     assert model.pool == "all" and model.panel_inputs
     train_end = date(2016, 12, 30)
     data = ModelData(features=panel_features)
