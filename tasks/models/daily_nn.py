@@ -314,9 +314,12 @@ class DailyConfig(LoopSettings):
         Forecast HAR's log RV plus a learned correction (module docstring); False learns log RV
         directly from the inputs (the research's models).
     pool : str
-        ``none``: the walk-forward fits one model per symbol; ``class``: one model per fold on every
-        evaluated symbol of the symbol's asset class; ``all``: on every evaluated symbol (module
-        docstring, "Pooled training"). The model itself always fits every symbol it is given.
+        ``none``: the walk-forward fits one model per symbol; ``class`` (default): one model per fold
+        on every evaluated symbol of the symbol's asset class; ``all``: on every evaluated symbol
+        (module docstring, "Pooled training"). The model itself always fits every symbol it is given.
+        On the development panel (6 synthetic indices, 2019-2020, rolling 1000, refit 22) ``class``
+        with ``mkt_rv`` took the median QLIKE ratio to HAR from 0.981/0.987/0.991 to 0.974/0.974/0.972
+        (prob_lstm/lstm_point/voltransformer).
     epochs, batch_size, lr, weight_decay, patience, min_delta, grad_clip, seed, device, amp
         :class:`~.torch_fit.TrainConfig`.
     num_threads : int | None
@@ -339,7 +342,7 @@ class DailyConfig(LoopSettings):
     clip_inputs: float = 10.0
     calendar: str | dict[str, str] | None = None
     residual: bool = True
-    pool: str = "none"
+    pool: str = "class"
     epochs: int = 40
     patience: int = 6
     num_threads: int | None = 1
@@ -625,6 +628,7 @@ class DailyTorchForecaster(ABC):
         "ret",
         "neg_share",
         "jump_share",
+        "mkt_rv",
     )
 
     def __init__(self, **config: Any) -> None:

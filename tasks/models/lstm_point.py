@@ -69,7 +69,7 @@ class LSTMPoint(DailyTorchForecaster):
     name: str = "lstm_point"
     config_class: ClassVar[type[DailyConfig]] = LSTMPointConfig
     allowed_losses: ClassVar[tuple[str, ...]] = ("qlike", "mse")
-    default_features: ClassVar[tuple[str, ...]] = TECHNICAL_FEATURES
+    default_features: ClassVar[tuple[str, ...]] = (*TECHNICAL_FEATURES, "mkt_rv")
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

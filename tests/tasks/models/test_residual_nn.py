@@ -130,9 +130,9 @@ def test_an_input_empty_in_training_is_dropped_not_zero_filled(
     model equals one configured without ``jump_share``, even though jv has values at predict time."""
     data = ModelData(_without(btc_daily, ["jv"], TRAIN_END))
     model = _model("prob_lstm").fit(data, TRAIN_END)
-    assert model.inputs == ["log_rv", "log_rv_w", "log_rv_m", "ret", "neg_share"]
+    assert model.inputs == ["log_rv", "log_rv_w", "log_rv_m", "ret", "neg_share", "mkt_rv"]
     assert model.validation["inputs_dropped"] == ["jump_share"]
-    assert model.input_names()[-1] == "jump_share"  # the configured list is unchanged
+    assert model.input_names()[-2] == "jump_share"  # the configured list is unchanged
     pred = model.predict(data, origins)
     assert pred.height == len(origins) and np.isfinite(pred["rv"].to_numpy()).all()
     reduced = _model("prob_lstm", features=model.inputs).fit(ModelData(btc_daily), TRAIN_END)
