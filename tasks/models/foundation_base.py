@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -36,6 +37,7 @@ from tasks.models.families import fit_variance_scale
 from tasks.models.foundation_weights import (
     FOUNDATION,
     check_weights_folder,
+    fingerprint,
     require_packages,
     weights_path,
 )
@@ -111,6 +113,9 @@ class FoundationForecaster(ABC):
         Forecast windows per forward pass.
     calendar : str | Mapping[str, str] | None
         Session calendar used only to date targets past the data's end.
+    weights_fingerprint : str | None
+        Content hash the weights must have (:func:`~.foundation_weights.fingerprint`); a stored run's
+        configuration carries it, so replaying the run on other weights is refused. None: any.
     """
 
     name: str = "foundation"
@@ -126,8 +131,12 @@ class FoundationForecaster(ABC):
         device: str = "auto",
         batch_size: int = 64,
         calendar: str | Mapping[str, str] | None = None,
+        weights_fingerprint: str | None = None,
     ) -> None:
         weights_path(self.name, "weights", weights)  # type check only; the folder is read at fit
+        if weights_fingerprint is not None and not isinstance(weights_fingerprint, str):
+            raise ConfigError(f"weights_fingerprint must be a string or None; got {weights_fingerprint!r}")
+        self.expected_fingerprint = weights_fingerprint
         self.weights = weights
         self.context = check_positive_int(context, "context", 2)
         if not isinstance(device, str):
@@ -167,7 +176,7 @@ class FoundationForecaster(ABC):
     # -- Forecaster --------------------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:
-        """JSON-able settings (the weights folder as given: cache keys stay machine-independent)."""
+        """JSON-able settings: the weights folder as given and the content hash of what it holds."""
         return {
             "weights": self.weights,
             "context": self.context,
@@ -175,7 +184,28 @@ class FoundationForecaster(ABC):
             "batch_size": self.batch_size,
             "calendar": self.calendar,
             **self._settings(),
+            "weights_fingerprint": self.expected_fingerprint or self.weights_fingerprint(),
         }
+
+    def weight_folders(self) -> list[Path]:
+        """Every weights folder of this model (``weights``, and ``tokenizer`` for Kronos)."""
+        return [
+            weights_path(self.name, key, self.weights if key == "weights" else getattr(self, key))
+            for key in FOUNDATION[self.name].folders
+        ]
+
+    def weights_fingerprint(self) -> str | None:
+        """The content hash of the weights found now (None when a folder is missing)."""
+        return fingerprint(self.weight_folders())
+
+    def _check_fingerprint(self) -> None:
+        found = self.weights_fingerprint()
+        if self.expected_fingerprint is not None and found != self.expected_fingerprint:
+            raise ConfigError(
+                f"{self.name}: the weights in {', '.join(map(str, self.weight_folders()))} have content "
+                f"hash {found}, not the {self.expected_fingerprint} this configuration was made with; "
+                "restore those weights or drop weights_fingerprint to use the new ones"
+            )
 
     def folder(self, key: str = "weights") -> Any:
         """The checked weights folder of ``key`` (a :class:`ConfigError` with where to copy them)."""
@@ -194,6 +224,7 @@ class FoundationForecaster(ABC):
         if train.height == 0:
             raise DataError(f"model {self.name!r}: no feature rows on or before train_end {train_end}")
         self._load()
+        self._check_fingerprint()
         states: dict[str, SymbolState] = {}
         for symbol, frame in split_symbols(train).items():
             if frame.height < self.min_train:

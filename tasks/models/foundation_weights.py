@@ -21,8 +21,11 @@ checks use it): a package's presence is checked with :func:`importlib.util.find_
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +137,54 @@ def require_packages(model: str) -> None:
         raise ConfigError(
             f"model {model!r} needs the foundation extra ({', '.join(missing)} not installed): {EXTRA_HINT}"
         )
+
+
+def runnable(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The models of ``names`` that can run here, and why each other one cannot.
+
+    For "every model" defaults (``flows.evaluate_flow.default_models``): a foundation model without
+    its extra or its weights is left out with the reason, instead of failing every fold.
+    """
+    keep: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        ok, why = availability(name)
+        if ok:
+            keep.append(name)
+        else:
+            skipped[name] = why
+    return keep, skipped
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGEST_LOCK = threading.Lock()
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, memoised on (path, size, mtime): a weights file is hashed once per process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _DIGEST_LOCK:
+        if key not in _DIGESTS:
+            h = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+            _DIGESTS[key] = h.hexdigest()
+        return _DIGESTS[key]
+
+
+def fingerprint(folders: Sequence[Path]) -> str | None:
+    """Content hash of the weight folders (``config.json``, every ``*.safetensors``); None if one is missing.
+
+    Stored with every model run's configuration, so a run names the exact weights it used and a run
+    replayed on other weights is refused.
+    """
+    h = hashlib.sha256()
+    for folder in folders:
+        files = [folder / "config.json", *sorted(folder.glob("*.safetensors"))]
+        if len(files) < 2 or not files[0].is_file():
+            return None
+        for f in files:
+            h.update(f"{f.name}:{_file_digest(f)};".encode())
+    return h.hexdigest()[:16]

@@ -164,9 +164,15 @@ class KronosModel(FoundationForecaster):
         device: str = "auto",
         batch_size: int = 64,
         calendar: str | dict[str, str] | None = None,
+        weights_fingerprint: str | None = None,
     ) -> None:
         super().__init__(
-            weights=weights, context=context, device=device, batch_size=batch_size, calendar=calendar
+            weights=weights,
+            context=context,
+            device=device,
+            batch_size=batch_size,
+            calendar=calendar,
+            weights_fingerprint=weights_fingerprint,
         )
         weights_path(self.name, "tokenizer", tokenizer)
         self.tokenizer = tokenizer

@@ -206,3 +206,28 @@ def test_kronos_checkpoints_of_the_wrong_kind_are_refused(btc_data: ModelData, t
         get_model("kronos", weights=str(tmp_path / "kb"), tokenizer=str(root / "Kronos-Tokenizer-base")).fit(
             btc_data, TRAIN_END
         )
+
+
+def test_every_model_defaults_leave_out_what_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOLRISK_MODELS_DIR", str(tmp_path))  # no weights here
+    keep, skipped = fw.runnable(["har", "chronos2", "kronos", "garch"])
+    assert keep == ["har", "garch"] and set(skipped) == {"chronos2", "kronos"}
+    assert all(why and "\n" not in why for why in skipped.values())
+
+
+def test_a_run_names_its_weights_and_refuses_others(btc_data: ModelData, tmp_path: Path) -> None:
+    need_extra("chronos2")
+    a = save_tiny_chronos2(tmp_path / "a", seed=0)
+    b = save_tiny_chronos2(tmp_path / "b", seed=1)  # same architecture, other values
+    cfg_a = get_model("chronos2", weights=str(a), device="cpu").config()
+    cfg_b = get_model("chronos2", weights=str(b), device="cpu").config()
+    assert cfg_a["weights_fingerprint"] and cfg_a["weights_fingerprint"] != cfg_b["weights_fingerprint"]
+    replay = get_model("chronos2", **cfg_a)  # a stored run's config rebuilds the model
+    assert replay.config() == cfg_a
+    replay.fit(btc_data, TRAIN_END)  # same weights: fine
+    shutil.rmtree(a)
+    shutil.copytree(b, a)  # the folder now holds other weights
+    with pytest.raises(ConfigError, match="not the .* this configuration was made with"):
+        get_model("chronos2", **cfg_a).fit(btc_data, TRAIN_END)
