@@ -12,6 +12,12 @@ last requested origin, and each window at its own origin), starting no earlier t
 session, and asks the subclass for the return variance, RV, mean and return quantiles of session
 ``t + horizon``. Targets are dated as every daily model dates them (:func:`.frames.target_sessions`).
 
+Checkpoints (:class:`~.checkpoint.Checkpointable`): the "weights" of a fitted adapter are the
+per-symbol mapping numbers only (plain metadata, no tensors); the foundation weights stay in their
+folder, named by the content hash the configuration carries. As torch models, the evaluation runs
+their folds under the torch lock (one torch user at a time in a thread runner), so Kronos's sampling
+is reproducible.
+
 Devices follow the other torch models (:func:`.torch_runtime.pick_device`): ``auto`` takes CUDA, then
 MPS, then the CPU; an explicit device that is missing is a :class:`~core.errors.ConfigError`.
 Loaded weights are kept per process (keyed on folder and device), so the folds of one evaluation load
@@ -275,6 +281,50 @@ class FoundationForecaster(ABC):
                 )
             )
         return concat_predictions(out)
+
+    # -- Checkpointable ---------------------------------------------------------------------------
+
+    def input_names(self) -> list[str]:
+        """The feature columns the model reads."""
+        return list(self.columns)
+
+    def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """No tensors (the weights stay in their folder) and the fitted per-symbol numbers as metadata."""
+        if self._train_end is None:
+            raise ConfigError(f"model {self.name!r} is not fitted: nothing to checkpoint")
+        states = {
+            s: {
+                "first": st.first.isoformat(),
+                "var_scale": st.var_scale,
+                "n_train": st.n_train,
+                "extra": st.extra,
+            }
+            for s, st in self._states.items()
+        }
+        meta = {
+            "features": self.input_names(),
+            "config": self.config(),
+            "train_end": self._train_end.isoformat(),
+        }
+        return {}, meta | {"states": states}
+
+    def restore_checkpoint(self, weights: Mapping[str, Any], meta: Mapping[str, Any]) -> Self:
+        """Restore what :meth:`checkpoint_state` gave; the weights folder must still hold the same weights."""
+        if list(meta.get("features") or []) != self.input_names():
+            raise ConfigError(f"checkpoint features {meta.get('features')} differ from {self.input_names()}")
+        self._load()
+        self._check_fingerprint()
+        self._states = {
+            str(s): SymbolState(
+                date.fromisoformat(v["first"]),
+                float(v["var_scale"]),
+                int(v["n_train"]),
+                dict(v.get("extra") or {}),
+            )
+            for s, v in dict(meta.get("states") or {}).items()
+        }
+        self._train_end = date.fromisoformat(str(meta["train_end"]))
+        return self
 
     def windows(self, values: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
         """The context of each position: at most :attr:`context` values ending at (and including) it."""

@@ -51,6 +51,7 @@ fresh surprise ``kronos_event`` forecasts exactly what ``kronos`` does (the non-
 from __future__ import annotations
 
 import json
+import threading
 import zlib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,6 +74,7 @@ from tasks.models.foundation_weights import weights_path
 from tasks.models.frames import BASE_COLUMNS, RV_FLOOR, symbol_calendar, target_sessions
 
 OHLC: tuple[str, ...] = ("open", "high", "low", "close")
+_SAMPLING_LOCK = threading.RLock()
 #: Event effects: fewest event days, shrinkage prior (days), clip of the variance ratio and slope.
 MIN_EVENT_DAYS, SHRINK_DAYS, RATIO_CLIP, SLOPE_CLIP, RIDGE, Z_CLIP = 5, 10.0, (0.5, 4.0), 0.5, 10.0, 3.0
 
@@ -220,7 +222,7 @@ class KronosModel(FoundationForecaster):
         x_ts = pd.Series(pd.to_datetime(window["session_date"].to_list()))
         y_ts = pd.Series(pd.to_datetime(stamps))
         n = self.samples
-        with seeded(seed):
+        with _SAMPLING_LOCK, seeded(seed):  # torch's generator is process-wide: one sampler at a time
             out = predictor.predict_batch(
                 [df] * n, [x_ts] * n, [y_ts] * n, pred_len=len(stamps), T=self.temperature,
                 top_k=0, top_p=self.top_p, sample_count=1, verbose=False,

@@ -231,3 +231,20 @@ def test_a_run_names_its_weights_and_refuses_others(btc_data: ModelData, tmp_pat
     shutil.copytree(b, a)  # the folder now holds other weights
     with pytest.raises(ConfigError, match="not the .* this configuration was made with"):
         get_model("chronos2", **cfg_a).fit(btc_data, TRAIN_END)
+
+
+def test_a_checkpoint_restores_the_fitted_mapping(btc_data: ModelData, origins: list[date]) -> None:
+    need_extra("kronos")
+    from tasks.models.checkpoint import Checkpointable, load_checkpoint, save_checkpoint
+
+    for name in ("chronos2", "kronos_event"):
+        fitted = get_model(name, **tiny_config(name)).fit(btc_data, TRAIN_END)
+        assert isinstance(fitted, Checkpointable)  # the evaluation runs it under the torch lock
+        weights, meta = fitted.checkpoint_state()
+        assert weights == {}  # the foundation weights stay in their folder
+        path = save_checkpoint(tiny_models_dir() / f"{name}.pt", weights, meta)
+        loaded_w, loaded_meta = load_checkpoint(path, expected_features=fitted.input_names())
+        fresh = get_model(name, **fitted.config())
+        assert isinstance(fresh, Checkpointable)
+        restored = fresh.restore_checkpoint(loaded_w, loaded_meta)
+        assert restored.predict(btc_data, origins[:3]).equals(fitted.predict(btc_data, origins[:3]))
