@@ -95,5 +95,5 @@ def tiny_config(name: str) -> dict[str, Any]:
     """Settings that point ``name`` at the tiny weights (absolute folders) and keep it fast."""
     root = tiny_models_dir()
     folders = {k: str(root / v) for k, v in FOUNDATION[name].folders.items()}
-    small = {"context": 32, "device": "cpu"} | ({"samples": 8} if name != "chronos2" else {})
+    small = {"context": 32, "device": "cpu", "threads": 1} | ({"samples": 8} if name != "chronos2" else {})
     return folders | small

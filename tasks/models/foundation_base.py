@@ -119,6 +119,9 @@ class FoundationForecaster(ABC):
         Forecast windows per forward pass.
     calendar : str | Mapping[str, str] | None
         Session calendar used only to date targets past the data's end.
+    threads : int | None
+        CPU threads for torch while forecasting (None: torch's default; 1 is fastest for tiny models
+        on a shared machine).
     weights_fingerprint : str | None
         Content hash the weights must have (:func:`~.foundation_weights.fingerprint`); a stored run's
         configuration carries it, so replaying the run on other weights is refused. None: any.
@@ -137,9 +140,11 @@ class FoundationForecaster(ABC):
         device: str = "auto",
         batch_size: int = 64,
         calendar: str | Mapping[str, str] | None = None,
+        threads: int | None = None,
         weights_fingerprint: str | None = None,
     ) -> None:
         weights_path(self.name, "weights", weights)  # type check only; the folder is read at fit
+        self.threads = None if threads is None else check_positive_int(threads, "threads")
         if weights_fingerprint is not None and not isinstance(weights_fingerprint, str):
             raise ConfigError(f"weights_fingerprint must be a string or None; got {weights_fingerprint!r}")
         self.expected_fingerprint = weights_fingerprint
@@ -189,6 +194,7 @@ class FoundationForecaster(ABC):
             "device": self.device,
             "batch_size": self.batch_size,
             "calendar": self.calendar,
+            "threads": self.threads,
             **self._settings(),
             "weights_fingerprint": self.expected_fingerprint or self.weights_fingerprint(),
         }
@@ -247,6 +253,8 @@ class FoundationForecaster(ABC):
 
     def predict(self, data: ModelData, origins: Sequence[date], horizon: int = 1) -> pl.DataFrame:
         """One row per (fitted symbol, origin session) in ``PREDICTION_SCHEMA``, from rows ``<= origin``."""
+        from tasks.models.torch_runtime import torch_threads
+
         if self._train_end is None:
             raise ConfigError(f"model {self.name!r} is not fitted: call fit(data, train_end) first")
         horizon = check_horizon(horizon)
@@ -263,7 +271,8 @@ class FoundationForecaster(ABC):
             if not pos.size:
                 continue
             frame = full.head(int(pos.max()) + 1)  # nothing after the last origin is passed on
-            fc = self._forecast(backend, state, frame, pos, horizon, data)
+            with torch_threads(self.threads):
+                fc = self._forecast(backend, state, frame, pos, horizon, data)
             calendar = symbol_calendar(self.calendar, symbol) or data.calendar_of(symbol)
             out.append(
                 prediction_frame(

@@ -144,7 +144,7 @@ class KronosModel(FoundationForecaster):
         Base of the per-origin sampling seeds.
     max_context : int
         The model's context limit (512 for Kronos-base).
-    weights, context, device, batch_size, calendar
+    weights, context, device, batch_size, calendar, threads, weights_fingerprint
         See :class:`~.foundation_base.FoundationForecaster` (``batch_size`` is not used: one forward
         pass holds the ``samples`` paths of one origin).
     """
@@ -166,6 +166,7 @@ class KronosModel(FoundationForecaster):
         device: str = "auto",
         batch_size: int = 64,
         calendar: str | dict[str, str] | None = None,
+        threads: int | None = None,
         weights_fingerprint: str | None = None,
     ) -> None:
         super().__init__(
@@ -174,6 +175,7 @@ class KronosModel(FoundationForecaster):
             device=device,
             batch_size=batch_size,
             calendar=calendar,
+            threads=threads,
             weights_fingerprint=weights_fingerprint,
         )
         weights_path(self.name, "tokenizer", tokenizer)
