@@ -18,7 +18,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from core.errors import ConfigError, VolriskError
-from flows import cli_devpanel, cli_evaluate, cli_instruments, preflight, progress
+from flows import cli_devpanel, cli_evaluate, cli_instruments, cli_models, preflight, progress
 from flows.backfill_cli import register as register_backfill
 from flows.cli_common import (
     DEBUG,
@@ -769,6 +769,7 @@ register_backfill(app)
 cli_evaluate.register(app)
 cli_instruments.register(app)
 cli_devpanel.register(app)
+cli_models.register(app)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ Gates (research plan, "Evaluation metrics")
    directional accuracy ``P(sign(q50) == sign(ret))`` below 2 points.
 4. Walk-forward Sharpe: ``quantile_event`` Sharpe ``>=`` ``quantile`` Sharpe (mean over the symbols
    both were backtested on; per-symbol figures in ``detail``).
+
+Models: the research plan compares its predictors under the names kronos-event and kronos-base
+(:data:`tasks.model_catalog.RESEARCH_NAMES`: ``kronos_event`` and ``kronos``). When both were scored the
+event gates (1-4) read them; otherwise they read volrisk's stand-ins ``quantile_event`` and ``quantile``
+(:func:`gate_pair`). Notes name a model by its research name too (``kronos-event (kronos_event)``).
 5. Ensemble lift, per symbol: stacked Sharpe ``>=`` best single Sharpe + 0.1; otherwise the result says
    "fell back to <best single>" and ``detail["serve"]`` names the model to serve.
 """
@@ -45,6 +50,7 @@ import polars as pl
 
 from core.errors import ConfigError, DataError
 from tasks.events import EVENT_TYPES, check_events, target_windows
+from tasks.model_catalog import RESEARCH_NAMES
 
 #: Shipped direction table (``data/events/README.md``).
 SHIPPED_DIRECTIONS_FILE = Path(__file__).resolve().parents[1] / "data" / "events" / "directions.csv"
@@ -63,6 +69,25 @@ DIRECTION_GATE = 0.60
 MAE_GATE = 0.02
 DIRECTION_DIFF_GATE = 2.0  # percentage points
 LIFT_GATE = 0.1
+
+
+#: (event model, base model) pairs the event gates compare, in order of preference: the research
+#: plan's kronos-event vs kronos-base, then the stand-ins volrisk always has.
+GATE_PAIRS: tuple[tuple[str, str], ...] = (("kronos_event", "kronos"), ("quantile_event", "quantile"))
+
+
+def gate_pair(models: set[str]) -> tuple[str, str]:
+    """The first of :data:`GATE_PAIRS` whose two models were both scored (else the stand-ins)."""
+    for event_model, base_model in GATE_PAIRS:
+        if {event_model, base_model} <= models:
+            return event_model, base_model
+    return GATE_PAIRS[-1]
+
+
+def research_label(model: str) -> str:
+    """``kronos-event (kronos_event)`` for a model of the research plan, else the registry name."""
+    names = {v: k for k, v in RESEARCH_NAMES.items()}
+    return f"{names[model]} ({model})" if model in names else model
 
 
 @dataclass(frozen=True)
@@ -601,7 +626,7 @@ def walk_forward_sharpe(strategy_metrics: pl.DataFrame, *, event_model: str, bas
         ">= 0",
         bool(diff >= 0),
         len(common),
-        f"{event_model} - {base_model} mean Sharpe",
+        f"{research_label(event_model)} - {research_label(base_model)} mean Sharpe",
         detail={"per_symbol": {c: {event_model: ev[c], base_model: base[c]} for c in common}},
     )
 
@@ -711,8 +736,8 @@ def event_gates(
     *,
     calendars: Mapping[str, str] | None = None,
     directions: Mapping[tuple[str, str], int] | str | Path | None = None,
-    event_model: str = "quantile_event",
-    base_model: str = "quantile",
+    event_model: str | None = None,
+    base_model: str | None = None,
     ensemble_model: str = "ensemble",
     types: Sequence[str] = EVENT_TYPES,
     z_min: float = 0.5,
@@ -732,8 +757,10 @@ def event_gates(
         Symbol -> session calendar (default from ``asset_class``).
     directions : Mapping | str | Path | None
         Direction table, or a CSV path for :func:`load_directions`; default the shipped table.
-    event_model, base_model, ensemble_model : str
-        Model names.
+    event_model, base_model : str | None
+        The compared models; None (both): :func:`gate_pair` of the scored models.
+    ensemble_model : str
+        The stack's name.
     types : Sequence[str]
         Event types.
     z_min : float
@@ -751,6 +778,8 @@ def event_gates(
     h1 = scored.filter(pl.col("horizon") == 1) if "horizon" in scored.columns else scored
     sessions = event_sessions(h1, events, calendars=calendars, types=types)
     models = set(h1["model"].unique().to_list()) if h1.height else set()
+    if event_model is None or base_model is None:
+        event_model, base_model = gate_pair(models)
     results = _envelope_gates(h1, sessions, models, event_model, types, window_days)
     results += _paired_gates(h1, sessions, models, table, event_model, base_model, types, z_min)
     results.append(walk_forward_sharpe(strategy_metrics, event_model=event_model, base_model=base_model))

@@ -28,7 +28,23 @@ BUILTIN_MODELS: dict[str, str] = {
     "prob_lstm": "neural: probabilistic LSTM (Gaussian or Student-t likelihood)",
     "lstm_point": "neural: LSTM point forecast of log RV",
     "ensemble": "stack: LightGBM over the other models' out-of-fold forecasts",
+    "chronos2": "foundation: Chronos-2, zero-shot on log RV (local weights; research name chronos-2)",
+    "kronos": "foundation: Kronos on daily OHLCV K-lines (local weights; research name kronos-base)",
+    "kronos_event": "foundation: Kronos conditioned on the event calendar (research name kronos-event)",
 }
+
+#: The research plan's predictor names (``003``: kronos-base, kronos-event, chronos-2) -> registry names.
+RESEARCH_NAMES: dict[str, str] = {
+    "kronos-base": "kronos",
+    "kronos-event": "kronos_event",
+    "chronos-2": "chronos2",
+}
+
+
+def model_kind(name: str) -> str:
+    """The kind of a built-in model (``baseline``, ``econometric``, ``neural``, ``stack``, ``foundation``)."""
+    return BUILTIN_MODELS[name].split(":", 1)[0]
+
 
 #: Registry name -> the module whose ``@register`` defines it.
 MODEL_MODULES: dict[str, str] = {
@@ -51,4 +67,7 @@ MODEL_MODULES: dict[str, str] = {
     "prob_lstm": "tasks.models.prob_lstm",
     "lstm_point": "tasks.models.lstm_point",
     "ensemble": "tasks.models.ensemble",
+    "chronos2": "tasks.models.chronos2",
+    "kronos": "tasks.models.kronos",
+    "kronos_event": "tasks.models.kronos_event",
 }

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from tasks.models.base import Forecaster, ModelData, get_model
+from tasks.models.foundation_weights import FOUNDATION
 
 #: Training ends here in the registry-wide tests (BTC: about 1,400 training sessions).
 TRAIN_END = date(2021, 6, 30)
@@ -42,7 +43,15 @@ def fast_config(name: str) -> dict[str, Any]:
 
 
 def make_model(name: str) -> Forecaster:
-    """A new model by registry name with its FAST configuration."""
+    """A new model by registry name with its FAST configuration.
+
+    A foundation model gets tiny random weights (``foundation_helpers``); without the ``foundation``
+    extra its test is skipped.
+    """
+    if name in FOUNDATION:
+        from foundation_helpers import tiny_config
+
+        return get_model(name, **tiny_config(name), **fast_config(name))
     return get_model(name, **fast_config(name))
 
 
