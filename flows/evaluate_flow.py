@@ -100,6 +100,16 @@ def default_models() -> list[str]:
     return [m for m in model_names() if m != ENSEMBLE]
 
 
+def runnable_defaults(feats: pl.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """The default models that can run here on ``feats``, and why each other one is left out (a
+    foundation model without its extra or weights; a model whose inputs the data lacks)."""
+    from tasks.models.foundation_weights import runnable
+
+    here, unavailable = runnable(default_models())
+    keep, skipped = models_with_inputs(here, feats)
+    return keep, {**unavailable, **skipped}
+
+
 def models_with_inputs(names: Sequence[str], feats: pl.DataFrame) -> tuple[list[str], dict[str, str]]:
     """The models whose ``required_inputs`` every symbol has, and why each other one is left out.
 
@@ -134,8 +144,14 @@ def _model_config(model: str, device: str, overrides: dict[str, dict[str, Any]] 
     from tasks.models.base import get_model
 
     cfg = dict((overrides or {}).get(model, {}))
-    if "device" in get_model(model, **cfg).config() and "device" not in cfg:
+    built = get_model(model, **cfg)
+    full = built.config()
+    if "device" in full and "device" not in cfg:
         cfg["device"] = device
+    if full.get("weights_fingerprint") and "weights_fingerprint" not in cfg:
+        # the weights' content hash enters every fold's cache key (new weights: new forecasts) and
+        # each fit refuses weights that changed during the run
+        cfg["weights_fingerprint"] = full["weights_fingerprint"]
     return cfg
 
 
@@ -334,12 +350,18 @@ def _existing_warehouse(warehouse: str | None) -> str:
     return wh
 
 
-def _check_models(names: Sequence[str]) -> None:
+def _check_models(names: Sequence[str], config: dict[str, dict[str, Any]] | None = None) -> None:
+    """Unknown names and models that cannot run here (the first reason) fail before any fold runs."""
     from tasks.models.base import model_names
+    from tasks.models.foundation_weights import availability
 
     unknown = sorted(set(names) - set(model_names()))
     if unknown:
         raise ConfigError(f"unknown models {unknown}; registered: {model_names()}")
+    for name in names:
+        ok, why = availability(name, (config or {}).get(name))
+        if not ok:
+            raise ConfigError(f"model {name!r} cannot run here: {why}")
 
 
 def _count_stack_folds(folds: dict[str, list[Fold]], spec: ExperimentSpec) -> int:
@@ -446,11 +468,11 @@ def evaluate_flow(
     t0 = time.perf_counter()
     wh = _existing_warehouse(warehouse)
     inputs = _read_inputs(wh, spec.symbols)
-    defaults, skipped = models_with_inputs(default_models(), inputs.features)
+    defaults, skipped = runnable_defaults(inputs.features)
     for model, why in skipped.items():
         logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
     names, stack = spec.model_list(defaults)
-    _check_models(names)
+    _check_models(names, spec.config)
     windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
     fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
     folds = plan_folds(

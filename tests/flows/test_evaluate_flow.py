@@ -173,3 +173,57 @@ def test_default_models_leave_out_those_whose_inputs_the_data_lacks(btc_features
     assert {"har", "shar", "har_cj"} <= set(keep) and not set(keep) & set(skipped)
     everything, none = models_with_inputs(default_models(), btc_features)
     assert everything == default_models() and none == {}
+
+
+def test_models_without_weights_are_left_out_of_every_model_and_refused_by_name(
+    btc_features: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty weights folder: chronos2/kronos are skipped from the default list with where to put the
+    weights, and naming one fails before any fold runs."""
+    from core.errors import ConfigError
+    from flows.evaluate_flow import _check_models, runnable_defaults
+
+    monkeypatch.setenv("VOLRISK_MODELS_DIR", str(tmp_path / "weights"))
+    keep, skipped = runnable_defaults(btc_features)
+    assert {"chronos2", "kronos", "kronos_event"} <= set(skipped)
+    assert str(tmp_path / "weights") in skipped["chronos2"]
+    assert {"har", "prob_lstm"} <= set(keep) and not set(keep) & set(skipped)
+    with pytest.raises(ConfigError, match="model 'chronos2' cannot run here: .*weights"):
+        _check_models(["har", "chronos2"])
+    _check_models(["har", "prob_lstm"])
+
+
+def test_foundation_models_are_scored_like_every_model_and_new_weights_mean_new_forecasts(
+    prefect_harness: None, warehouse_path: Path, tmp_path: Path, btc_features: pl.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Tiny chronos2 and kronos weights in $VOLRISK_MODELS_DIR: the evaluation scores them beside HAR;
+    replacing the chronos2 weights recomputes its folds (the weights' hash is in the cache key) while
+    HAR's and kronos's stay cache hits."""
+    from foundation_helpers import need_extra, save_tiny_chronos2, save_tiny_kronos
+
+    from flows.evaluate_flow import evaluate_flow
+    from tasks.models.foundation_weights import FOUNDATION
+
+    need_extra("chronos2")
+    need_extra("kronos")
+    root = tmp_path / "weights"
+    save_tiny_chronos2(root / FOUNDATION["chronos2"].folders["weights"], seed=0)
+    save_tiny_kronos(root)
+    monkeypatch.setenv("VOLRISK_MODELS_DIR", str(root))
+    _seed(warehouse_path, btc_features)
+    small = {"context": 32, "threads": 1}
+    spec = ExperimentSpec(
+        symbols=["BTC-USDT"], models=["chronos2", "kronos", "har"], test_start="2023-06-01",
+        test_end="2023-06-30", refit_every=15, name="fdn", stack=False, runner="thread",
+        config={"chronos2": small, "kronos": {**small, "samples": 4}},
+    )  # fmt: skip
+    first = evaluate_flow(spec, warehouse=str(warehouse_path), reports_dir=str(tmp_path / "reports"))
+    assert first["failed"] == []
+    board = pl.DataFrame(json.loads(Path(first["json"]).read_text())["leaderboard"])
+    assert set(board["model"]) == {"chronos2", "kronos", "har", "naive"} and board["n"].n_unique() == 1
+    save_tiny_chronos2(root / FOUNDATION["chronos2"].folders["weights"], seed=1)
+    again = evaluate_flow(spec, warehouse=str(warehouse_path), reports_dir=str(tmp_path / "reports"))
+    by_status = {s: again["statuses"][s] for s in ("success", "cached")}
+    assert by_status["success"] == 2, "the two chronos2 folds are recomputed on the new weights"
+    assert by_status["cached"] == again["runs"] - 2
