@@ -35,7 +35,20 @@ from warehouse.resource import Warehouse
 #: (The process runner gives each worker process its own generator, so fits there run in parallel.)
 TORCH_LOCK = threading.Lock()
 
+#: LightGBM crashed the process (SIGSEGV in ``lgb.train`` while another thread was in
+#: ``Booster.predict``) when two ensemble blocks ran in threads of one process (``stack_flow``, the
+#: thread runner on the 6-index benchmark's warehouse): the ensemble's fits take turns as well.
+LIGHTGBM_LOCK = threading.Lock()
+
 Row = dict[str, Any]
+
+
+def fit_lock(fitted: object) -> Any:
+    """The lock a fit of ``fitted`` holds in a thread (torch and LightGBM take turns; others run
+    alongside)."""
+    if isinstance(fitted, Checkpointable):
+        return TORCH_LOCK
+    return LIGHTGBM_LOCK if getattr(fitted, "name", "") == "ensemble" else nullcontext()
 
 
 class FoldsFailed(Exception):
@@ -88,7 +101,7 @@ def _fit_fold(
     fitted = build_model(model, config)  # a fresh model per fold: no fold sees another's fit
     cfg = plain_config(fitted.config())
     run_id = model_run_id(model, cfg, [symbol], fold.train_start, fold.train_end, data_version)
-    with TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
+    with fit_lock(fitted):
         frame = fit_predict(fitted, data, fold).filter(pl.col("symbol") == symbol)
     if frame.height == 0 and getattr(fitted, "panel_inputs", False):
         short = getattr(fitted, "too_short", {}).get(symbol)

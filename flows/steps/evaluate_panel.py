@@ -10,7 +10,6 @@ the report treat them like any other model's runs.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from datetime import date
 from typing import Any
 
@@ -19,9 +18,8 @@ from prefect import task
 
 from core.errors import ConfigError, DataError, TransientError
 from flows.orchestration import TASK_DEFAULTS
-from flows.steps.evaluate import TORCH_LOCK, FittedFold, FoldsFailed, load_block_data, store_fitted
+from flows.steps.evaluate import FittedFold, FoldsFailed, fit_lock, load_block_data, store_fitted
 from tasks.models.base import ModelData
-from tasks.models.checkpoint import Checkpointable
 from tasks.models.torch_fit import History
 from tasks.train import build_model, model_run_id, plain_config
 from tasks.walk_forward import Fold, PanelFold, fit_predict
@@ -82,7 +80,7 @@ def _fit_panel_fold(
     cfg = plain_config(fitted.config())
     every = sorted({d for days in fold.origins.values() for d in days})
     spec = Fold(fold.fold, fold.train_start, fold.train_end, tuple(every), ())
-    with TORCH_LOCK if isinstance(fitted, Checkpointable) else nullcontext():
+    with fit_lock(fitted):
         frame = fit_predict(fitted, data, spec)
     history = getattr(fitted, "history", None)
     shared = {

@@ -74,3 +74,16 @@ def test_a_failed_fold_keeps_the_blocks_other_folds(warehouse_path: Path) -> Non
     with session(warehouse_path, read_only=True) as con:
         stored = con.sql("SELECT fold, count(*) FROM predictions GROUP BY fold").fetchall()
     assert stored == [(good.fold, len(good.origins))], "the good fold is stored, the failed one is not"
+
+
+def test_torch_and_lightgbm_fits_take_turns_in_threads() -> None:
+    """LightGBM segfaulted when two ensemble blocks ran in threads of one process (stack flow on the
+    6-index benchmark warehouse); torch's generator is process-wide. Both hold a lock; HAR does not."""
+    from contextlib import nullcontext
+
+    from flows.steps.evaluate import LIGHTGBM_LOCK, TORCH_LOCK, fit_lock
+    from tasks.models.base import get_model
+
+    assert fit_lock(get_model("ensemble")) is LIGHTGBM_LOCK
+    assert fit_lock(get_model("prob_lstm")) is TORCH_LOCK
+    assert isinstance(fit_lock(get_model("har")), nullcontext)
