@@ -203,7 +203,6 @@ def predict_and_record(
     return {"model_run": model_run, "rows": rows, "origins": len(origins)}
 
 
-
 @task(name="train-model", task_run_name="train-{model}-{train_end}", **TASK_DEFAULTS)
 def train_model(
     warehouse_path: str,
