@@ -15,6 +15,12 @@ Families
     standardized residuals, bounded to ``[2.1, 100]`` by default (``scipy.stats.t.logpdf`` maximised
     with ``scipy.optimize.minimize_scalar``; ``scipy.stats.t.fit`` cannot tie the scale to ``nu``).
     A model whose estimator already yields ``nu`` (GARCH-t) passes it in: ``StudentT(df=nu)``.
+``skew_t``
+    Standardized Jones-Faddy skew-t (``scipy.stats.jf_skew_t(a, b)``): ``z = (T - mu(a, b)) / sd(a, b)``,
+    mean 0 and unit variance; ``a < b`` skews left (a heavier lower tail), ``a = b`` is a Student-t with
+    ``2a`` degrees of freedom. ``(a, b)`` is the maximum-likelihood estimate on the training
+    standardized residuals, each bounded to ``[1.05, 50]`` (``a, b > 1`` for a finite variance).
+    ES: :meth:`SkewT.standard_es`.
 ``fhs``
     Filtered historical simulation: ``Q_z`` is the empirical quantile (``np.quantile``, linear
     interpolation) of the training standardized residuals themselves, not re-standardized, so a
@@ -49,6 +55,8 @@ from core.schema import QUANTILES
 MIN_RESIDUALS = 30
 #: Default bounds of the Student-t degrees of freedom (``nu > 2`` for a finite variance).
 DF_BOUNDS: tuple[float, float] = (2.1, 100.0)
+#: Default bounds of each Jones-Faddy skew-t shape ``a``, ``b`` (``> 1`` for a finite variance).
+SKEW_T_BOUNDS: tuple[float, float] = (1.05, 50.0)
 
 
 @runtime_checkable
@@ -57,7 +65,7 @@ class Family(Protocol):
 
     @property
     def name(self) -> str:
-        """Family name stored with each prediction (``gaussian``, ``student_t``, ``fhs``)."""
+        """Family name stored with each prediction (``gaussian``, ``student_t``, ``skew_t``, ``fhs``)."""
         ...
 
     def fit(self, std_resid: np.ndarray) -> Family:
@@ -214,6 +222,106 @@ class StudentT:
 
 
 @dataclass(frozen=True)
+class SkewT:
+    """Standardized Jones-Faddy skew-t innovations (mean 0, unit variance) with shapes ``a``, ``b``.
+
+    ``z = (T - mu) / sd`` with ``T ~ scipy.stats.jf_skew_t(a, b)`` and ``mu``, ``sd`` its mean and
+    standard deviation, so ``var`` stays the return variance. ``a < b`` puts more mass in the lower
+    tail; ``a = b`` is the standardized Student-t with ``2a`` degrees of freedom.
+
+    Parameters
+    ----------
+    a, b : float | None
+        Shapes; ``None`` until fitted (set both or neither).
+    bounds : tuple[float, float]
+        Search interval of each shape in the maximum-likelihood fit; the lower bound must exceed 1.
+    """
+
+    a: float | None = None
+    b: float | None = None
+    bounds: tuple[float, float] = SKEW_T_BOUNDS
+    name: ClassVar[str] = "skew_t"
+
+    def __post_init__(self) -> None:
+        lo, hi = self.bounds
+        if not (1.0 < lo < hi and math.isfinite(hi)):
+            raise ConfigError(f"bounds must satisfy 1 < low < high < inf; got {self.bounds!r}")
+        if (self.a is None) != (self.b is None):
+            raise ConfigError("skew_t needs both shapes a and b, or neither")
+        for v in (self.a, self.b):
+            if v is not None and not (isinstance(v, int | float) and 1.0 < float(v) < math.inf):
+                raise ConfigError(f"skew_t shapes must be finite numbers > 1 (finite variance); got {v!r}")
+
+    @staticmethod
+    def moments(a: float, b: float) -> tuple[float, float]:
+        """Mean and standard deviation of ``jf_skew_t(a, b)`` (closed form, via scipy)."""
+        mu, var = stats.jf_skew_t.stats(a, b, moments="mv")
+        return float(mu), math.sqrt(float(var))
+
+    @staticmethod
+    def log_likelihood(z: np.ndarray, a: float, b: float) -> float:
+        """Log-likelihood of ``z`` under the standardized skew-t with shapes ``a``, ``b``."""
+        mu, sd = SkewT.moments(a, b)
+        with np.errstate(divide="ignore"):
+            return float(np.sum(stats.jf_skew_t.logpdf(mu + sd * z, a, b)) + z.size * math.log(sd))
+
+    def fit(self, std_resid: np.ndarray) -> SkewT:
+        """Maximum-likelihood ``(a, b)`` on the residuals (L-BFGS-B inside ``bounds``)."""
+        z = _residuals(std_resid, self.name)
+        lo, hi = self.bounds
+
+        def nll(x: np.ndarray) -> float:
+            ll = self.log_likelihood(z, float(x[0]), float(x[1]))
+            return -ll if math.isfinite(ll) else 1e300
+
+        start = np.clip([3.0, 3.0], lo, hi)
+        res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
+        a, b = (float(v) for v in np.clip(res.x, lo, hi))
+        return SkewT(a=a, b=b, bounds=self.bounds)
+
+    def _shapes(self) -> tuple[float, float]:
+        if self.a is None or self.b is None:
+            raise ConfigError("skew_t family has no shapes: fit it or pass a and b")
+        return float(self.a), float(self.b)
+
+    def standard_ppf(self, u: np.ndarray | float) -> np.ndarray:
+        """Quantile function of the standardized innovation at levels ``u`` (any shape)."""
+        a, b = self._shapes()
+        mu, sd = self.moments(a, b)
+        return np.asarray((stats.jf_skew_t.ppf(u, a, b) - mu) / sd, dtype=float)
+
+    def standard_cdf(self, z: np.ndarray | float) -> np.ndarray:
+        """Distribution function of the standardized innovation at ``z``."""
+        a, b = self._shapes()
+        mu, sd = self.moments(a, b)
+        return np.asarray(stats.jf_skew_t.cdf(mu + sd * np.asarray(z, dtype=float), a, b), dtype=float)
+
+    def standard_es(self, alpha: float) -> float:
+        """ES ``E[z | z <= Q_z(alpha)]`` of the standardized innovation (numerical integration)."""
+        a, b = self._shapes()
+        if not (0.0 < alpha < 1.0):
+            raise ConfigError(f"alpha must be inside (0, 1); got {alpha!r}")
+        mu, sd = self.moments(a, b)
+        q = float(stats.jf_skew_t.ppf(alpha, a, b))
+        tail = stats.jf_skew_t.expect(lambda x: x, args=(a, b), ub=q, conditional=True)
+        return (float(tail) - mu) / sd
+
+    def standard_quantiles(self, levels: Sequence[float] = QUANTILES) -> np.ndarray:
+        """``(jf_skew_t.ppf(levels, a, b) - mu) / sd``."""
+        return self.standard_ppf(_levels(levels))
+
+    def quantiles(
+        self, mean: np.ndarray | float, var: np.ndarray | float, levels: Sequence[float] = QUANTILES
+    ) -> np.ndarray:
+        """Return quantiles, shape ``(n, len(levels))``."""
+        return scale_quantiles(mean, var, self.standard_quantiles(levels))
+
+    def params(self) -> dict[str, Any]:
+        """``{"a": a, "b": b}``."""
+        return {"a": self.a, "b": self.b}
+
+
+@dataclass(frozen=True)
 class FilteredHistorical:
     """Filtered historical simulation: empirical quantiles of training standardized residuals.
 
@@ -258,9 +366,10 @@ class FilteredHistorical:
         }
 
 
-FAMILIES: dict[str, type[Gaussian] | type[StudentT] | type[FilteredHistorical]] = {
+FAMILIES: dict[str, type[Gaussian] | type[StudentT] | type[SkewT] | type[FilteredHistorical]] = {
     Gaussian.name: Gaussian,
     StudentT.name: StudentT,
+    SkewT.name: SkewT,
     FilteredHistorical.name: FilteredHistorical,
 }
 
@@ -271,7 +380,7 @@ def family_names() -> list[str]:
 
 
 def get_family(name: str, **kwargs: Any) -> Family:
-    """A new, unfitted family by name (``gaussian``, ``student_t`` or ``fhs``).
+    """A new, unfitted family by name (``gaussian``, ``student_t``, ``skew_t`` or ``fhs``).
 
     Parameters
     ----------

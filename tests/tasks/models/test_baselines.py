@@ -326,7 +326,7 @@ def test_family_quantiles_are_monotone(name: str, mean: float, var: float, seed:
 
 
 def test_family_registry_and_bad_inputs() -> None:
-    assert family_names() == ["fhs", "gaussian", "student_t"]
+    assert family_names() == ["fhs", "gaussian", "skew_t", "student_t"]
     assert isinstance(get_family("gaussian"), Gaussian)
     with pytest.raises(ConfigError, match="family"):
         get_family("laplace")
