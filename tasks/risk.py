@@ -777,8 +777,8 @@ MINUTE_FAST_CONFIG: dict[str, Any] = {
 def family_standard_es(family: Any, alpha: float) -> float:
     """ES at tail ``alpha`` of a fitted standardized family (``tasks.models.families``).
 
-    Gaussian and Student-t exact; ``fhs``: the mean of the training residuals at or below their
-    ``alpha`` quantile.
+    Gaussian and Student-t exact; ``skew_t`` by numerical integration (``SkewT.standard_es``);
+    ``fhs``: the mean of the training residuals at or below their ``alpha`` quantile.
     """
     a = _prob(alpha, "alpha")
     name = getattr(family, "name", None)
@@ -789,6 +789,8 @@ def family_standard_es(family: Any, alpha: float) -> float:
     if name == "fhs":
         z = np.asarray(family.residuals, dtype=float)
         return float(np.mean(z[z <= np.quantile(z, a)]))
+    if name == "skew_t":
+        return float(family.standard_es(a))
     raise ConfigError(f"no ES for family {name!r}")
 
 
@@ -801,6 +803,8 @@ def _family_ppf(family: Any, u: np.ndarray) -> np.ndarray:
         return np.asarray(stats.t.ppf(u, df) * math.sqrt((df - 2) / df))
     if name == "fhs":
         return np.asarray(np.quantile(np.asarray(family.residuals, dtype=float), u))
+    if name == "skew_t":
+        return np.asarray(family.standard_ppf(u))
     raise ConfigError(f"no quantile function for family {name!r}")
 
 

@@ -91,3 +91,17 @@ def test_registry_and_bad_arguments() -> None:
         SkewT().standard_quantiles()
     with pytest.raises(DataError, match="at least"):
         SkewT().fit(np.zeros(5))
+
+
+def test_the_risk_module_reads_the_skew_t_tail() -> None:
+    """tasks.risk's family ES and quantile function give skew_t's own (left tail of a left-skewed t is
+    heavier than its mirror image's)."""
+    from tasks.risk import _family_ppf, family_standard_es
+
+    left, right = SkewT(a=2.0, b=6.0), SkewT(a=6.0, b=2.0)
+    u = np.array([0.01, 0.05, 0.5])
+    assert _family_ppf(left, u) == pytest.approx(left.standard_ppf(u), rel=1e-12)
+    es = family_standard_es(left, 0.025)
+    assert es == pytest.approx(left.standard_es(0.025), rel=1e-12)
+    assert es < float(left.standard_ppf(np.array([0.025]))[0]) < 0
+    assert es < family_standard_es(right, 0.025)
