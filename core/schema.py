@@ -182,7 +182,7 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "rv": pl.Float64(),  # realized-variance forecast for the target session
     "mean": pl.Float64(),
     **{c: pl.Float64() for c in QUANTILE_COLUMNS},
-    "family": pl.String(),  # gaussian | student_t | fhs | quantile
+    "family": pl.String(),  # gaussian | student_t | skew_t | fhs | quantile | calibrated
     "params": pl.String(),  # JSON: the family's fitted parameters
 }
 

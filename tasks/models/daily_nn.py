@@ -87,7 +87,7 @@ From a log-RV forecast to a :data:`~tasks.models.base.PREDICTION_SCHEMA` row
 
 ``var = c * rv`` with the per-symbol variance scale ``c = mean(r^2) / mean(RV)`` of the training rows
 (:func:`~tasks.models.families.fit_variance_scale`); ``mean`` is 0 (``mean="zero"``) or the training
-mean return; the quantiles come from the configured family (gaussian, student_t, fhs) fitted on the
+mean return; the quantiles come from the configured family (gaussian, student_t, skew_t, fhs) fitted on the
 standardized residuals ``(r(t+h) - mean) / sqrt(var_t)`` of all training samples (pooled symbols).
 """
 
@@ -293,7 +293,7 @@ class DailyConfig(LoopSettings):
     loss : str
         ``mse``, ``qlike``, ``gaussian_nll`` or ``student_t_nll`` (each model allows some).
     family : str
-        Return distribution family for the quantiles (``gaussian``, ``student_t``, ``fhs``).
+        Return distribution family for the quantiles (``gaussian``, ``student_t``, ``skew_t``, ``fhs``).
     mean : str
         ``zero`` or ``train`` (training mean return per symbol).
     cross_asset : bool

@@ -9,7 +9,7 @@ A :class:`VarianceForecaster` is fitted per symbol on that symbol's sessions ``<
    return-variance forecast ``var = c * rv``; a return-variance forecast becomes ``rv = var / c``.
 3. The subclass fits its own state and gives its in-sample one-step forecasts of the training
    sessions; the standardized residuals ``z = (r - mean) / sqrt(var)`` of those sessions fit the
-   ``family`` (gaussian, student_t or fhs; a subclass may supply a natural one, e.g. GARCH-t's nu).
+   ``family`` (gaussian, student_t, skew_t or fhs; a subclass may supply a natural one, e.g. GARCH-t's nu).
    The family fitted on one-step residuals serves every horizon.
 
 ``predict`` never refits: for each origin it calls the subclass on the symbol's sessions from the
@@ -87,7 +87,7 @@ class VarianceForecaster(ABC):
     Parameters
     ----------
     family : str | None
-        ``gaussian``, ``student_t`` or ``fhs``; ``None`` takes the model's default.
+        ``gaussian``, ``student_t``, ``skew_t`` or ``fhs``; ``None`` takes the model's default.
     mean : {"zero", "train"}
         Zero mean, or the training mean return.
     var_scale : "fit" | float
