@@ -69,6 +69,7 @@ class GroupFit:
     var_scale: float
     n_train: int
     columns: dict[str, list[str]] = field(default_factory=dict)
+    anchor_models: list[str] = field(default_factory=list)
 
 
 def _log(x: pl.Expr) -> pl.Expr:
@@ -128,10 +129,13 @@ def _design(preds: pl.DataFrame, regime: pl.DataFrame, base_models: Sequence[str
     return wide.join(regime, on=["symbol", "origin"], how="left").sort("symbol", "origin")
 
 
-def _derived(part: pl.DataFrame, bases: Sequence[str], scale: float) -> pl.DataFrame:
-    """Meta-features: each base log RV as a deviation from their mean (the anchor), and each base
-    quantile standardized by the anchor's return volatility; the anchor itself in ``_anchor``."""
-    anchor = pl.mean_horizontal([pl.col(f"{m}__logrv") for m in bases])
+def _derived(
+    part: pl.DataFrame, bases: Sequence[str], scale: float, anchor_models: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Meta-features: each base log RV as a deviation from the anchor (the mean log RV of
+    ``anchor_models``, default every base), and each base quantile standardized by the anchor's
+    return volatility; the anchor itself in ``_anchor``."""
+    anchor = pl.mean_horizontal([pl.col(f"{m}__logrv") for m in (anchor_models or bases)])
     frame = part.with_columns(anchor.alias("_anchor"))
     sigma = (pl.col("_anchor").exp() * scale).sqrt()
     return frame.with_columns(
@@ -199,6 +203,10 @@ class Ensemble:
         Serve this base model's predictions instead of the stack (set by the lift gate).
     seed : int
         LightGBM seed.
+    anchor_top : int | None
+        The anchor is the mean log RV of every base (None, the default) or of the ``anchor_top``
+        bases with the lowest QLIKE on the group's training rows (chosen per fit, from rows whose
+        target is known by ``train_end``).
     pool : {"class", "all", "none"}
         Which symbols share one meta-learner: those of a ``groups`` entry (the asset class, the
         default), every symbol given, or none (one per symbol).
@@ -220,7 +228,12 @@ class Ensemble:
         fallback: str | None = None,
         seed: int = 0,
         pool: str = "class",
+        anchor_top: int | None = None,
     ) -> None:
+        if anchor_top is not None and (
+            isinstance(anchor_top, bool) or not isinstance(anchor_top, int) or anchor_top < 1
+        ):
+            raise ConfigError(f"anchor_top must be a positive integer or None; got {anchor_top!r}")
         if pool not in ("class", "all", "none"):
             raise ConfigError(f"pool must be 'class', 'all' or 'none'; got {pool!r}")
         if base_models is not None and (isinstance(base_models, str) or not list(base_models)):
@@ -249,6 +262,7 @@ class Ensemble:
             "refit_every": refit_every,
             "seed": int(seed),
             "pool": pool,
+            "anchor_top": anchor_top,
         }
         self.base_config = {k: dict(v) for k, v in (base_config or {}).items()}
         self.fallback = fallback
@@ -334,8 +348,8 @@ class Ensemble:
                     f"ensemble group {name!r} has {part.height} out-of-fold rows up to {train_end}; "
                     f"it needs min_rows={self.cfg['min_rows']}"
                 )
-            self.fits[name] = self._fit_group(part, bases)
-            self._train_design[name] = _derived(part, bases, self.fits[name].var_scale)
+            fit = self.fits[name] = self._fit_group(part, bases)
+            self._train_design[name] = _derived(part, bases, fit.var_scale, fit.anchor_models)
         if not self.fits:
             raise DataError(f"the ensemble found no out-of-fold rows with targets up to {train_end}")
         return self
@@ -351,7 +365,8 @@ class Ensemble:
         ret = part["_y_ret"].to_numpy()
         scale = float(np.mean(ret**2) / np.mean(rv)) if np.mean(rv) > 0 else 1.0
         scale = scale if math.isfinite(scale) and scale > 0 else 1.0
-        d = _derived(part, bases, scale)
+        anchor_models = self._anchor_models(part, bases)
+        d = _derived(part, bases, scale, anchor_models)
         rv_cols = [f"{m}__logrv_dev" for m in bases] + list(REGIME_FEATURES)
         x = d.select(rv_cols).to_numpy().astype(float)
         anchor = d["_anchor"].to_numpy()
@@ -370,7 +385,20 @@ class Ensemble:
             xq = d.select(q_cols).to_numpy().astype(float)
             qmodels[col] = _Booster("quantile", level, q_cfg).fit(xq, ret / sigma)  # standardized returns
             columns[col] = q_cols
-        return GroupFit(bases, rv_model, qmodels, smearing, scale, part.height, columns)
+        return GroupFit(bases, rv_model, qmodels, smearing, scale, part.height, columns, anchor_models)
+
+    def _anchor_models(self, part: pl.DataFrame, bases: list[str]) -> list[str]:
+        """Every base (``anchor_top`` None), or the ``anchor_top`` bases of lowest QLIKE on the
+        group's training rows."""
+        top = self.cfg["anchor_top"]
+        if top is None or top >= len(bases):
+            return list(bases)
+        y = part["_y_rv"].to_numpy()
+        losses = {}
+        for m in bases:
+            ratio = y / np.exp(part[f"{m}__logrv"].to_numpy())
+            losses[m] = float(np.nanmean(ratio - np.log(np.maximum(ratio, 1e-300)) - 1.0))
+        return sorted(bases, key=lambda m: losses[m])[:top]
 
     # ------------------------------------------------------------------------------------ predict
     def _origin_rows(self, data: ModelData, origins: Sequence[date], horizon: int) -> pl.DataFrame:
@@ -424,7 +452,7 @@ class Ensemble:
         return pl.concat(frames).sort("symbol", "origin")
 
     def _predict_group(self, fit: GroupFit, part: pl.DataFrame, horizon: int) -> pl.DataFrame:
-        d = _derived(part, fit.base_models, fit.var_scale)
+        d = _derived(part, fit.base_models, fit.var_scale, fit.anchor_models)
         anchor = d["_anchor"].to_numpy()
         x = d.select(fit.columns["logrv"]).to_numpy().astype(float)
         rv = np.maximum(np.exp(anchor + fit.rv_model.predict(x)) * fit.smearing, RV_FLOOR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -73,7 +74,7 @@ def test_training_rows_after_train_end_are_never_used(data: ModelData) -> None:
     assert (np.diff(q, axis=1) >= 0).all() and (clean["rv"] > 0).all()
 
 
-def preds_garbled_after(data: ModelData, end: date, origins: list[date]) -> pl.DataFrame:
+def preds_garbled_after(data: ModelData, end: date, origins: list[date], **config: Any) -> pl.DataFrame:
     """Same ensemble, but every base row whose TARGET is after train_end is garbage for training."""
     assert data.predictions is not None
     garbage = data.predictions.with_columns(
@@ -83,7 +84,7 @@ def preds_garbled_after(data: ModelData, end: date, origins: list[date]) -> pl.D
     real_at_origins = data.predictions.filter(pl.col("origin").is_in(origins))
     train_part = garbage.filter(~pl.col("origin").is_in(origins))
     mixed = ModelData(data.features, predictions=pl.concat([train_part, real_at_origins]))
-    return Ensemble(min_rows=100, n_estimators=20).fit(mixed, end).predict(mixed, origins)
+    return Ensemble(min_rows=100, n_estimators=20, **config).fit(mixed, end).predict(mixed, origins)
 
 
 def test_too_few_rows_is_a_clear_error(data: ModelData) -> None:
@@ -150,3 +151,20 @@ def test_the_market_feature_reads_no_other_symbols_row_on_or_after_the_origin(da
     upto = pl.col("origin") <= cut
     assert clean.filter(upto)["rv"].to_list() == dirty.filter(upto)["rv"].to_list()
     assert "mkt" in model.fits["all"].columns["logrv"]
+
+
+def test_anchor_top_anchors_on_the_bases_of_lowest_training_qlike(data: ModelData) -> None:
+    """``oracle`` forecasts the target's own RV (QLIKE 0), har and ewma the origin's: the top-1 anchor
+    is the oracle, the default every base; garbling rows after train_end changes neither."""
+    assert data.predictions is not None
+    har = data.predictions.filter(pl.col("model") == "har")
+    future = data.features["rv"].to_numpy()[1:]
+    oracle = har.with_columns(pl.lit("oracle").alias("model"), pl.Series("rv", future))
+    three = ModelData(data.features, predictions=pl.concat([data.predictions, oracle]))
+    end, origins = DAYS[300], DAYS[301:320]
+    assert sorted(Ensemble(min_rows=100).fit(three, end).fits["X"].anchor_models) == ["ewma", "har", "oracle"]
+    top = Ensemble(min_rows=100, anchor_top=1).fit(three, end)
+    assert top.fits["X"].anchor_models == ["oracle"]
+    assert preds_garbled_after(three, end, origins, anchor_top=1).equals(top.predict(three, origins))
+    with pytest.raises(Exception, match="anchor_top"):
+        Ensemble(anchor_top=0)
