@@ -155,14 +155,15 @@ def test_the_market_feature_reads_no_other_symbols_row_on_or_after_the_origin(da
 
 def test_anchor_top_anchors_on_the_bases_of_lowest_training_qlike(data: ModelData) -> None:
     """``oracle`` forecasts the target's own RV (QLIKE 0), har and ewma the origin's: the top-1 anchor
-    is the oracle, the default every base; garbling rows after train_end changes neither."""
+    is the oracle, None every base; garbling rows after train_end changes neither."""
     assert data.predictions is not None
     har = data.predictions.filter(pl.col("model") == "har")
     future = data.features["rv"].to_numpy()[1:]
     oracle = har.with_columns(pl.lit("oracle").alias("model"), pl.Series("rv", future))
     three = ModelData(data.features, predictions=pl.concat([data.predictions, oracle]))
     end, origins = DAYS[300], DAYS[301:320]
-    assert sorted(Ensemble(min_rows=100).fit(three, end).fits["X"].anchor_models) == ["ewma", "har", "oracle"]
+    every = Ensemble(min_rows=100, anchor_top=None).fit(three, end).fits["X"].anchor_models
+    assert sorted(every) == ["ewma", "har", "oracle"]
     top = Ensemble(min_rows=100, anchor_top=1).fit(three, end)
     assert top.fits["X"].anchor_models == ["oracle"]
     assert preds_garbled_after(three, end, origins, anchor_top=1).equals(top.predict(three, origins))
