@@ -91,6 +91,39 @@ def _check(
     return overrides
 
 
+def calibration_option(values: list[str] | None) -> dict[str, Any] | None:
+    """``--calibrate METHOD`` (every model) / ``--calibrate MODEL=METHOD`` as a calibration config."""
+    from tasks.risk_calibrated import EVERY_MODEL, check_calibration
+
+    if not values:
+        return None
+    config: dict[str, Any] = {}
+    for value in values:
+        model, _, method = value.rpartition("=")
+        model = model.strip() or EVERY_MODEL
+        if model != EVERY_MODEL and model not in BUILTIN_MODELS:
+            raise VolriskError(
+                f"--calibrate {value!r}: unknown model {model!r}; registered: {sorted(BUILTIN_MODELS)}"
+            )
+        config[model] = method.strip()
+    try:
+        check_calibration(config)
+    except VolriskError as exc:
+        raise VolriskError(f"--calibrate: {exc}") from None
+    return config
+
+
+CalibrateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--calibrate",
+        help="Calibration of the return quantiles for the risk backtests: METHOD for every model or "
+        "MODEL=METHOD (repeat). Methods: aci, faci, fhs, evt, none, or chains such as fhs+aci "
+        "(default fhs+aci for every model). Each calibrated model is scored as <model>+<method>.",
+    ),
+]
+
+
 def evaluate(
     symbols: Annotated[list[str], typer.Argument(help="Symbols with daily features in the warehouse.")],
     models: Annotated[
@@ -134,6 +167,7 @@ def evaluate(
         list[str] | None,
         typer.Option("--tuned-on", help="A symbol used to choose settings (repeat): reported as in-sample."),
     ] = None,
+    calibrate: CalibrateOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Walk-forward evaluation of every model, the stacked ensemble, and the report."""
@@ -142,6 +176,7 @@ def evaluate(
     preflight.choice(runner, ("auto", "thread", "process"), "--runner")
     preflight.at_least(folds_per_task, 1, "--folds-per-task")
     preflight.symbols(tuned_on or [], "--tuned-on")
+    calibration = calibration_option(calibrate)
     preflight.warehouse_with_features(warehouse_path(warehouse), symbols)
     from flows.evaluate_flow import evaluate_flow  # Prefect and torch: after the checks
     from tasks.experiment import ExperimentSpec
@@ -151,6 +186,7 @@ def evaluate(
         refit_every=refit_every, name=name, device=device, window=window, train_size=train_size,  # type: ignore[arg-type]
         embargo=embargo, stack=not no_stack, config=overrides, cost_bps=cost_bps,
         runner=runner, folds_per_task=folds_per_task, tuned_on=tuned_on,  # type: ignore[arg-type]
+        calibration=calibration,
     )  # fmt: skip
     result: dict[str, Any] = {}
 
@@ -166,16 +202,22 @@ def evaluate(
 
 def report(
     name: Annotated[str | None, typer.Argument(help="Evaluation name (default: the latest).")] = None,
+    calibrate: CalibrateOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Rewrite an evaluation's report (and re-stack it) from its stored out-of-fold predictions."""
+    """Rewrite an evaluation's report (and re-stack it) from its stored out-of-fold predictions.
+
+    ``--calibrate`` re-scores the risk backtests with other calibration methods (stored with the
+    evaluation from then on); without it the evaluation's own are used.
+    """
+    calibration = calibration_option(calibrate)
     preflight.stored_evaluation(warehouse_path(warehouse), name)
     from flows.evaluate_flow import stack_flow
 
     result: dict[str, Any] = {}
 
     def run() -> list[dict[str, Any]]:
-        result.update(stack_flow(name=name, warehouse=warehouse_path(warehouse)))
+        result.update(stack_flow(name=name, warehouse=warehouse_path(warehouse), calibration=calibration))
         return []
 
     run_with_progress(run, "report")

@@ -529,6 +529,7 @@ def stack_flow(
     warehouse: str | None = None,
     config: dict[str, Any] | None = None,
     reports_dir: str | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Re-stack a stored evaluation on its recorded out-of-fold predictions and rewrite its report.
 
@@ -544,6 +545,9 @@ def stack_flow(
         Ensemble config overrides.
     reports_dir : str | None
         Folder of the reports.
+    calibration : dict | None
+        Calibration config of the risk backtests (:mod:`tasks.risk_calibrated`); default: the
+        evaluation's own.
     """
     wh = str(Path(warehouse) if warehouse else get_settings().warehouse)
     with Warehouse.at(wh).reading() as con:
@@ -552,7 +556,7 @@ def stack_flow(
         raise ConfigError(
             "no stored evaluation to stack; run `volrisk evaluate` (or the weekly-evaluate deployment) first"
         )
-    params = manifest["params"]
+    params = manifest["params"] | ({"calibration": calibration} if calibration else {})
     spec = ExperimentSpec.from_params(params, manifest["name"])
     syms = symbols or spec.symbols
     inputs = _read_inputs(wh, syms)

@@ -133,8 +133,10 @@ def score_and_report(
     reports_dir: str | None = None,
 ) -> dict[str, Any]:
     """Score the runs' predictions, write the report, publish artifacts, record the manifest."""
+    from tasks.evaluate import realized_frame
     from tasks.events import default_event_calendar
     from tasks.report import write_report
+    from tasks.risk_calibrated import calibrated_predictions, calibration_plan
     from tasks.scorecard import ENSEMBLE, build_scorecard
     from warehouse.evaluations import write_evaluation
     from warehouse.resource import Warehouse
@@ -147,6 +149,8 @@ def score_and_report(
     # oof: every out-of-fold row, warm-up included: the meta-learner's training data
     preds = _in_windows(oof, params["windows"])
     models = [m for m in params["models"] if m in set(preds["model"].unique().to_list())]
+    plan = calibration_plan(models, params.get("calibration"))
+    calibrated = calibrated_predictions(oof.drop("model_run"), realized_frame(feats), plan)
     card = build_scorecard(
         name,
         params,
@@ -158,6 +162,7 @@ def score_and_report(
         failed,
         params.get("cost_bps", 5.0),
         calendars=calendars,
+        calibrated=calibrated,
     )
     card.histories = got["histories"]
     bases = [m for m in models if m != ENSEMBLE]
@@ -182,4 +187,5 @@ def score_and_report(
         "headline": card.headline(),
         "panel": card.panel.to_dicts() if card.panel is not None else [],
         "stacking": card.stacking,
+        "risk_model": {k: v for k, v in card.risk_choice.items() if k != "candidates"},
     }

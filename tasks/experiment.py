@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.symbols import validate_symbol
+from tasks.risk_calibrated import check_calibration
 
 #: The benchmark and the R^2 reference: every evaluation scores them.
 ALWAYS_SCORED = ("har", "naive")
@@ -58,6 +59,10 @@ class ExperimentSpec(BaseModel):
     runner : {"auto", "thread", "process"}
         Where the fold tasks run: threads of the flow's process, worker processes (torch fits in
         parallel, one per core), or ``auto`` (processes for CPU runs with many neural folds).
+    calibration : dict | None
+        Calibration method per model for the risk backtests (:mod:`tasks.risk_calibrated`), e.g.
+        ``{"*": "fhs+aci", "garch": "none"}``; None: the default (every model gets a
+        ``<model>+fhs+aci`` twin).
     tuned_on : list[str] | None
         Assets whose results were used to choose settings (model configs, windows); the report counts
         them as in-sample and states the headline over the others apart. None: no asset was.
@@ -83,10 +88,17 @@ class ExperimentSpec(BaseModel):
     folds_per_task: int = Field(default=10, ge=1)
     runner: Literal["auto", "thread", "process"] = "auto"
     tuned_on: list[str] | None = None
+    calibration: dict[str, Any] | None = None
 
     @field_validator("models")
     @classmethod
     def _no_empty_model_list(cls, value: list[str] | None) -> list[str] | None:
+        return value or None
+
+    @field_validator("calibration")
+    @classmethod
+    def _known_methods(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_calibration(value)
         return value or None
 
     @field_validator("tuned_on")
@@ -133,6 +145,7 @@ class ExperimentSpec(BaseModel):
             "device": self.device,
             "folds": folds,
             "tuned_on": list(self.tuned_on) if self.tuned_on else None,
+            "calibration": dict(self.calibration) if self.calibration else None,
             **({"targets": targets} if targets else {}),
         }
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,41 +26,11 @@ import polars as pl
 
 from tasks.evaluate import BENCHMARK
 from tasks.panel_evaluation import GOAL_MEDIAN_RATIO
+from tasks.report_format import md_table, pct_cell, plt_module, safe_cell
+from tasks.report_risk import risk_lines
 from tasks.scorecard import ENSEMBLE, Scorecard
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> str:
-    """Markdown-safe, formula-safe text of one table cell."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        return f"{value:.4g}"
-    text = str(value).replace("\n", " ").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    if text.startswith(_FORMULA_START) and not _is_number(text):
-        text = "'" + text
-    return text
-
-
-#: A number, optionally with the unit the report prints after it (``-15.8%``, ``-1.379 Sharpe``).
-_NUMBER_WITH_UNIT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(%|x| pts| Sharpe)?$")
-
-
-def _is_number(text: str) -> bool:
-    return bool(_NUMBER_WITH_UNIT.match(text))
-
-
-def md_table(frame: pl.DataFrame, columns: list[str] | None = None, red_rows: set[int] | None = None) -> str:
-    """A markdown table; rows in ``red_rows`` are wrapped in a red span (GitHub shows bold instead)."""
-    cols = columns or frame.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for i, row in enumerate(frame.select(cols).iter_rows()):
-        cells = [safe_cell(v) for v in row]
-        if red_rows and i in red_rows:
-            cells[0] = f'<span style="color:red">**{cells[0]}** (loses to HAR-RV)</span>'
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+__all__ = ["md_table", "safe_cell", "write_report"]
 
 
 def report_paths(reports_dir: Path, name: str, when: datetime | None = None) -> tuple[Path, Path, Path]:
@@ -73,18 +42,9 @@ def report_paths(reports_dir: Path, name: str, when: datetime | None = None) -> 
 
 
 # ------------------------------------------------------------------------------------------ plots
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_forecasts(card: Scorecard, symbol: str, model: str, path: Path) -> Path:
     """Realized vs forecast RV (best model and HAR-RV), and returns inside the 80%/98% bands."""
-    plt = _plt()
+    plt = plt_module()
     part = card.scored.filter(pl.col("symbol") == symbol)
     best = part.filter(pl.col("model") == model).sort("target")
     har = part.filter(pl.col("model") == BENCHMARK).sort("target")
@@ -110,7 +70,7 @@ def plot_forecasts(card: Scorecard, symbol: str, model: str, path: Path) -> Path
 
 def plot_var(card: Scorecard, symbol: str, model: str, path: Path) -> Path:
     """Returns with the 95% and 99% VaR lines; breaches marked."""
-    plt = _plt()
+    plt = plt_module()
     part = card.scored.filter((pl.col("symbol") == symbol) & (pl.col("model") == model)).sort("target")
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(part["target"], part["ret"], color="black", lw=0.6, label="return")
@@ -130,7 +90,7 @@ def plot_var(card: Scorecard, symbol: str, model: str, path: Path) -> Path:
 
 def line_styles(models: list[str]) -> dict[str, tuple[Any, str]]:
     """One (colour, line style) per model, none shared: tab10 colours, then the next dash style."""
-    plt = _plt()
+    plt = plt_module()
     colours = plt.get_cmap("tab10").colors
     dashes = ("-", "--", "-.", ":")
     return {
@@ -141,7 +101,7 @@ def line_styles(models: list[str]) -> dict[str, tuple[Any, str]]:
 
 def plot_equity(card: Scorecard, symbol: str, path: Path) -> Path:
     """Strategy equity curves of every model that took positions, each in its own colour and style."""
-    plt = _plt()
+    plt = plt_module()
     _, idle = trading_rows(card.strategy)
     part = card.equity.filter((pl.col("symbol") == symbol) & ~pl.col("model").is_in(idle))
     fig, ax = plt.subplots(figsize=(11, 4))
@@ -162,7 +122,7 @@ def plot_equity(card: Scorecard, symbol: str, path: Path) -> Path:
 
 def plot_leaderboard(card: Scorecard, symbol: str, path: Path) -> Path:
     """QLIKE per model (red: loses to HAR-RV; * outside the 90% MCS)."""
-    plt = _plt()
+    plt = plt_module()
     board = card.leaderboard.filter(pl.col("symbol") == symbol).sort("qlike", descending=True)
     fig, ax = plt.subplots(figsize=(8, 0.35 * board.height + 1.2))
     colors = [
@@ -186,7 +146,7 @@ def plot_panel_ratios(board: pl.DataFrame, path: Path) -> Path:
     A filled dot is an asset where the model beats HAR-RV significantly (DM p < 0.05, lower QLIKE).
     The model with the lowest median is drawn at the top.
     """
-    plt = _plt()
+    plt = plt_module()
     part = board.filter((pl.col("model") != BENCHMARK) & pl.col("qlike_ratio").is_finite())
     medians = (
         part.group_by("model")
@@ -218,7 +178,7 @@ def plot_panel_ratios(board: pl.DataFrame, path: Path) -> Path:
 
 def plot_shap(shap: pl.DataFrame, group: str, path: Path) -> Path:
     """Mean |SHAP| of the ensemble's log-RV features for one asset class."""
-    plt = _plt()
+    plt = plt_module()
     part = shap.filter((pl.col("group") == group) & (pl.col("target") == "log_rv")).sort("mean_abs_shap")
     fig, ax = plt.subplots(figsize=(8, 0.3 * part.height + 1.2))
     colors = ["tab:purple" if f == "corr" else "tab:blue" for f in part["feature"]]
@@ -236,7 +196,7 @@ def plot_histories(histories: dict[str, dict[str, Any]], path: Path) -> Path | N
     usable = {k: h for k, h in histories.items() if h and h.get("train_loss")}
     if not usable:
         return None
-    plt = _plt()
+    plt = plt_module()
     fig, axes = plt.subplots(1, len(usable), figsize=(4 * len(usable), 3.2), squeeze=False)
     for ax, (key, h) in zip(axes[0], sorted(usable.items()), strict=True):
         ax.plot(h["train_loss"], label="train")
@@ -371,67 +331,6 @@ def gate_threshold(test: str, gate: str) -> str:
     return f"{gate}x" if unit == "x" else (f"{gate} {unit}" if unit == "Sharpe" else gate)
 
 
-def _pct(col: str) -> pl.Expr:
-    return (
-        pl.when(pl.col(col).is_null() | pl.col(col).is_nan())
-        .then(pl.lit("n/a"))
-        .otherwise((pl.col(col) * 100).round(2).cast(pl.String) + "%")
-    )
-
-
-def var_table(risk: pl.DataFrame, level: int) -> str:
-    """Breaches and tests of the ``level``% VaR (99%: with the Basel traffic light)."""
-    p = f"var{level}"
-    frame = risk.select(
-        "model",
-        "symbol",
-        "n",
-        pl.col(f"{p}_breaches").alias("breaches"),
-        _pct(f"{p}_rate").alias("breach rate"),
-        pl.lit(f"{100 - level}%").alias("expected"),
-        pl.col(f"{p}_kupiec_p").alias("Kupiec p"),
-        pl.col(f"{p}_ind_p").alias("independence p"),
-        pl.col(f"{p}_cc_p").alias("CC p"),
-        pl.when(pl.col(f"{p}_pass")).then(pl.lit("pass")).otherwise(pl.lit("FAIL")).alias("verdict"),
-    )
-    if level == 99 and "basel_zone" in risk.columns:
-        frame = frame.with_columns(
-            risk["basel_zone"].alias("Basel zone"),
-            (risk["basel_exceptions"].cast(pl.String) + " / " + risk["basel_n"].cast(pl.String)).alias(
-                "Basel exceptions"
-            ),
-        )
-    return md_table(frame)
-
-
-def es_table(risk: pl.DataFrame) -> str:
-    """Predicted ES and the Acerbi-Székely Z2 test per level."""
-    cols = ["model", "symbol"]
-    exprs = []
-    for lvl, label in (("es975", "97.5%"), ("es99", "99%")):
-        if f"{lvl}_mean" in risk.columns:
-            exprs += [
-                pl.col(f"{lvl}_mean").alias(f"ES {label} (mean)"),
-                pl.col(f"{lvl}_z2").alias(f"Z2 {label}"),
-                pl.col(f"{lvl}_p").alias(f"p {label}"),
-            ]
-    return md_table(risk.select(*cols, *exprs))
-
-
-def coverage_table(risk: pl.DataFrame) -> str:
-    """Observed coverage of the central 80% and 90% intervals against nominal, with pinball loss."""
-    return md_table(
-        risk.select(
-            "model",
-            "symbol",
-            _pct("cov80").alias("80% interval covered"),
-            pl.col("pinball80").alias("pinball 80%"),
-            _pct("cov90").alias("90% interval covered"),
-            pl.col("pinball90").alias("pinball 90%"),
-        )
-    )
-
-
 def trading_rows(strategy: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """(rows of models that took positions, names of variance-only models that never did)."""
     if strategy.height == 0:
@@ -456,10 +355,10 @@ def strategy_section(strategy: pl.DataFrame) -> list[str]:
                     "n",
                     pl.col("sharpe").alias("Sharpe"),
                     pl.col("sharpe_se_hac").alias("Sharpe s.e. (HAC)"),
-                    _pct("ann_return").alias("annual return"),
-                    _pct("ann_vol").alias("annual vol"),
-                    _pct("total_return").alias("total return"),
-                    _pct("max_drawdown").alias("max drawdown"),
+                    pct_cell("ann_return").alias("annual return"),
+                    pct_cell("ann_vol").alias("annual vol"),
+                    pct_cell("total_return").alias("total return"),
+                    pct_cell("max_drawdown").alias("max drawdown"),
                     "turnover",
                     pl.col("hit_rate").alias("hit rate"),
                     pl.col("n_trades").alias("trades"),
@@ -679,33 +578,6 @@ def _leaderboard_lines(
     return lines
 
 
-def _risk_lines(risk: pl.DataFrame) -> list[str]:
-    return [
-        "## Risk backtests",
-        "",
-        "A breach is a return below the VaR (the predicted 5% or 1% return quantile). Kupiec tests the "
-        "breach rate, Christoffersen independence their clustering, CC both; a verdict passes when "
-        "Kupiec and CC p > 0.05. Every test statistic is in the JSON report.",
-        "",
-        "### VaR 95%",
-        "",
-        var_table(risk, 95),
-        "",
-        "### VaR 99% (with the Basel traffic light over the last 250 sessions)",
-        "",
-        var_table(risk, 99),
-        "",
-        "### Expected shortfall (Acerbi-Székely Z2; a small p means the ES is too mild)",
-        "",
-        es_table(risk),
-        "",
-        "### Interval coverage (nominal 80% and 90%)",
-        "",
-        coverage_table(risk),
-        "",
-    ]
-
-
 def _stacking_lines(card: Scorecard) -> list[str]:
     lines = ["## Stacking", ""]
     if not card.stacking:
@@ -776,7 +648,7 @@ def write_report(
     headline = card.headline()
     lines = _header_lines(card, headline) + _panel_lines(card, headline, plot_dir, plots)
     lines += _verdict_lines(card, summary)
-    lines += _leaderboard_lines(card, summary, plot_dir, plots) + _risk_lines(card.risk)
+    lines += _leaderboard_lines(card, summary, plot_dir, plots) + risk_lines(card, plot_dir, plots)
     lines += [
         "## Strategy (long/short/flat on the return quantiles)",
         "",
@@ -800,6 +672,9 @@ def write_report(
         "summary": _json_ready(summary),
         "leaderboard": _json_ready(card.leaderboard),
         "risk": _json_ready(card.risk),
+        "risk_choice": _finite_or_none(card.risk_choice),
+        "risk_stress": _json_ready(card.risk_stress) if card.risk_stress is not None else None,
+        "reliability": _json_ready(card.reliability) if card.reliability is not None else None,
         "strategy": _json_ready(card.strategy),
         "gates": card.gates,
         "passed_gates": card.passed_gates,

@@ -19,6 +19,7 @@ import polars as pl
 
 from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
 from tasks.panel_evaluation import panel_headline, panel_summary
+from tasks.risk_recommend import recommend_risk_model, risk_checks
 
 #: Stacked model name (the ``ensemble`` registry entry of ``tasks.models.ensemble``).
 ENSEMBLE = "ensemble"
@@ -44,6 +45,10 @@ class Scorecard:
     shap: pl.DataFrame | None = None
     histories: dict[str, dict[str, Any]] = field(default_factory=dict)
     panel: pl.DataFrame | None = None
+    risk_input: pl.DataFrame | None = None
+    risk_stress: pl.DataFrame | None = None
+    reliability: pl.DataFrame | None = None
+    risk_choice: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed_gates(self) -> bool:
@@ -74,6 +79,9 @@ class Scorecard:
             out["ensemble_falls_back_on"] = dict(sorted(fallback.items()))
             listed = ", ".join(f"{s} (serves {m})" for s, m in sorted(fallback.items()))
             out["sentence"] += f" Where its asset class fell back, the stack is not served: {listed}."
+        if self.risk_choice:
+            out["risk_model"] = {k: v for k, v in self.risk_choice.items() if k != "candidates"}
+            out["sentence"] += " " + self.risk_choice["sentence"]
         return out
 
     def candidates(self, symbol: str) -> pl.DataFrame:
@@ -97,6 +105,9 @@ class Scorecard:
             har = board.filter(pl.col("model") == BENCHMARK)
             risk = self.risk.filter((pl.col("symbol") == symbol) & (pl.col("model") == best["model"]))
             r = risk.row(0, named=True) if risk.height else {}
+            chosen = self.risk_choice.get("model")
+            mine = self.risk.filter((pl.col("symbol") == symbol) & (pl.col("model") == chosen))
+            rc = risk_checks(mine).row(0, named=True) if mine.height else {}
             rows.append(
                 {
                     "symbol": symbol,
@@ -107,6 +118,11 @@ class Scorecard:
                     "beats_har": bool(best["beats_har"]),
                     "ensemble_serves": serves.get(symbol),
                     **{k: r.get(k, math.nan) for k in _VERDICT_RISK},
+                    "risk_model": chosen,
+                    "risk_var95_pass": rc.get("var95_pass"),
+                    "risk_var99_pass": rc.get("var99_pass"),
+                    "risk_cov80": rc.get("cov80"),
+                    "risk_passes": rc.get("passes"),
                 }
             )
         return pl.DataFrame(rows)
@@ -162,11 +178,18 @@ def build_scorecard(
     cost_bps: float = 5.0,
     mcs_reps: int = 1000,
     calendars: Mapping[str, str] | None = None,
+    calibrated: pl.DataFrame | None = None,
 ) -> Scorecard:
-    """Score ``models`` on their common out-of-sample dates (see the module docstring)."""
+    """Score ``models`` on their common out-of-sample dates (see the module docstring).
+
+    ``calibrated``: the calibrated twins' rows (:func:`tasks.risk_calibrated.calibrated_predictions`);
+    they are backtested with the raw models on the same pairs, and compete for the risk recommendation.
+    """
     from tasks.event_gates import event_gates
     from tasks.events import empty_events
     from tasks.risk import risk_backtest
+    from tasks.risk_calibrated import risk_frame
+    from tasks.risk_stress import reliability, stress_backtests
     from tasks.strategy import compare_strategies
 
     ok_models = [m for m in models if m in set(predictions["model"].unique().to_list())]
@@ -174,13 +197,14 @@ def build_scorecard(
     scored = _with_classes(sset.scored, classes)
     board = leaderboard(scored, mcs_reps=mcs_reps)
     panel = panel_summary(scored, board, mcs_reps=mcs_reps)
-    risk = risk_backtest(scored)
+    risk_rows = risk_frame(scored, calibrated)
+    risk = risk_backtest(risk_rows)
     strategy, equity = compare_strategies(scored, cost_bps=cost_bps)
     stacking = stacking_decision(strategy, classes)
     gates = event_gates(
         scored, events if events is not None else empty_events(), strategy, calendars=calendars
     )
-    return Scorecard(
+    card = Scorecard(
         name=name,
         params=params,
         scored=scored,
@@ -193,4 +217,10 @@ def build_scorecard(
         stacking=stacking,
         failed=list(failed or []),
         panel=panel,
+        risk_input=risk_rows,
+        risk_stress=stress_backtests(risk_rows),
+        reliability=reliability(risk_rows),
     )
+    fallback = {s: m for s, m in card.ensemble_serves().items() if m != ENSEMBLE}
+    card.risk_choice = recommend_risk_model(risk, board, fallback)
+    return card

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy.stats import norm
 
 from core.schema import QUANTILE_COLUMNS, QUANTILES
+from tasks.evaluate import realized_frame
+from tasks.risk_calibrated import calibrated_predictions, calibration_plan
 from tasks.scorecard import Scorecard, build_scorecard
 
 SYMBOLS = {"AAA": "crypto", "BBB": "equity_index"}
@@ -67,10 +70,12 @@ def small_scorecard(
     n: int = 320,
     seed: int = 3,
     overrides: dict[str, tuple[float, float]] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Scorecard:
     """A :class:`Scorecard` of ``models`` on two symbols and ``n`` sessions each.
 
-    ``overrides`` replaces a model's (noise, drift) of :data:`MODELS`.
+    ``overrides`` replaces a model's (noise, drift) of :data:`MODELS`. ``calibration``: the config
+    of the calibrated twins, as in an evaluation (default: every model gets the default twin).
     """
     spec = MODELS | (overrides or {})
     rng = np.random.default_rng(seed)
@@ -101,6 +106,8 @@ def small_scorecard(
         "embargo": 2,
         "windows": {s: ["2022-01-03", "2022-11-19"] for s in SYMBOLS},
     }
+    plan = calibration_plan(list(models), calibration)
+    calibrated = calibrated_predictions(pl.concat(preds), realized_frame(pl.concat(feats)), plan)
     return build_scorecard(
         "fixture",
         params,
@@ -111,4 +118,5 @@ def small_scorecard(
         list(models),
         mcs_reps=200,
         calendars={s: "24x7" for s in SYMBOLS},
+        calibrated=calibrated,
     )

@@ -77,6 +77,12 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     assert board["n"][0] == 181 - payload["dropped"]["low-coverage target session"]
     assert {g["test"] for g in payload["gates"]} >= {"envelope_calibration", "ensemble_lift"}
     assert Path(payload["plots"][0]).is_file()
+    # every model is backtested raw and with its calibrated twin, on the same scored targets
+    risk = pl.DataFrame(payload["risk"])
+    assert set(risk["model"]) == {*MODELS, "ensemble"} | {f"{m}+fhs+aci" for m in [*MODELS, "ensemble"]}
+    assert risk["n"].n_unique() == 1
+    assert payload["headline"]["risk_model"]["model"] in set(risk["model"])
+    assert "Recommended for risk" in out["headline"]["sentence"] or "No model passes" in out["headline"]["sentence"]
 
     with session(warehouse_path, read_only=True) as con:
         leaks = con.sql(

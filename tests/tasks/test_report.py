@@ -163,3 +163,37 @@ def test_equity_curves_never_share_a_colour_and_style(
     monkeypatch.undo()
     for fig in kept:
         plt.close(fig)
+
+
+def test_risk_section_compares_raw_and_calibrated_and_recommends_one(fell_back: tuple[Scorecard, str]) -> None:
+    card, md = fell_back
+    risk = _section(md, "Risk backtests")
+    choice = card.risk_choice
+    assert choice["model"] and f"Recommended for risk: `{choice['model']}`" in md.split("\n## ")[0]
+    assert f"**{choice['sentence']}**" in risk
+    gain = risk[risk.index("### Raw and calibrated") : risk.index("### Reliability")]
+    assert "| har | raw |" in gain and "| har | fhs+aci |" in gain
+    var99 = risk[risk.index("### VaR 99%") : risk.index("### Expected shortfall")]
+    assert "| har+fhs+aci | AAA |" in var99 and "| har | AAA |" in var99
+    assert "![reliability](" in risk
+    assert "No scored target falls in a stress window" in risk  # 2022 data: neither window
+
+
+def test_report_json_carries_the_recommendation_and_the_plots_exist(tmp_path: Path) -> None:
+    import json
+
+    card = small_scorecard(seed=1)
+    paths = write_report(card, tmp_path)
+    payload = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
+    assert payload["headline"]["risk_model"]["model"] == card.risk_choice["model"]
+    assert {r["model"] for r in payload["risk"]} >= {"har", "har+fhs+aci"}
+    assert len(payload["reliability"]) == 9 * len({r["model"] for r in payload["risk"]})
+    plots = {Path(p).name for p in payload["plots"]}
+    assert "reliability.png" in plots and "risk-var-AAA.png" in plots
+    assert all(Path(p).is_file() for p in payload["plots"])
+
+
+def test_calibration_off_leaves_only_raw_models(tmp_path: Path) -> None:
+    card = small_scorecard(models=("har", "ewma"), seed=1, calibration={"*": "none"})
+    assert set(card.risk["model"]) == {"har", "ewma"}
+    assert card.risk_choice["model"] in {"har", "ewma"}
