@@ -51,6 +51,14 @@ def dev_panel(
         Path | None,
         typer.Option("--shared-data", help="The shared real-data folder (default ../shared/data)."),
     ] = None,
+    regimes: Annotated[
+        str,
+        typer.Option(
+            "--regimes",
+            help="Regime preset of the synthetic panel: none, or crisis (a calm 2017 and the 2008 and "
+            "2020 crises: volatility-level shifts and fatter tails; the 2008 one needs --start before it).",
+        ),
+    ] = "none",
     no_ingest: Annotated[
         bool, typer.Option("--no-ingest", help="Only write the files and the manifest; no warehouse.")
     ] = False,
@@ -59,9 +67,10 @@ def dev_panel(
     """Build the development panel: write its files, register and ingest them, build features.
 
     The panel is a seeded synthetic panel (HAR log RV with a common AR(1) market factor, leverage,
-    Student-t returns) plus every realized series built from the shipped bar files. These are the
-    development (tuning) assets: settings are chosen on them only, and out-of-sample results are
-    reported only on assets outside them. The manifest (dev_panel.json in --out) lists them.
+    Student-t returns; --regimes crisis adds volatility regimes) plus every realized series built
+    from the shipped bar files. These are the development (tuning) assets: settings are chosen on
+    them only, and out-of-sample results are reported only on assets outside them. The manifest
+    (dev_panel.json in --out) lists them.
     """
     preflight.date_range(start, end)
     req = DevPanelRequest(
@@ -72,6 +81,7 @@ def dev_panel(
         last=preflight.parse_date(end, "end") or DEFAULT_LAST,
         shipped=shipped,
         shared_dir=shared_data or SHARED_DATA_DIR,
+        regimes=regimes,
     ).check()
     if shared_data is not None and not shared_data.is_dir():
         raise ConfigError(f"--shared-data {shared_data} is not a folder")

@@ -52,6 +52,7 @@ class DevPanelRequest:
     shipped: bool = True
     samples_dir: Path = SAMPLES_DIR
     shared_dir: Path | None = SHARED_DATA_DIR
+    regimes: str = "none"  # a preset of tasks.synthetic_panel.REGIME_PRESETS
 
     def check(self) -> DevPanelRequest:
         """Return ``self``, or raise :class:`ConfigError` on an empty or impossible request."""
@@ -63,6 +64,12 @@ class DevPanelRequest:
             raise ConfigError(f"--start {self.first} is after --end {self.last}")
         if self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"--out {self.out} exists and is not a folder")
+        from tasks.synthetic_panel import REGIME_PRESETS
+
+        if self.regimes not in REGIME_PRESETS:
+            raise ConfigError(
+                f"--regimes {self.regimes!r}: unknown preset; choices: {', '.join(REGIME_PRESETS)}"
+            )
         return self
 
 
@@ -108,21 +115,44 @@ def _spans(panel: pl.DataFrame) -> dict[str, tuple[str, str, int]]:
     return {r[0]: (str(r[1]), str(r[2]), int(r[3])) for r in stats.iter_rows()}
 
 
-def _synthetic_part(req: DevPanelRequest) -> tuple[list[Member], list[Path]]:
-    """Simulate the synthetic panel; write it in the generic and the Oxford-Man layout."""
-    from tasks.synthetic_panel import default_symbols, oxfordman_csv, simple_csv, simulate_panel
+def _synthetic_part(req: DevPanelRequest) -> tuple[list[Member], list[Path], list[str]]:
+    """Simulate the synthetic panel; write it in the generic and the Oxford-Man layout.
+
+    Returns the members, the two files and notes: regimes of the preset outside the range (not
+    applied) or cut by it, and symbols whose exchange calendar starts after ``req.first`` (or ends
+    before ``req.last``), whose rows then start (end) with the calendar.
+    """
+    from tasks.synthetic_panel import (
+        PanelParams,
+        clipped_range,
+        default_symbols,
+        oxfordman_csv,
+        regime_preset,
+        regimes_in_range,
+        simple_csv,
+        simulate_panel,
+    )
 
     specs = default_symbols(req.synthetic)
-    panel = simulate_panel(specs, req.first, req.last, seed=req.seed)
+    applied, notes = regimes_in_range(regime_preset(req.regimes), req.first, req.last)
+    params = PanelParams(regimes=tuple(applied))
+    panel = simulate_panel(specs, req.first, req.last, params, seed=req.seed, clip_to_calendars=True)
     simple = write_gz(req.out / SYNTHETIC_FILE, simple_csv(panel))
     oxford = write_gz(req.out / SYNTHETIC_OXFORDMAN_FILE, oxfordman_csv(panel))
     spans = _spans(panel)
+    regimes = f", regimes {req.regimes}" if req.regimes != "none" else ""
     members = [
         Member(s.symbol, "synthetic", "equity_index", s.calendar, *spans[s.symbol], SYNTHETIC_FILE,
-               f"seed {req.seed}, vol {s.annual_vol:.2f}, loading {s.loading:.1f}")
+               f"seed {req.seed}, vol {s.annual_vol:.2f}, loading {s.loading:.1f}{regimes}")
         for s in specs
     ]  # fmt: skip
-    return members, [simple, oxford]
+    for s in specs:
+        lo, hi = clipped_range(s.calendar, req.first, req.last)
+        if (lo, hi) != (req.first, req.last):
+            notes.append(
+                f"{s.symbol}: calendar {s.calendar} covers only {lo}..{hi} of the range; rows cut to it"
+            )
+    return members, [simple, oxford], notes
 
 
 def _origin(series: ShippedSeries) -> str:
@@ -163,15 +193,16 @@ def build_dev_panel(req: DevPanelRequest) -> DevPanel:
     written: list[Path] = []
     notes: list[str] = []
     if req.synthetic:
-        syn, files = _synthetic_part(req)
+        syn, files, notes = _synthetic_part(req)
         members += syn
         ingest.append(files[0])
         written += files
     if req.shipped:
-        shipped, path, notes = _shipped_part(req)
+        shipped, path, left_out = _shipped_part(req)
         members += shipped
         ingest.append(path)
         written.append(path)
+        notes += left_out
     panel = DevPanel(members, ingest, written, notes)
     written.append(write_manifest(req, panel))
     return panel
@@ -179,8 +210,10 @@ def build_dev_panel(req: DevPanelRequest) -> DevPanel:
 
 def manifest(req: DevPanelRequest, panel: DevPanel) -> dict[str, Any]:
     """The manifest: the role and rule, how the panel was made, and every member."""
-    from tasks.synthetic_panel import PanelParams
+    from tasks.synthetic_panel import PanelParams, regime_preset, regimes_in_range
 
+    applied, _ = regimes_in_range(regime_preset(req.regimes), req.first, req.last)
+    params = {k: v for k, v in asdict(PanelParams()).items() if k != "regimes"}
     return {
         "role": "development",
         "rule": RULE,
@@ -191,7 +224,12 @@ def manifest(req: DevPanelRequest, panel: DevPanel) -> dict[str, Any]:
             "seed": req.seed,
             "first": str(req.first),
             "last": str(req.last),
-            "params": asdict(PanelParams()),
+            "params": params,
+            "regimes": {
+                "preset": req.regimes,
+                "applied": [r.describe() for r in applied],
+                "not_applied": [r.describe() for r in regime_preset(req.regimes) if r not in applied],
+            },
         },
         "files": [p.name for p in panel.written],
         "notes": panel.notes,

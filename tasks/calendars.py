@@ -188,12 +188,22 @@ def _to_dates(sessions: Iterable[date] | pl.Series, name: str = "sessions") -> p
     return series.alias("session_date")
 
 
-def _check_range(calendar: str, start: date, end: date) -> None:
+def calendar_coverage(calendar: str) -> tuple[date, date] | None:
+    """First and last session an exchange calendar knows; None for ``24x7`` and ``fx`` (unbounded)."""
+    calendar = validate_calendar(calendar)
     if calendar in (CRYPTO, FX):
-        return
+        return None
     _, sched = _exchange(calendar)
     first, last = sched["session_date"].min(), sched["session_date"].max()
     assert isinstance(first, date) and isinstance(last, date)
+    return first, last
+
+
+def _check_range(calendar: str, start: date, end: date) -> None:
+    coverage = calendar_coverage(calendar)
+    if coverage is None:
+        return
+    first, last = coverage
     if start < first or end > last:
         raise ConfigError(
             f"dates {start}..{end} fall outside calendar {calendar!r}, which covers {first}..{last}"
