@@ -499,12 +499,22 @@ def verdict_table(summary: pl.DataFrame) -> str:
             verdict("var95_pass").alias("VaR 95%"),
             verdict("var99_pass").alias("VaR 99%"),
             pl.col("ensemble_serves").fill_null("no ensemble").alias("ensemble serves"),
+            pl.col("risk_model").fill_null("none").alias("risk model"),
+            verdict("risk_passes").alias("its risk checks"),
         )
     )
 
 
 def _verdict_lines(card: Scorecard, summary: pl.DataFrame) -> list[str]:
-    lines = ["## Verdict per asset", "", verdict_table(summary), ""]
+    lines = [
+        "## Verdict per asset",
+        "",
+        "VaR 95%/99%: the best served model's own quantiles. Risk model: the one the report recommends "
+        "(see Risk backtests); its checks are VaR 95% and 99% (Kupiec and CC) and 80% coverage.",
+        "",
+        verdict_table(summary),
+        "",
+    ]
     for r in summary.iter_rows(named=True):
         verdict = (
             "beats"
