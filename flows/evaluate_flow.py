@@ -63,6 +63,7 @@ class EvalInputs:
     warehouse_id: str
     calendars: dict[str, str]
     events_version: str = ""
+    events_first: date | None = None
 
 
 def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
@@ -90,7 +91,8 @@ def _read_inputs(wh: str, symbols: Sequence[str]) -> EvalInputs:
 
     events = default_event_calendar()
     events_version = frame_hash(events)
-    return EvalInputs(feats, classes, wid, calendars, events_version)
+    first = events["date"].min() if events.height else None
+    return EvalInputs(feats, classes, wid, calendars, events_version, first)  # type: ignore[arg-type]
 
 
 def default_models() -> list[str]:
@@ -131,6 +133,36 @@ def models_with_inputs(names: Sequence[str], feats: pl.DataFrame) -> tuple[list[
             for s, cols in sorted(bad.items()):
                 by_cols.setdefault(", ".join(cols), []).append(s)
             skipped[name] = "; ".join(f"needs {c}, which {', '.join(ss)} lack" for c, ss in by_cols.items())
+        else:
+            keep.append(name)
+    return keep, skipped
+
+
+def models_with_events(
+    names: Sequence[str], folds: dict[str, list[Fold]], events_first: date | None
+) -> tuple[list[str], dict[str, str]]:
+    """The models that can train on the event calendar in every fold, and why each other one is out.
+
+    An event-conditioned model (``use_events``) fails a fold whose training window ends before the
+    calendar's first event; this keeps the default "every model" from failing on history older than
+    the calendar (every model is scored on the same targets, so its failed folds would drop those
+    targets for all).
+    """
+    from tasks.models.base import get_model
+
+    early = {
+        s: f[0].train_end
+        for s, f in folds.items()
+        if f and (events_first is None or f[0].train_end < events_first)
+    }
+    keep: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        if early and getattr(get_model(name), "use_events", False):
+            where = ", ".join(f"{s} (ends {d})" for s, d in sorted(early.items()))
+            skipped[name] = (
+                f"the event calendar starts {events_first}, after the first training window of {where}"
+            )
         else:
             keep.append(name)
     return keep, skipped
@@ -484,6 +516,10 @@ def evaluate_flow(
         spec.embargo,
         spec.train_start,
     )
+    if spec.models is None:
+        names, late = models_with_events(names, folds, inputs.events_first)
+        for model, why in late.items():
+            logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
     kind = _runner_kind(spec, names, folds)
     n_folds = {s: len(f) for s, f in folds.items()}
     pooled, total = _pooled_and_total(spec, names, folds, fold_windows, inputs, stack)

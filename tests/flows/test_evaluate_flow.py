@@ -168,6 +168,24 @@ def test_parallel_torch_folds_are_reproducible(
     assert stored[0].equals(stored[1])
 
 
+def test_default_models_leave_out_event_models_whose_first_fold_predates_the_calendar() -> None:
+    """quantile_event cannot train before the first event: "every model" leaves it out, saying why."""
+    from flows.evaluate_flow import default_models, models_with_events
+    from tasks.walk_forward import Fold
+
+    def fold(end: date) -> Fold:
+        return Fold(0, date(2000, 1, 3), end, (end,), (end,))
+
+    names = default_models()
+    early = {"SPY_RV": [fold(date(2007, 12, 27))], "BTC_RV": [fold(date(2019, 1, 2))]}
+    keep, skipped = models_with_events(names, early, date(2015, 1, 28))
+    assert "quantile_event" in skipped and "quantile_event" not in keep
+    assert "SPY_RV (ends 2007-12-27)" in skipped["quantile_event"] and "BTC_RV" not in skipped["quantile_event"]
+    assert {"har", "quantile", "prob_lstm"} <= set(keep)
+    assert models_with_events(names, {"BTC_RV": [fold(date(2019, 1, 2))]}, date(2015, 1, 28)) == (names, {})
+    assert "quantile_event" in models_with_events(names, early, None)[1]  # no calendar at all
+
+
 def test_default_models_leave_out_those_whose_inputs_the_data_lacks(btc_features: pl.DataFrame) -> None:
     """Imported realized files may lack rq or semivariances: "every model" skips what cannot run."""
     from flows.evaluate_flow import default_models, models_with_inputs
