@@ -31,8 +31,8 @@ from flows import progress
 from flows.orchestration import TASK_DEFAULTS
 from tasks.config import get_settings
 from tasks.intraday_seasonality import SeasonalitySettings
-from tasks.minute_risk import MinuteRiskResult, MinuteRiskSpec, minute_risk_backtest
 from tasks.minute_report import write_minute_report
+from tasks.minute_risk import MinuteRiskResult, MinuteRiskSpec, minute_risk_backtest
 
 _NO_CACHE = {**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False}
 MINUTE_INTERVAL = "1m"

@@ -112,7 +112,8 @@ _TABLE = (
     ("model", "model"), ("variant", "variant"), ("n", "n"),
     ("var99_rate", "VaR99 rate"), ("var99_kupiec_p", "Kupiec p"), ("var99_ind_p", "ind p"),
     ("var99_cc_p", "CC p"), ("var99_pass", "99%"),
-    ("var95_rate", "VaR95 rate"), ("var95_kupiec_p", "Kupiec p"), ("var95_cc_p", "CC p"), ("var95_pass", "95%"),
+    ("var95_rate", "VaR95 rate"), ("var95_kupiec_p", "Kupiec p"), ("var95_cc_p", "CC p"),
+    ("var95_pass", "95%"),
     ("es975_z2", "ES97.5 Z2"), ("es975_p", "Z2 p"), ("cov80", "cov80"), ("cov90", "cov90"),
 )  # fmt: skip
 
@@ -148,8 +149,8 @@ def _markdown(result: MinuteRiskResult, run_id: str, plots: dict[str, str]) -> s
         f"Run `{run_id}`; {m['n_returns']:,} one-minute returns ({m['dropped_gap_returns']:,} across gaps "
         f"dropped); CHRONOLOGICAL split: train {m['train_start']} .. {m['train_end']} ({m['n_train']:,}), "
         f"hold-out {m['test_start']} .. {m['test_end']} ({m['n_test']:,}). Seasonality profile fitted on the "
-        f"training window only ({spec.timezone} clock); online calibration `{spec.calibration}` uses breaches "
-        f"before each minute only. Wall time {m['wall_s']:.1f} s.",
+        f"training window only ({spec.timezone} clock); online calibration `{spec.calibration}` uses "
+        f"breaches before each minute only. Wall time {m['wall_s']:.1f} s.",
         "",
         "## VaR, ES and interval backtests (hold-out)",
         "",

@@ -130,7 +130,7 @@ def read_minute_predictions(
     frame = con.sql(query + " ORDER BY model, variant, ts", params=params).pl()
     if frame.height == 0:
         return pl.DataFrame(schema=MINUTE_PREDICTION_SCHEMA)
-    return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC")).cast(MINUTE_PREDICTION_SCHEMA)  # type: ignore[arg-type]
+    return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC")).cast(MINUTE_PREDICTION_SCHEMA)
 
 
 def write_minute_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ one extra last entry for the next, unseen return, exactly like
 :class:`tasks.models.transformer.MinuteTransformer`, so the minute backtest treats every model alike.
 
 ``ewma``
-    RiskMetrics ``s2[p] = lam s2[p - 1] + (1 - lam) r[p - 1]^2`` (:func:`tasks.models.baselines.ewma_variance`).
+    RiskMetrics ``s2[p] = lam s2[p - 1] + (1 - lam) r[p - 1]^2``
+    (:func:`tasks.models.baselines.ewma_variance`).
     ``lam`` is chosen on the TRAINING returns by QLIKE over a grid (``lam=None``, default) or fixed.
 ``garch``
     GARCH(1,1), zero mean, Student-t innovations, fitted by ``arch`` on the training returns scaled to

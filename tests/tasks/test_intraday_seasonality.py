@@ -92,7 +92,8 @@ def test_weekday_profile_and_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"bucket_minutes": 7}, {"statistic": "max"}, {"floor": 0.0}, {"min_obs": -1}, {"by_weekday": 1}]
+    "kwargs",
+    [{"bucket_minutes": 7}, {"statistic": "max"}, {"floor": 0.0}, {"min_obs": -1}, {"by_weekday": 1}],
 )
 def test_bad_settings_are_config_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):

@@ -42,7 +42,8 @@ def _frame(n: int = 50, seed: int = 0) -> pl.DataFrame:
             pl.DataFrame({
                 "model": model, "variant": variant,
                 "ts": [t0 + timedelta(minutes=i) for i in range(n)],
-                "ret": rng.normal(0, 1e-3, n), "season": rng.uniform(0.5, 2, n), "variance": rng.uniform(1e-7, 1e-6, n),
+                "ret": rng.normal(0, 1e-3, n), "season": rng.uniform(0.5, 2, n),
+                "variance": rng.uniform(1e-7, 1e-6, n),
                 **{c: q[:, j] for j, c in enumerate(QUANTILE_COLUMNS)},
                 "var95": q[:, 2], "var99": q[:, 0], "es975": q[:, 0] * 1.1,
             })
@@ -85,7 +86,8 @@ def test_bad_frames_and_ids_are_refused(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_run_row_round_trip(con: duckdb.DuckDBPyConnection) -> None:
     run = {"run_id": "run1", "symbol": "SPY", "spec": {"models": ["ewma"]}, "meta": {"n_test": 5},
-           "summary": [{"model": "ewma", "var99_rate": 0.01}], "recommended": {"model": "ewma"}, "report": "r.md"}  # fmt: skip
+           "summary": [{"model": "ewma", "var99_rate": 0.01}], "recommended": {"model": "ewma"},
+           "report": "r.md"}  # fmt: skip
     write_minute_run(con, run)
     write_minute_run(con, run | {"report": "r2.md"})
     back = read_minute_run(con, "run1")

@@ -66,7 +66,9 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
         assert (report.with_suffix("") / png).stat().st_size > 1000
     con = duckdb.connect(btc_warehouse, read_only=True)
     try:
-        n_rows = con.sql("SELECT count(*) FROM minute_predictions WHERE run_id = ?", params=[payload["run_id"]])
+        n_rows = con.sql(
+            "SELECT count(*) FROM minute_predictions WHERE run_id = ?", params=[payload["run_id"]]
+        )
         stored = int(n_rows.fetchall()[0][0])
     finally:
         con.close()
@@ -86,7 +88,10 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
         (["BTC-PERP", "--alpha", "0.02"], "--alpha [0.02]: expected 0.01 and/or 0.05"),
         (["BTC-PERP", "--config", "{bad"], "--config is not valid JSON"),
         (["BTC-PERP", "--test-fraction", "1.5"], "test_fraction must be a number in (0, 1)"),
-        (["BTC-PERP", "--start", "2022-01-12", "--end", "2022-01-12"], "no 1m bars stored for BTC-PERP in the window"),
+        (
+            ["BTC-PERP", "--start", "2022-01-12", "--end", "2022-01-12"],
+            "no 1m bars stored for BTC-PERP in the window",
+        ),
         (["BTC-PERP", "--start", "2022-01-15", "--end", "2022-01-16", "--test-fraction", "0.99"], "too few"),
     ],
 )
