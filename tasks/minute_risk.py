@@ -62,6 +62,8 @@ MINUTE_MODELS: dict[str, str] = {
 }
 #: Variants scored per model, in report order.
 VARIANTS: tuple[str, ...] = ("raw", "deseasonalised", "calibrated")
+#: Positions per forecast call of a windowed model (progress is reported after each).
+FORECAST_CHUNK = 4096
 #: Default online calibration of minute mode.
 DEFAULT_CALIBRATION = "faci"
 
@@ -208,18 +210,39 @@ def minute_series(bars: pl.DataFrame, spec: MinuteRiskSpec, min_returns: int = 2
 def _fit_forecast(
     name: str, spec: MinuteRiskSpec, x: np.ndarray, n_train: int, progress: Progress | None, label: str
 ) -> tuple[Any, np.ndarray, float]:
-    """Fit ``name`` on ``x[:n_train]``; variance forecasts of every position (NaN where none)."""
+    """Fit ``name`` on ``x[:n_train]``; variance forecasts of the hold-out positions (NaN before)."""
     model = make_minute_model(name, spec.model_config.get(name, {}))
     if progress is not None and hasattr(model, "progress"):
         model.progress = lambda s: progress(f"train {label}", s.epoch + 1, s.epochs)
     t0 = time.perf_counter()
     model.fit(x[:n_train])
-    if progress is not None:
-        progress(f"forecast {label}", 0, 1)
-    var = np.asarray(model.forecast(x), dtype=float)[: x.size]
-    if progress is not None:
-        progress(f"forecast {label}", 1, 1)
+    var = _forecast_hold_out(model, x, n_train, progress, f"forecast {label}")
     return model, var, time.perf_counter() - t0
+
+
+def _forecast_hold_out(
+    model: Any, x: np.ndarray, first: int, progress: Progress | None, stage: str
+) -> np.ndarray:
+    """Variance forecasts of positions ``>= first`` (NaN before), in chunks for a windowed model.
+
+    A windowed model (the transformer: ``out[p]`` from ``x[p - m : p]`` only) forecasts each chunk of
+    :data:`FORECAST_CHUNK` positions from its own slice, which is the same number and reports progress;
+    a recursive model (EWMA, GARCH) runs once over the whole array.
+    """
+    out = np.full(x.size, np.nan)
+    window = getattr(getattr(model, "cfg", None), "window", None)
+    if window is None:
+        out[first:] = np.asarray(model.forecast(x), dtype=float)[first : x.size]
+        if progress is not None:
+            progress(stage, 1, 1)
+        return out
+    starts = range(first, x.size, FORECAST_CHUNK)
+    for i, c in enumerate(starts):
+        end, lo = min(c + FORECAST_CHUNK, x.size), max(0, c - window)
+        out[c:end] = np.asarray(model.forecast(x[lo:end]), dtype=float)[c - lo : end - lo]
+        if progress is not None:
+            progress(stage, i + 1, len(starts))
+    return out
 
 
 def _variant(

@@ -129,3 +129,17 @@ def test_recommend_prefers_a_passing_calibrated_row() -> None:
     rec = recommend(rows)
     assert rec is not None and (rec["model"], rec["variant"]) == ("b", "calibrated")
     assert recommend([]) is None
+
+
+def test_chunked_hold_out_forecast_equals_one_full_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.minute_risk as mr
+
+    x = np.random.default_rng(0).standard_normal(3000) * 1e-3
+    model = make_minute_model("transformer", MINUTE_FAST_CONFIG).fit(x[:2000])
+    full = model.forecast(x)[2000:3000]
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(mr, "FORECAST_CHUNK", 128)
+    out = mr._forecast_hold_out(model, x, 2000, lambda stage, done, total: seen.append((done, total)), "f")
+    assert np.isnan(out[:2000]).all()
+    np.testing.assert_allclose(out[2000:], full, rtol=1e-5)
+    assert seen[-1] == (8, 8) and len(seen) == 8
