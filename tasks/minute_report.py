@@ -122,7 +122,9 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     """The markdown table of every (model, variant)."""
     lines = ["| " + " | ".join(h for _, h in _TABLE) + " |", "|" + "---|" * len(_TABLE)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(k)) for k, _ in _TABLE) + " |")
+        lines.append(
+            "| " + " | ".join(_fmt(row.get(k), 4 if k.endswith("_rate") else 3) for k, _ in _TABLE) + " |"
+        )
     return lines
 
 
