@@ -16,7 +16,7 @@ backtest is the work asked for.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from core.hashing import content_hash
 from flows import progress
 from flows.orchestration import TASK_DEFAULTS
@@ -38,10 +38,21 @@ _NO_CACHE = {**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False}
 MINUTE_INTERVAL = "1m"
 
 
+def _known_keys(given: dict[str, Any], cls: type, what: str) -> None:
+    """Raise ``ConfigError`` naming any key of ``given`` that is not a field of the dataclass ``cls``."""
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {what}(s) {unknown}; known: {known}")
+
+
 def spec_from_dict(params: dict[str, Any]) -> MinuteRiskSpec:
     """A :class:`MinuteRiskSpec` from its JSON form (``MinuteRiskSpec.as_dict``)."""
     d = dict(params)
-    d["seasonality"] = SeasonalitySettings(**dict(d.get("seasonality") or {}))
+    _known_keys(d, MinuteRiskSpec, "minute-mode setting")
+    seasonality = dict(d.get("seasonality") or {})
+    _known_keys(seasonality, SeasonalitySettings, "seasonality setting")
+    d["seasonality"] = SeasonalitySettings(**seasonality)
     d["models"] = tuple(d.get("models") or ("transformer", "ewma"))
     return MinuteRiskSpec(**d)
 

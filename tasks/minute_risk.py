@@ -132,7 +132,7 @@ class MinuteRiskSpec:
         g = self.aci_gamma
         if g is not None and not (isinstance(g, int | float) and 0 < g < 1):
             raise ConfigError(f"aci_gamma must be None or in (0, 1); got {g!r}")
-        for m in self.models:
+        for m in dict.fromkeys([*self.models, *self.model_config]):
             make_minute_model(m, self.model_config.get(m, {}))  # checks every key now, before any fit
 
     def as_dict(self) -> dict[str, Any]:

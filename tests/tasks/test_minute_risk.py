@@ -143,3 +143,8 @@ def test_chunked_hold_out_forecast_equals_one_full_forecast(monkeypatch: pytest.
     assert np.isnan(out[:2000]).all()
     np.testing.assert_allclose(out[2000:], full, rtol=1e-5)
     assert seen[-1] == (8, 8) and len(seen) == 8
+
+
+def test_settings_of_an_unused_model_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="family must be one of"):
+        _spec(models=("ewma",), model_config={"garch": {"family": "cauchy"}})

@@ -87,6 +87,11 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
         (["BTC-PERP", "-m", "lstm"], "--model 'lstm': expected one of"),
         (["BTC-PERP", "--alpha", "0.02"], "--alpha [0.02]: expected 0.01 and/or 0.05"),
         (["BTC-PERP", "--config", "{bad"], "--config is not valid JSON"),
+        (
+            ["BTC-PERP", "--config", '{"seasonality": {"bucket": 5}}'],
+            "unknown seasonality setting(s) ['bucket']",
+        ),
+        (["BTC-PERP", "--config", '{"aci_gama": 0.1}'], "unknown minute-mode setting(s) ['aci_gama']"),
         (["BTC-PERP", "--test-fraction", "1.5"], "test_fraction must be a number in (0, 1)"),
         (
             ["BTC-PERP", "--start", "2022-01-12", "--end", "2022-01-12"],
