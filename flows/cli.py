@@ -18,7 +18,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from core.errors import ConfigError, VolriskError
-from flows import cli_devpanel, cli_evaluate, cli_instruments, cli_models, preflight, progress
+from flows import cli_devpanel, cli_evaluate, cli_instruments, cli_models, cli_risk, preflight, progress
 from flows.backfill_cli import register as register_backfill
 from flows.cli_common import (
     DEBUG,
@@ -41,6 +41,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(warehouse_app, name="warehouse")
 quality_app = typer.Typer(help="Data-quality results and reports.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+app.add_typer(cli_risk.risk_app, name="risk")
 
 
 @app.callback()

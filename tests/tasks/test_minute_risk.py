@@ -1,0 +1,150 @@
+"""Minute mode: seasonality removed on the training window, online calibration, no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from core.errors import ConfigError, DataError
+from tasks.minute_risk import MinuteRiskSpec, make_minute_model, minute_risk_backtest, recommend
+from tasks.minute_scoring import family_cdf, working_levels
+from tasks.models.families import get_family
+from tasks.risk import MINUTE_FAST_CONFIG, _family_ppf
+from tests.tasks.minute_synthetic import u_shaped_bars
+
+NY = "America/New_York"
+
+
+def _spec(**kw: object) -> MinuteRiskSpec:
+    base: dict[str, object] = {"symbol": "SYN", "timezone": NY, "models": ("ewma",), "n_sims": 200}
+    return MinuteRiskSpec(**(base | kw))  # type: ignore[arg-type]
+
+
+def _open_minutes(ts: pl.Series) -> np.ndarray:
+    ny = ts.dt.convert_time_zone(NY)
+    return ((ny.dt.hour().cast(pl.Int32) * 60 + ny.dt.minute().cast(pl.Int32)) < 600).to_numpy()
+
+
+@pytest.mark.parametrize("name", ["gaussian", "student_t", "fhs"])
+def test_family_cdf_inverts_the_quantile_function(name: str) -> None:
+    z = np.random.default_rng(0).standard_t(5, size=4000) / np.sqrt(5 / 3)
+    fam = get_family(name).fit(z)
+    u = np.array([0.003, 0.01, 0.025, 0.2, 0.5, 0.9, 0.99])
+    np.testing.assert_allclose(family_cdf(fam, _family_ppf(fam, u)), u, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["aci", "faci"])
+def test_working_levels_use_only_earlier_minutes(method: str) -> None:
+    pit = np.random.default_rng(1).random(3000)
+    a = working_levels(pit, method)
+    garbled = pit.copy()
+    garbled[2000:] = 0.0  # every later minute a breach of every lower level
+    b = working_levels(garbled, method)
+    np.testing.assert_array_equal(a[:2001], b[:2001])  # row 2000 is issued before minute 2000 is seen
+    assert not np.array_equal(a[2001:], b[2001:])
+    np.testing.assert_array_equal(working_levels(pit, "none")[0], a[0])  # starts at the nominal levels
+
+
+def test_deseasonalised_var_passes_where_raw_fails_on_a_u_shaped_day() -> None:
+    res = minute_risk_backtest(u_shaped_bars(days=60), _spec())
+    rows = {r["variant"]: r for r in res.summary}
+    assert rows["raw"]["var99_kupiec_p"] < 0.05  # a smooth model on raw minutes under-covers
+    assert rows["deseasonalised"]["var99_kupiec_p"] > 0.05
+    assert rows["deseasonalised"]["var99_cc_p"] > 0.05
+    assert abs(rows["calibrated"]["cov80"] - 0.8) < 0.03
+    assert res.recommended is not None and res.recommended["variant"] != "raw"
+
+
+def test_without_the_profile_breaches_cluster_at_the_open() -> None:
+    res = minute_risk_backtest(u_shaped_bars(days=60), _spec(model_config={"ewma": {"lam": 0.99}}))
+    p = res.predictions
+    for variant, low, high in (("raw", 0.05, 1.0), ("deseasonalised", 0.0, 0.03)):
+        rows = p.filter(pl.col("variant") == variant)
+        opening = _open_minutes(rows["ts"])
+        hits = (rows["ret"] < rows["var99"]).to_numpy()
+        assert low <= hits[opening].mean() <= high, variant
+
+
+def _garble_after(bars: pl.DataFrame, k: int) -> pl.DataFrame:
+    noise = np.exp(np.random.default_rng(7).normal(0, 0.05, bars.height - k))
+    close = bars["close"].to_numpy().copy()
+    close[k:] = close[k:] * noise
+    return bars.with_columns(close=pl.Series(close))
+
+
+@pytest.mark.parametrize(
+    "models, config",
+    [(("ewma", "garch"), {}), (("transformer",), {"transformer": MINUTE_FAST_CONFIG})],
+)
+def test_no_look_ahead_garbling_the_hold_out_changes_nothing_before_it(
+    models: tuple[str, ...], config: dict[str, dict[str, object]]
+) -> None:
+    bars = u_shaped_bars(days=20)
+    spec = _spec(models=models, model_config=config, calibration="faci")
+    a = minute_risk_backtest(bars, spec)
+    cut_row = bars.height - 800  # inside the hold-out (the last 20%, about 1,560 minutes)
+    b = minute_risk_backtest(_garble_after(bars, cut_row), spec)
+    np.testing.assert_array_equal(a.profile.factors, b.profile.factors)
+    cut = bars["ts"][cut_row]
+    keys = ["model", "variant", "ts"]
+    early_a = a.predictions.filter(pl.col("ts") < cut).sort(keys)
+    early_b = b.predictions.filter(pl.col("ts") < cut).sort(keys)
+    assert early_a.height > 500
+    assert early_a.drop("ret").equals(early_b.drop("ret"))
+    late = pl.col("ts") > cut
+    assert not a.predictions.filter(late).drop("ret").equals(b.predictions.filter(late).drop("ret"))
+
+
+def test_split_is_chronological_and_sizes_are_reported() -> None:
+    res = minute_risk_backtest(u_shaped_bars(days=20), _spec(test_fraction=0.25, compare_raw=False))
+    m = res.meta
+    assert m["split"] == "chronological" and m["train_end"] < m["test_start"]
+    assert m["n_test"] == pytest.approx(0.25 * m["n_returns"], abs=1)
+    assert m["dropped_gap_returns"] == 19  # one overnight return per session after the first
+    assert {r["variant"] for r in res.summary} == {"deseasonalised", "calibrated"}
+    assert res.predictions["ts"].min() >= res.predictions["ts"].min()
+
+
+def test_too_few_returns_and_bad_settings_say_what_was_expected() -> None:
+    with pytest.raises(DataError, match="too few"):
+        minute_risk_backtest(u_shaped_bars(days=20).head(150), _spec())
+    with pytest.raises(ConfigError, match="unknown transformer setting"):
+        _spec(models=("transformer",), model_config={"transformer": {"epoch": 3}})
+    with pytest.raises(ConfigError, match="unknown ewma setting"):
+        make_minute_model("ewma", {"lambda": 0.9})
+    with pytest.raises(ConfigError, match="models must be among"):
+        _spec(models=("lstm",))
+    with pytest.raises(ConfigError, match="calibration must be one of"):
+        _spec(calibration="evt")
+
+
+def test_recommend_prefers_a_passing_calibrated_row() -> None:
+    rows = [
+        {"model": "a", "variant": "raw", "var99_pass": False, "var95_pass": True, "cov80": 0.8,
+         "var99_kupiec_p": 0.01, "var99_cc_p": 0.01, "var95_kupiec_p": 0.5, "var95_cc_p": 0.5},
+        {"model": "b", "variant": "calibrated", "var99_pass": True, "var95_pass": False, "cov80": 0.85,
+         "var99_kupiec_p": 0.4, "var99_cc_p": 0.3, "var95_kupiec_p": 0.01, "var95_cc_p": 0.01},
+    ]  # fmt: skip
+    rec = recommend(rows)
+    assert rec is not None and (rec["model"], rec["variant"]) == ("b", "calibrated")
+    assert recommend([]) is None
+
+
+def test_chunked_hold_out_forecast_equals_one_full_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.minute_risk as mr
+
+    x = np.random.default_rng(0).standard_normal(3000) * 1e-3
+    model = make_minute_model("transformer", MINUTE_FAST_CONFIG).fit(x[:2000])
+    full = model.forecast(x)[2000:3000]
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(mr, "FORECAST_CHUNK", 128)
+    out = mr._forecast_hold_out(model, x, 2000, lambda stage, done, total: seen.append((done, total)), "f")
+    assert np.isnan(out[:2000]).all()
+    np.testing.assert_allclose(out[2000:], full, rtol=1e-5)
+    assert seen[-1] == (8, 8) and len(seen) == 8
+
+
+def test_settings_of_an_unused_model_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="family must be one of"):
+        _spec(models=("ewma",), model_config={"garch": {"family": "cauchy"}})
