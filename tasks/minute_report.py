@@ -21,17 +21,9 @@ import polars as pl
 
 from core.schema import QUANTILE_COLUMNS, QUANTILES
 from tasks.minute_risk import MinuteRiskResult
+from tasks.report_format import plt_module
 
 _PLOT_POINTS = 20_000  # the VaR plot shows at most this many minutes (the last ones)
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -46,7 +38,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def plot_var_band(result: MinuteRiskResult, model: str, variant: str, path: Path) -> Path:
     """Hold-out returns with VaR 99, VaR 95 and the 80% band of one (model, variant); breaches marked."""
-    plt = _plt()
+    plt = plt_module()
     rows = result.predictions.filter((pl.col("model") == model) & (pl.col("variant") == variant)).sort("ts")
     rows = rows.tail(_PLOT_POINTS)
     x = np.arange(rows.height)
@@ -69,7 +61,7 @@ def plot_var_band(result: MinuteRiskResult, model: str, variant: str, path: Path
 
 def plot_profile(result: MinuteRiskResult, path: Path) -> Path:
     """The fitted time-of-day factor(s) over the day, in the profile's time zone."""
-    plt = _plt()
+    plt = plt_module()
     prof = result.profile
     hours = np.arange(prof.n_buckets) * prof.settings.bucket_minutes / 60.0
     fig, ax = plt.subplots(figsize=(10, 3.8))
@@ -92,7 +84,7 @@ def plot_profile(result: MinuteRiskResult, path: Path) -> Path:
 
 def plot_reliability(result: MinuteRiskResult, path: Path) -> Path:
     """Observed share below each predicted quantile against its level, per (model, variant)."""
-    plt = _plt()
+    plt = plt_module()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
     for row in result.summary:

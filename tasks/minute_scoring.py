@@ -42,10 +42,10 @@ from tasks.calibration_grid import LEVEL_FLOOR
 from tasks.risk import (
     VAR_LEVELS,
     _family_ppf,
-    _var_level_stats,
     es_backtest,
     family_standard_es,
     interval_scores,
+    var_level_stats,
 )
 
 #: Online calibration methods of minute mode.
@@ -170,7 +170,7 @@ def score_variant(
     r = np.asarray(ret, dtype=float)
     row: dict[str, Any] = {"n": int(r.size)}
     for name, p in VAR_LEVELS.items():
-        row |= _var_level_stats(name, (r < out[name]).astype(int), p, PASS_LEVEL)
+        row |= var_level_stats(name, (r < out[name]).astype(int), p, PASS_LEVEL)
     z2 = es_backtest(
         r, out["q"][:, _ES_COL], out["es975"], ES_ALPHA,
         _es_quantile_fn(sd, family, out["es_level"]), n_sims=n_sims, seed=seed,

@@ -629,8 +629,12 @@ RISK_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-def _var_level_stats(name: str, hits: np.ndarray, p: float, pass_level: float) -> dict[str, Any]:
-    """Breaches, rate, Kupiec and Christoffersen figures and the pass flag of one VaR level."""
+def var_level_stats(name: str, hits: np.ndarray, p: float, pass_level: float) -> dict[str, Any]:
+    """Breaches, rate, Kupiec and Christoffersen figures and the pass flag of one VaR level.
+
+    The columns are ``<name>_breaches``, ``_rate``, ``_kupiec_stat``/``_p``, ``_ind_stat``/``_p``,
+    ``_cc_stat``/``_p`` and ``_pass`` (Kupiec p and CC p both >= ``pass_level``).
+    """
     pof, ind, cc = kupiec_pof(hits, p), christoffersen_independence(hits), christoffersen_cc(hits, p)
     return {
         f"{name}_breaches": int(hits.sum()),
@@ -686,7 +690,7 @@ def _risk_row(
         v = g[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
         ok = np.isfinite(v)
         hits = (r[ok] < v[ok]).astype(int)
-        row |= _var_level_stats(name, hits, p, pass_level)
+        row |= var_level_stats(name, hits, p, pass_level)
         if name == "var99":
             row |= _basel_stats(hits, basel_window, p)
     row |= _es_stats(g, r, n_sims, seed)
