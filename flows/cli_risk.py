@@ -164,7 +164,13 @@ def minute(
     end: Annotated[str | None, typer.Option(help="Use bars before this UTC day.")] = None,
     test_fraction: Annotated[float, typer.Option(help="Share of returns held out at the end.")] = 0.2,
     alpha: Annotated[list[float] | None, typer.Option(help="VaR tail(s) shown: 0.01 and/or 0.05.")] = None,
-    calibrate: Annotated[str, typer.Option(help="Online calibration: faci (default), aci or none.")] = "faci",
+    calibrate: Annotated[
+        str,
+        typer.Option(
+            help="Online calibration: faci (default), aci, caci (ACI kept apart after a breach and "
+            "after a non-breach, against breach clustering) or none."
+        ),
+    ] = "faci",
     model: Annotated[
         list[str] | None,
         typer.Option(

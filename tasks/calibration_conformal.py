@@ -161,3 +161,48 @@ def faci_recursion(
         experts[m + 1] = experts[m] + g[None, :] * (a[:, None] - err)
         out[m + 1] = np.sum(w * experts[m + 1], axis=1)
     return out
+
+
+def conditional_aci_levels(
+    beta: np.ndarray, a: np.ndarray, gamma: np.ndarray, floor: float = 0.0
+) -> np.ndarray:
+    """Issued miscoverage levels of ACI run separately after a miss and after a hit, per level.
+
+    A Mondrian (group-conditional) version of :func:`aci_recursion` for events that arrive one per
+    step with no delay: each level keeps two ACI states, one used when the previous event missed that
+    level and one when it did not, and an event updates only the state it was issued with. Both
+    groups are then driven to the target rate, so a miss is no more likely right after a miss than
+    after a hit: the first-order dependence Christoffersen's independence test looks for. The group
+    of event ``m`` is known before ``m`` (it is event ``m - 1``'s miss), so nothing at or after ``m``
+    enters its level.
+
+    Parameters
+    ----------
+    beta : np.ndarray
+        Shape ``(M, L)``: per event and level, the tail probability of the realized return.
+    a : np.ndarray
+        Target miscoverage per level, shape ``(L,)``.
+    gamma : np.ndarray
+        Step size per level, shape ``(L,)`` (or a scalar).
+    floor : float
+        Levels are issued, and misses judged, clipped to ``[floor, 1 - floor]``.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(M, L)``: the level issued for each event.
+    """
+    b = np.atleast_2d(np.asarray(beta, dtype=float))
+    a = np.asarray(a, dtype=float)
+    g = np.broadcast_to(np.asarray(gamma, dtype=float), a.shape)
+    cols = np.arange(a.size)
+    state = np.vstack([a, a])  # row 0: after a hit, row 1: after a miss
+    issued = np.empty_like(b)
+    group = np.zeros(a.size, dtype=np.int64)
+    for m in range(b.shape[0]):
+        level = np.clip(state[group, cols], floor, 1.0 - floor)
+        issued[m] = level
+        miss = b[m] < level
+        state[group, cols] += g * (a - miss)
+        group = miss.astype(np.int64)
+    return issued

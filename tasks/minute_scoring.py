@@ -9,7 +9,9 @@ Online calibration (:func:`calibrate_online`)
 --------------------------------------------
 The probability integral transform ``u_p = F(r_p / sqrt(v_p))`` of each hold-out minute feeds the
 adaptive conformal recursions of :mod:`tasks.calibration_conformal` (``aci``: Gibbs & Candes 2021 with
-one step size per level; ``faci``: DtACI, no tuning), every level at once, in time order. The level
+one step size per level; ``faci``: DtACI, no tuning; ``caci``: ACI run separately after a breach and
+after a non-breach of each level, :func:`tasks.calibration_conformal.conditional_aci_levels`, which
+targets Christoffersen's independence as well as the rate), every level at once, in time order. The level
 issued at minute ``p`` is the recursion's state after minutes ``< p`` only (``issued_at = arange``:
 a one-minute return is known at the next minute), so nothing at or after ``p`` moves it (tested by
 garbling later returns). The calibrated quantile is ``sqrt(v_p) F^-1(a_p)`` at the working level
@@ -37,7 +39,7 @@ from scipy import stats
 
 from core.errors import ConfigError
 from core.schema import QUANTILE_COLUMNS, QUANTILES
-from tasks.calibration_conformal import aci_recursion, faci_recursion
+from tasks.calibration_conformal import aci_recursion, conditional_aci_levels, faci_recursion
 from tasks.calibration_grid import LEVEL_FLOOR
 from tasks.risk import (
     VAR_LEVELS,
@@ -49,7 +51,7 @@ from tasks.risk import (
 )
 
 #: Online calibration methods of minute mode.
-MINUTE_CALIBRATIONS: tuple[str, ...] = ("none", "aci", "faci")
+MINUTE_CALIBRATIONS: tuple[str, ...] = ("none", "aci", "faci", "caci")
 #: ACI step size per level as a share of the level's tail probability.
 ACI_STEP_SHARE = 0.05
 #: ES level reported (tail probability).
@@ -95,7 +97,7 @@ def working_levels(pit: np.ndarray, method: str, gamma: np.ndarray | None = None
     pit : np.ndarray
         ``F(r_p / sqrt(v_p))`` of each hold-out minute.
     method : str
-        ``none``, ``aci`` or ``faci``.
+        ``none``, ``aci``, ``faci`` or ``caci``.
     gamma : np.ndarray | None
         ACI step per level (default :func:`aci_steps`).
 
@@ -110,6 +112,10 @@ def working_levels(pit: np.ndarray, method: str, gamma: np.ndarray | None = None
     if method == "none":
         return np.broadcast_to(_LEVELS, (u.size, _LEVELS.size)).copy()
     beta = np.where(_LOWER[None, :], u[:, None], 1.0 - u[:, None])
+    if method == "caci":
+        g = aci_steps() if gamma is None else np.broadcast_to(np.asarray(gamma, dtype=float), _TARGET.shape)
+        a = conditional_aci_levels(beta, _TARGET, g, LEVEL_FLOOR)
+        return np.where(_LOWER[None, :], a, 1.0 - a)
     if method == "aci":
         g = aci_steps() if gamma is None else np.broadcast_to(np.asarray(gamma, dtype=float), _TARGET.shape)
         state = aci_recursion(beta, _TARGET, g, None, LEVEL_FLOOR)

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError, DataError
+from core.schema import QUANTILES
 from tasks.minute_risk import MinuteRiskSpec, make_minute_model, minute_risk_backtest, recommend
 from tasks.minute_scoring import family_cdf, working_levels
 from tasks.models.families import get_family
@@ -34,7 +35,7 @@ def test_family_cdf_inverts_the_quantile_function(name: str) -> None:
     np.testing.assert_allclose(family_cdf(fam, _family_ppf(fam, u)), u, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["aci", "faci"])
+@pytest.mark.parametrize("method", ["aci", "faci", "caci"])
 def test_working_levels_use_only_earlier_minutes(method: str) -> None:
     pit = np.random.default_rng(1).random(3000)
     a = working_levels(pit, method)
@@ -148,3 +149,27 @@ def test_chunked_hold_out_forecast_equals_one_full_forecast(monkeypatch: pytest.
 def test_settings_of_an_unused_model_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="family must be one of"):
         _spec(models=("ewma",), model_config={"garch": {"family": "cauchy"}})
+
+
+def _clustered_pit(n: int, seed: int = 0) -> np.ndarray:
+    """PITs of a forecast whose 5% breaches cluster: after a breach, 20% chance of another."""
+    rng = np.random.default_rng(seed)
+    u = np.empty(n)
+    prev = False
+    for p in range(n):
+        u[p] = rng.uniform(0.0, 0.05) if prev and rng.random() < 0.2 else rng.random()
+        prev = u[p] < 0.05
+    return u
+
+
+def test_conditional_aci_removes_breach_clustering_that_plain_aci_keeps() -> None:
+    from tasks.risk import christoffersen_cc, christoffersen_independence
+
+    pit = _clustered_pit(20_000)
+    col = QUANTILES.index(0.05)
+    hits = {m: (pit < working_levels(pit, m)[:, col]).astype(int) for m in ("aci", "faci", "caci")}
+    for m in ("aci", "faci"):
+        assert christoffersen_independence(hits[m]).pvalue < 0.01, m
+    assert christoffersen_independence(hits["caci"]).pvalue > 0.05
+    assert christoffersen_cc(hits["caci"], 0.05).pvalue > 0.05
+    assert abs(hits["caci"].mean() - 0.05) < 0.005
