@@ -382,11 +382,19 @@ def _existing_warehouse(warehouse: str | None) -> str:
     return wh
 
 
-def _check_models(names: Sequence[str], config: dict[str, dict[str, Any]] | None = None) -> None:
-    """Unknown names and models that cannot run here (the first reason) fail before any fold runs."""
+def _check_models(
+    names: Sequence[str],
+    config: dict[str, dict[str, Any]] | None = None,
+    calibration: dict[str, Any] | None = None,
+    stack: bool = False,
+) -> None:
+    """Unknown names, models that cannot run here (the first reason) and a calibration naming a
+    model that is not evaluated fail before any fold runs."""
     from tasks.models.base import model_names
     from tasks.models.foundation_weights import availability
+    from tasks.risk_calibrated import check_calibration
 
+    check_calibration(calibration, [*names, *([ENSEMBLE] if stack else [])])
     unknown = sorted(set(names) - set(model_names()))
     if unknown:
         raise ConfigError(f"unknown models {unknown}; registered: {model_names()}")
@@ -504,7 +512,7 @@ def evaluate_flow(
     for model, why in skipped.items():
         logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
     names, stack = spec.model_list(defaults)
-    _check_models(names, spec.config)
+    _check_models(names, spec.config, spec.calibration, stack)
     windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
     fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
     folds = plan_folds(

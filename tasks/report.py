@@ -27,7 +27,7 @@ import polars as pl
 from tasks.evaluate import BENCHMARK
 from tasks.panel_evaluation import GOAL_MEDIAN_RATIO
 from tasks.report_format import md_table, pct_cell, plt_module, safe_cell
-from tasks.report_risk import risk_lines
+from tasks.report_risk import plot_risk_var, risk_lines
 from tasks.scorecard import ENSEMBLE, Scorecard
 
 __all__ = ["md_table", "safe_cell", "write_report"]
@@ -69,23 +69,8 @@ def plot_forecasts(card: Scorecard, symbol: str, model: str, path: Path) -> Path
 
 
 def plot_var(card: Scorecard, symbol: str, model: str, path: Path) -> Path:
-    """Returns with the 95% and 99% VaR lines; breaches marked."""
-    plt = plt_module()
-    part = card.scored.filter((pl.col("symbol") == symbol) & (pl.col("model") == model)).sort("target")
-    fig, ax = plt.subplots(figsize=(11, 4))
-    ax.plot(part["target"], part["ret"], color="black", lw=0.6, label="return")
-    for col, color, label in (("q05", "tab:orange", "VaR 95%"), ("q01", "tab:red", "VaR 99%")):
-        ax.plot(part["target"], part[col], color=color, lw=1, label=label)
-        hit = part.filter(pl.col("ret") < pl.col(col))
-        ax.scatter(
-            hit["target"], hit["ret"], color=color, s=18, zorder=3, label=f"{label} breaches ({hit.height})"
-        )
-    ax.set_title(f"{symbol}: {model} VaR backtest")
-    ax.legend(loc="lower left", fontsize=8, ncol=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    """Returns with the model's 95% and 99% VaR lines; breaches marked."""
+    return plot_risk_var(card.scored, symbol, model, path)
 
 
 def line_styles(models: list[str]) -> dict[str, tuple[Any, str]]:

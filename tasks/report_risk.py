@@ -288,7 +288,7 @@ _INTRO = (
     "A breach is a return below the VaR (the predicted 5% or 1% return quantile). Kupiec tests the "
     "breach rate, Christoffersen independence their clustering, CC both; a verdict passes when "
     "Kupiec and CC p > 0.05. `<model>+<method>` is the model's return quantiles calibrated online "
-    "(each row uses only returns realized before its origin): `aci` adaptive conformal inference, "
+    "(each row uses only returns realized by its origin): `aci` adaptive conformal inference, "
     "`faci` its tuning-free version, `fhs` filtered historical simulation, `evt` GPD tails. Every "
     "test statistic is in the JSON report."
 )

@@ -24,14 +24,17 @@ slow to narrow HAR's too-wide 80% interval) and the raw models 27, 15 and 43.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from core.schema import QUANTILE_COLUMNS
 from tasks.calibration import calibrate, parse_method
+
+logger = logging.getLogger(__name__)
 
 #: The config key of every model the config does not name.
 EVERY_MODEL = "*"
@@ -104,10 +107,11 @@ def calibration_plan(models: Sequence[str], config: CalibrationConfig | None) ->
     """Model -> ``{"method": ..., **settings}`` for every model that gets a calibrated twin.
 
     ``config`` None means :data:`DEFAULT_CALIBRATION`; a config without ``"*"`` leaves the models it
-    does not name on :data:`DEFAULT_METHOD`.
+    does not name on :data:`DEFAULT_METHOD`. A model the config names but ``models`` lacks (its
+    folds all failed) is ignored here: the evaluation checks names before it fits anything.
     """
     cfg = dict(DEFAULT_CALIBRATION) | dict(config or {})
-    check_calibration(cfg, models)
+    check_calibration(cfg)
     plan = {}
     for model in models:
         spec = _entry(model, cfg.get(model, cfg[EVERY_MODEL]))
@@ -140,15 +144,28 @@ def calibrated_predictions(
     returns = realized.select("symbol", "target", "ret")
     for model, spec in plan.items():
         rows = predictions.filter((pl.col("model") == model) & (pl.col("horizon") == 1))
-        if rows.height == 0:
-            continue
-        settings = {k: v for k, v in spec.items() if k != "method"}
-        out = calibrate(rows, returns, str(spec["method"]), **settings)
-        name = calibrated_name(model, str(spec["method"]))
-        parts.append(out.with_columns(pl.lit(name).alias("model")).select(*RISK_INPUT_COLUMNS, "calibrated"))
+        rows = rows.unique(subset=["symbol", "origin"], keep="last", maintain_order=True)
+        for part in rows.partition_by("symbol", maintain_order=True):
+            twin = _twin(part, returns, model, spec)
+            if twin is not None:
+                parts.append(twin)
     if not parts:
         return pl.DataFrame(schema={**predictions.select(RISK_INPUT_COLUMNS[:-1]).schema, "ret": pl.Float64})
     return pl.concat(parts, how="vertical_relaxed")
+
+
+def _twin(
+    rows: pl.DataFrame, returns: pl.DataFrame, model: str, spec: Mapping[str, Any]
+) -> pl.DataFrame | None:
+    """One (model, symbol)'s twin rows; None, with a logged reason, when its rows cannot be calibrated."""
+    settings = {k: v for k, v in spec.items() if k != "method"}
+    try:
+        out = calibrate(rows, returns, str(spec["method"]), **settings)
+    except DataError as exc:
+        logger.warning("no calibrated twin of %s on %s: %s", model, rows["symbol"][0], exc)
+        return None
+    name = calibrated_name(model, str(spec["method"]))
+    return out.with_columns(pl.lit(name).alias("model")).select(*RISK_INPUT_COLUMNS, "calibrated")
 
 
 def risk_frame(scored: pl.DataFrame, calibrated: pl.DataFrame | None) -> pl.DataFrame:

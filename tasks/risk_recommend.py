@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from tasks.risk_calibrated import base_expr, base_model
+from tasks.risk_calibrated import base_expr
 
 #: The stacked model's registry name (``tasks.scorecard.ENSEMBLE``).
 ENSEMBLE = "ensemble"
@@ -58,6 +58,17 @@ def _qlike_ratios(board: pl.DataFrame) -> dict[str, float]:
     return {m: (float(r) if r is not None else math.nan) for m, r in med.iter_rows()}
 
 
+def served_checks(risk: pl.DataFrame, not_served: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """:func:`risk_checks` with every check failed where a stacked ensemble (or its twin) is not
+    served (``not_served``: symbol -> the model served instead)."""
+    checked = risk_checks(risk).with_columns(base_expr().alias("base"))
+    blocked = pl.col("symbol").is_in(list(not_served or {})) & (pl.col("base") == ENSEMBLE)
+    return checked.with_columns(
+        *(pl.when(blocked).then(False).otherwise(pl.col(c)).alias(c) for c in (*CHECKS, "passes")),
+        pl.when(blocked).then(0).otherwise(pl.col("checks_passed")).alias("checks_passed"),
+    )
+
+
 def candidate_table(
     risk: pl.DataFrame, board: pl.DataFrame, not_served: Mapping[str, str] | None = None
 ) -> pl.DataFrame:
@@ -73,12 +84,7 @@ def candidate_table(
         Symbol -> model that a stacked ensemble serves instead of itself there; the ensemble and its
         twins then fail every check on that symbol.
     """
-    checked = risk_checks(risk).with_columns(base_expr().alias("base"))
-    blocked = pl.col("symbol").is_in(list(not_served or {})) & (pl.col("base") == ENSEMBLE)
-    checked = checked.with_columns(
-        *(pl.when(blocked).then(False).otherwise(pl.col(c)).alias(c) for c in (*CHECKS, "passes")),
-        pl.when(blocked).then(0).otherwise(pl.col("checks_passed")).alias("checks_passed"),
-    )
+    checked = served_checks(risk, not_served)
     n_assets = checked["symbol"].n_unique()
     ratios = _qlike_ratios(board)
     table = checked.group_by("model", "base").agg(
@@ -135,16 +141,16 @@ def recommend_risk_model(
         return {"model": None, "sentence": "No risk backtest: no model has scored returns.", "candidates": []}
     table = candidate_table(risk, board, not_served)
     best = table.row(0, named=True)
-    checked = risk_checks(risk.filter(pl.col("model") == best["model"]))
-    failing = sorted(checked.filter(~pl.col("passes"))["symbol"].to_list())
-    failing += sorted(s for s in (not_served or {}) if base_model(best["model"]) == ENSEMBLE)
+    checked = served_checks(risk.filter(pl.col("model") == best["model"]), not_served)
+    passing = set(checked.filter(pl.col("passes"))["symbol"].to_list())
+    failing = sorted(set(risk["symbol"].to_list()) - passing)
     return {
         "model": best["model"],
         "assets_passing": int(best["assets_passing"]),
         "n_assets": int(best["n_assets"]),
         "checks_passed": int(best["checks_passed"]),
         "qlike_ratio": best["qlike_ratio"],
-        "failing_assets": sorted(set(failing)),
+        "failing_assets": failing,
         "sentence": _sentence(best),
         "candidates": table.to_dicts(),
     }

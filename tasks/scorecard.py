@@ -19,7 +19,7 @@ import polars as pl
 
 from tasks.evaluate import BENCHMARK, common_scoring_set, leaderboard
 from tasks.panel_evaluation import panel_headline, panel_summary
-from tasks.risk_recommend import recommend_risk_model, risk_checks
+from tasks.risk_recommend import recommend_risk_model, served_checks
 
 #: Stacked model name (the ``ensemble`` registry entry of ``tasks.models.ensemble``).
 ENSEMBLE = "ensemble"
@@ -107,7 +107,8 @@ class Scorecard:
             r = risk.row(0, named=True) if risk.height else {}
             chosen = self.risk_choice.get("model")
             mine = self.risk.filter((pl.col("symbol") == symbol) & (pl.col("model") == chosen))
-            rc = risk_checks(mine).row(0, named=True) if mine.height else {}
+            fallback = {s: m for s, m in serves.items() if m != ENSEMBLE}
+            rc = served_checks(mine, fallback).row(0, named=True) if mine.height else {}
             rows.append(
                 {
                     "symbol": symbol,

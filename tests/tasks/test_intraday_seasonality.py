@@ -54,6 +54,19 @@ def test_profile_depends_on_the_training_returns_only() -> None:
     r2[n_train:] = 1e3 * np.random.default_rng(1).standard_normal(r2.size - n_train)
     b = fit_profile(r2[:n_train], rets["ts"][:n_train], NY)
     np.testing.assert_array_equal(a.factors, b.factors)
+    # the pipeline fits it on its training split: garbling the hold-out leaves the stored profile alone
+    from tasks.minute_risk import minute_risk_backtest
+    from tests.tasks.minute_synthetic import u_shaped_bars
+    from tests.tasks.test_minute_risk import _spec
+
+    bars = u_shaped_bars(days=12)
+    cut = int(bars.height * 0.8)
+    shock = np.exp(np.cumsum(0.01 * np.random.default_rng(2).standard_normal(bars.height)))
+    shock[: cut + 1] = 1.0  # every hold-out return becomes wild; no training return changes
+    wild = bars.with_columns((pl.col("close") * shock).alias("close"))
+    spec = _spec(test_fraction=0.2, compare_raw=False)
+    one, two = minute_risk_backtest(bars, spec), minute_risk_backtest(wild, spec)
+    assert one.profile.factors.tolist() == two.profile.factors.tolist()
 
 
 def test_gap_returns_are_flagged_and_dropped() -> None:

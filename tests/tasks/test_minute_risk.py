@@ -104,7 +104,8 @@ def test_split_is_chronological_and_sizes_are_reported() -> None:
     assert m["n_test"] == pytest.approx(0.25 * m["n_returns"], abs=1)
     assert m["dropped_gap_returns"] == 19  # one overnight return per session after the first
     assert {r["variant"] for r in res.summary} == {"deseasonalised", "calibrated"}
-    assert res.predictions["ts"].min() >= res.predictions["ts"].min()
+    assert str(res.predictions["ts"].min()) == m["test_start"]  # only hold-out minutes are stored
+    assert str(res.predictions["ts"].min()) > m["train_end"]
 
 
 def test_too_few_returns_and_bad_settings_say_what_was_expected() -> None:

@@ -165,7 +165,9 @@ def test_equity_curves_never_share_a_colour_and_style(
         plt.close(fig)
 
 
-def test_risk_section_compares_raw_and_calibrated_and_recommends_one(fell_back: tuple[Scorecard, str]) -> None:
+def test_risk_section_compares_raw_and_calibrated_and_recommends_one(
+    fell_back: tuple[Scorecard, str],
+) -> None:
     card, md = fell_back
     risk = _section(md, "Risk backtests")
     choice = card.risk_choice
@@ -197,3 +199,14 @@ def test_calibration_off_leaves_only_raw_models(tmp_path: Path) -> None:
     card = small_scorecard(models=("har", "ewma"), seed=1, calibration={"*": "none"})
     assert set(card.risk["model"]) == {"har", "ewma"}
     assert card.risk_choice["model"] in {"har", "ewma"}
+
+
+def test_verdict_never_credits_a_stack_where_it_fell_back(fell_back: tuple[Scorecard, str]) -> None:
+    card, _ = fell_back
+    forced = Scorecard(**{**card.__dict__, "risk_choice": {**card.risk_choice, "model": "ensemble+fhs+aci"}})
+    rows = {r["symbol"]: r for r in forced.summary().iter_rows(named=True)}
+    assert rows["AAA"]["risk_passes"] is False  # crypto fell back: the stack is not what AAA gets
+    own = forced.risk.filter((pl.col("model") == "ensemble+fhs+aci") & (pl.col("symbol") == "BBB")).row(
+        0, named=True
+    )
+    assert rows["BBB"]["risk_var99_pass"] == own["var99_pass"]

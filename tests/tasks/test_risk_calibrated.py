@@ -60,7 +60,9 @@ def test_names_round_trip() -> None:
 def test_plan_defaults_per_model_overrides_and_off() -> None:
     models = ["har", "garch", "naive"]
     assert calibration_plan(models, None) == {m: {"method": DEFAULT_METHOD} for m in models}
-    plan = calibration_plan(models, {"har": "evt", "naive": "none", "garch": {"method": "aci", "gamma": 0.01}})
+    plan = calibration_plan(
+        models, {"har": "evt", "naive": "none", "garch": {"method": "aci", "gamma": 0.01}}
+    )
     assert plan == {"har": {"method": "evt"}, "garch": {"method": "aci", "gamma": 0.01}}
     assert calibration_plan(models, {"*": "none", "har": "faci"}) == {"har": {"method": "faci"}}
     assert calibration_plan(models, {"*": "none"}) == {}
@@ -81,9 +83,27 @@ def test_bad_config_names_the_model_and_the_problem(config: dict, words: list[st
     assert all(w in str(err.value) for w in words)
 
 
-def test_plan_refuses_a_model_that_is_not_evaluated() -> None:
+def test_a_model_that_is_not_evaluated_is_refused_by_the_check_and_ignored_by_the_plan() -> None:
     with pytest.raises(ConfigError, match="'prob_lstm'.*not evaluated"):
-        calibration_plan(["har"], {"prob_lstm": "aci"})
+        check_calibration({"prob_lstm": "aci"}, ["har"])
+    assert calibration_plan(["har"], {"prob_lstm": "aci"}) == {"har": {"method": DEFAULT_METHOD}}
+
+
+def test_rows_that_cannot_be_calibrated_lose_their_twin_only(caplog: pytest.LogCaptureFixture) -> None:
+    preds, realized = _too_narrow(n=400)
+    other = preds.with_columns(pl.lit("BBB").alias("symbol"))
+    broken = other.with_columns(
+        pl.when(pl.col("origin") == pl.col("origin").min())
+        .then(None)
+        .otherwise(pl.col("variance"))
+        .alias("variance")
+    )
+    both = pl.concat([preds, broken, preds.tail(3)])  # and three duplicated rows of AAA
+    returns = pl.concat([realized, realized.with_columns(pl.lit("BBB").alias("symbol"))])
+    with caplog.at_level("WARNING"):
+        twins = calibrated_predictions(both, returns, calibration_plan(["har"], None))
+    assert twins["symbol"].unique().to_list() == ["AAA"] and twins.height == preds.height
+    assert "no calibrated twin of har on BBB" in caplog.text
 
 
 def test_twin_fixes_a_too_mild_var_and_keeps_the_variance() -> None:

@@ -75,6 +75,13 @@ def test_an_ensemble_that_falls_back_fails_where_it_is_not_served() -> None:
     assert ens["assets_passing"] == 2
 
 
+def test_an_asset_without_rows_counts_as_failing() -> None:
+    rows = [_risk_row("har+aci", s) for s in ("A", "B")] + [_risk_row("garch", s, ok=False) for s in SYMS]
+    choice = recommend_risk_model(_risk(rows), _board({"har": 1.0, "garch": 1.2}, SYMS))
+    assert choice["model"] == "har+aci" and choice["assets_passing"] == 2 and choice["n_assets"] == 3
+    assert choice["failing_assets"] == ["C"]
+
+
 def test_nothing_passing_says_so_and_names_the_closest() -> None:
     rows = [_risk_row("har", s, ok=False) for s in SYMS] + [
         _risk_row("garch", s, ok=False, cov80=0.9) for s in SYMS
