@@ -169,7 +169,7 @@ def test_baselines_are_batch_independent_bit_for_bit(btc: ModelData, after: list
 
 
 @pytest.mark.parametrize("name", BASELINES)
-@pytest.mark.parametrize("family", ["gaussian", "student_t", "fhs"])
+@pytest.mark.parametrize("family", ["gaussian", "student_t", "fhs", "skew_t"])
 def test_every_model_with_every_family(btc: ModelData, after: list[date], name: str, family: str) -> None:
     model = get_model(name, family=family, mean="train").fit(btc, TRAIN_END)
     pred = model.predict(btc, after[:5], horizon=1)
