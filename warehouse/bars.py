@@ -16,6 +16,7 @@ import polars as pl
 
 from core.schema import BAR_KEY, BAR_SCHEMA, conform_bars, empty_bars
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 _COLS = ", ".join(BAR_SCHEMA)
 _KEY_JOIN = " AND ".join(f"b.{k} = s.{k}" for k in BAR_KEY)
@@ -117,22 +118,13 @@ def upsert_bars(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id: str
     lo: datetime = frame["ts"].min()  # type: ignore[assignment]
     hi: datetime = frame["ts"].max()  # type: ignore[assignment]
     stage = frame.with_columns(pl.lit(run_id).alias("ingest_run")).to_arrow()
-    con.register(_STAGE, stage)
-    try:
-        con.sql("BEGIN TRANSACTION")
-        try:
-            existing = con.sql(_Q_COUNT_RANGE, params=[symbol, interval, lo, hi]).fetchall()[0][0]
-            if existing == 0:
-                con.sql(_Q_INSERT_STAGE)
-                stats = UpsertStats(new=frame.height)
-            else:
-                stats = _merge(con, symbol, interval, lo, hi, frame.height)
-            con.sql("COMMIT")
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(_STAGE)
+    with staged_transaction(con, _STAGE, stage):
+        existing = con.sql(_Q_COUNT_RANGE, params=[symbol, interval, lo, hi]).fetchall()[0][0]
+        if existing == 0:
+            con.sql(_Q_INSERT_STAGE)
+            stats = UpsertStats(new=frame.height)
+        else:
+            stats = _merge(con, symbol, interval, lo, hi, frame.height)
     return stats
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -158,6 +159,26 @@ def session(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
         raise
     finally:
         con.close()
+
+
+@contextmanager
+def staged_transaction(con: duckdb.DuckDBPyConnection, view: str, stage: Any) -> Iterator[None]:
+    """Register ``stage`` (an Arrow table) as ``view`` and run the block in one transaction.
+
+    The block's statements commit together, or roll back on any exception, which is re-raised; the
+    view is unregistered either way.
+    """
+    con.register(view, stage)
+    try:
+        con.sql("BEGIN TRANSACTION")
+        try:
+            yield
+            con.sql("COMMIT")
+        except BaseException:
+            con.sql("ROLLBACK")
+            raise
+    finally:
+        con.unregister(view)
 
 
 _WRITE_LOCK = threading.RLock()

@@ -22,6 +22,7 @@ import polars as pl
 from core.errors import ConfigError, DataError
 from core.schema import CROSS_ASSET_SCHEMA, DAILY_FEATURES_SCHEMA, FEATURE_SET_VERSION
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 _VERSION = "feature_set_version"
 _FEATURE_COLS = list(DAILY_FEATURES_SCHEMA)
@@ -105,19 +106,10 @@ def _replace(
     params: list[object],
 ) -> None:
     """Run ``delete_query`` and insert ``stage`` in one transaction."""
-    con.register(_STAGE_VIEW, stage.to_arrow())
-    try:
-        con.sql("BEGIN TRANSACTION")
-        try:
-            con.sql(delete_query, params=params)
-            if stage.height:
-                con.sql(insert_query)
-            con.sql("COMMIT")
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(_STAGE_VIEW)
+    with staged_transaction(con, _STAGE_VIEW, stage.to_arrow()):
+        con.sql(delete_query, params=params)
+        if stage.height:
+            con.sql(insert_query)
 
 
 def write_features(

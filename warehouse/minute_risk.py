@@ -22,6 +22,7 @@ import polars as pl
 from core.errors import ConfigError, DataError
 from core.schema import QUANTILE_COLUMNS, UTC_TS
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 #: Frame layout of ``minute_predictions``.
 MINUTE_PREDICTION_SCHEMA: dict[str, pl.DataType] = {
@@ -103,18 +104,9 @@ def write_minute_predictions(
         Rows stored.
     """
     rows = _conform(frame, _run_id(run_id), validate_symbol(symbol))
-    con.register(_STAGE, rows.to_arrow())
-    try:
-        con.sql("BEGIN TRANSACTION")
-        try:
-            con.sql(_Q_DELETE, params=[run_id, symbol])
-            con.sql(_Q_INSERT)
-            con.sql("COMMIT")
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(_STAGE)
+    with staged_transaction(con, _STAGE, rows.to_arrow()):
+        con.sql(_Q_DELETE, params=[run_id, symbol])
+        con.sql(_Q_INSERT)
     return rows.height
 
 

@@ -29,6 +29,7 @@ from core.errors import ConfigError, DataError
 from core.hashing import content_hash
 from core.schema import PREDICTION_SCHEMA
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 UTC_TS = pl.Datetime("us", "UTC")
 
@@ -328,20 +329,11 @@ def write_predictions(
         )
         .select(_PRED_COLS)
     )
-    con.register(_STAGE, stage.to_arrow())
-    try:
-        con.sql("BEGIN TRANSACTION")
+    with staged_transaction(con, _STAGE, stage.to_arrow()):
         try:
             con.sql(_Q_PRED_UPSERT)
-            con.sql("COMMIT")
         except duckdb.ConversionException as exc:
-            con.sql("ROLLBACK")
             raise DataError(f"predictions params must be JSON text: {exc}") from None
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(_STAGE)
     return stage.height
 
 

@@ -16,6 +16,7 @@ import polars as pl
 from core.errors import ConfigError
 from core.schema import DQ_SCHEMA, interval_seconds
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 DQ_KEY = ("run_id", "suite", "partition", "expectation", "column_name")
 _DQ_VALUES = tuple(c for c in DQ_SCHEMA if c not in DQ_KEY and c != "created_at")
@@ -87,21 +88,12 @@ def write_dq_results(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
     changed = " OR ".join(f"dq_results.{c} IS DISTINCT FROM excluded.{c}" for c in _DQ_VALUES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _DQ_VALUES)
     view = "_volrisk_dq_stage"
-    con.register(view, frame.to_arrow())
-    try:
-        con.sql("BEGIN TRANSACTION")
-        try:
-            con.sql(
-                f"INSERT INTO dq_results ({cols}) SELECT {select} FROM {view} "  # noqa: S608 - fixed names
-                f"ON CONFLICT ({', '.join(DQ_KEY)}) DO UPDATE SET {updates}, "
-                f"created_at = CASE WHEN {changed} THEN excluded.created_at ELSE dq_results.created_at END"
-            )
-            con.sql("COMMIT")
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(view)
+    with staged_transaction(con, view, frame.to_arrow()):
+        con.sql(
+            f"INSERT INTO dq_results ({cols}) SELECT {select} FROM {view} "  # noqa: S608 - fixed names
+            f"ON CONFLICT ({', '.join(DQ_KEY)}) DO UPDATE SET {updates}, "
+            f"created_at = CASE WHEN {changed} THEN excluded.created_at ELSE dq_results.created_at END"
+        )
     return frame.height
 
 

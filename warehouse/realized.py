@@ -18,6 +18,7 @@ import polars as pl
 from core.errors import DataError
 from core.schema import REALIZED_SCHEMA
 from core.symbols import validate_symbol
+from warehouse.db import staged_transaction
 
 REALIZED_KEY = ("symbol", "date", "source")
 REALIZED_VALUES = tuple(c for c in REALIZED_SCHEMA if c not in REALIZED_KEY)
@@ -120,22 +121,13 @@ def upsert_realized(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, run_id:
     for symbol in frame["symbol"].unique().to_list():
         validate_symbol(symbol)
     frame = frame.unique(subset=list(REALIZED_KEY), keep="last", maintain_order=True)
-    con.register(_STAGE, frame.to_arrow())
-    try:
-        con.sql("BEGIN TRANSACTION")
-        try:
-            con.sql(_Q_DELTA)
-            counts = con.sql(_Q_DELTA_COUNTS).fetchall()[0]
-            new, updated = int(counts[0]), int(counts[1])
-            if new or updated:
-                con.sql(_Q_UPSERT, params=[run_id])
-            con.sql(_Q_DROP_DELTA)
-            con.sql("COMMIT")
-        except BaseException:
-            con.sql("ROLLBACK")
-            raise
-    finally:
-        con.unregister(_STAGE)
+    with staged_transaction(con, _STAGE, frame.to_arrow()):
+        con.sql(_Q_DELTA)
+        counts = con.sql(_Q_DELTA_COUNTS).fetchall()[0]
+        new, updated = int(counts[0]), int(counts[1])
+        if new or updated:
+            con.sql(_Q_UPSERT, params=[run_id])
+        con.sql(_Q_DROP_DELTA)
     return RealizedStats(new=new, updated=updated, unchanged=frame.height - new - updated)
 
 
