@@ -50,6 +50,8 @@ REALIZED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
+#: The intraday ones (minute mode runs on any of them).
+INTRADAY_INTERVALS = ("1m", "5m", "15m", "30m", "1h")
 
 #: Bar length in seconds of every interval the warehouse stores.
 INTERVAL_SECONDS: dict[str, int] = {

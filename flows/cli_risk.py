@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from core.errors import ConfigError
+from core.schema import INTERVAL_SECONDS, INTRADAY_INTERVALS
 from flows import preflight
 from flows.cli_common import WarehouseOpt, console, friendly_errors, run_with_progress, warehouse_path
 
@@ -99,28 +100,30 @@ def build_spec(
     return spec
 
 
-def _check_bars(wh: str, symbol: str) -> None:
-    """The warehouse holds ``1m`` bars for ``symbol``."""
+def _check_bars(wh: str, symbol: str, interval: str) -> None:
+    """The warehouse holds ``interval`` bars for ``symbol``."""
     from warehouse.bars import stored_intervals
     from warehouse.resource import Warehouse
 
     preflight.warehouse_with_bars(wh, [symbol])
     with Warehouse.at(wh).reading() as con:
         intervals = stored_intervals(con, symbol)
-    if not any(i == "1m" for i, *_ in intervals):
+    if not any(i == interval for i, *_ in intervals):
         have = ", ".join(f"{i} ({n:,} bars)" for i, n, *_ in intervals) or "none"
-        raise ConfigError(f"no 1m bars stored for {symbol} (stored: {have}); ingest a minute file first")
+        hint = "a minute file" if interval == "1m" else f"{interval} bars, or pass --interval"
+        raise ConfigError(f"no {interval} bars stored for {symbol} (stored: {have}); ingest {hint} first")
 
 
 def _check_split(
     wh: str, symbol: str, lo: datetime | None, hi: datetime | None, spec: dict[str, Any]
 ) -> None:
     """The window holds minute bars enough for the chronological split (pure, no Prefect run)."""
-    from flows.minute_risk_flow import load_minute_bars, spec_from_dict
+    from flows.minute_risk_flow import interval_label, load_minute_bars, spec_from_dict
     from tasks.minute_risk import minute_series
 
-    bars, _, _ = load_minute_bars(wh, symbol, lo, hi)
-    minute_series(bars, spec_from_dict(spec))
+    s = spec_from_dict(spec)
+    bars, _, _ = load_minute_bars(wh, symbol, lo, hi, interval_label(s.interval_minutes))
+    minute_series(bars, s)
 
 
 def print_minute_summary(out: dict[str, Any], alphas: list[float]) -> None:
@@ -148,7 +151,8 @@ def print_minute_summary(out: dict[str, Any], alphas: list[float]) -> None:
     if rec:
         verdict = "passes" if rec.get("var99_pass") else "does NOT pass"
         console.print(
-            f"recommended: [bold]{rec['model']} ({rec['variant']})[/]: 99% VaR {verdict} Kupiec and CC"
+            f"recommended: [bold]{rec['model']} ({rec['variant']})[/], {rec.get('checks_passed', '?')} "
+            f"of 3 checks passed (VaR 99, VaR 95, 80% coverage): 99% VaR {verdict} Kupiec and CC"
         )
     console.print(
         f"run {out['run_id']}: {out['rows']:,} predictions stored; wall {out['meta']['wall_s']:.1f}s"
@@ -167,14 +171,17 @@ def minute(
     calibrate: Annotated[
         str,
         typer.Option(
-            help="Online calibration: faci (default), aci, caci (ACI kept apart after a breach and "
-            "after a non-breach, against breach clustering) or none."
+            help="Online calibration: mfaci (default: DtACI kept apart after a lower-tail, an "
+            "upper-tail and any other minute, against breach clustering), faci, aci, caci (ACI kept "
+            "apart after a breach of each level) or none."
         ),
-    ] = "faci",
+    ] = "mfaci",
     model: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", "-m", help="transformer, ewma, garch (repeat; default transformer and ewma)."
+            "--model",
+            "-m",
+            help="transformer, ewma, garch, range_har (repeat; default transformer, ewma, range_har).",
         ),
     ] = None,
     sets: Annotated[
@@ -193,6 +200,9 @@ def minute(
     no_raw: Annotated[
         bool, typer.Option("--no-raw", help="Skip the model on raw (not deseasonalised) returns.")
     ] = False,
+    interval: Annotated[
+        str, typer.Option(help="Bar interval: 1m (default), 5m, 15m, 30m or 1h; a 'minute' is one bar.")
+    ] = "1m",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Minute-mode VaR/ES backtest: seasonality removed, model fitted, calibrated online, stored, reported."""
@@ -203,10 +213,21 @@ def minute(
     bad = [a for a in alphas if a not in MINUTE_ALPHAS]
     if bad:
         raise ConfigError(f"--alpha {bad}: expected 0.01 and/or 0.05")
-    _check_bars(wh, symbol)
+    from tasks.minute_risk import DEFAULT_MINUTE_MODELS
+
+    preflight.choice(interval, INTRADAY_INTERVALS, "--interval")
+    _check_bars(wh, symbol, interval)
     spec = build_spec(
-        symbol, model or ["transformer", "ewma"], test_fraction, calibrate, sets, config, seed, not no_raw
+        symbol,
+        model or list(DEFAULT_MINUTE_MODELS),
+        test_fraction,
+        calibrate,
+        sets,
+        config,
+        seed,
+        not no_raw,
     )
+    spec["interval_minutes"] = INTERVAL_SECONDS[interval] // 60
     lo, hi = _when(start, "start"), _when(end, "end")
     _check_split(wh, symbol, lo, hi, spec)
     from flows.minute_risk_flow import minute_risk_flow  # Prefect: after the checks

@@ -27,15 +27,31 @@ from prefect.cache_policies import NO_CACHE
 
 from core.errors import ConfigError, DataError
 from core.hashing import content_hash
+from core.schema import INTERVAL_SECONDS, INTRADAY_INTERVALS
 from flows import progress
 from flows.orchestration import TASK_DEFAULTS
 from tasks.config import get_settings
 from tasks.intraday_seasonality import SeasonalitySettings
 from tasks.minute_report import write_minute_report
-from tasks.minute_risk import MinuteRiskResult, MinuteRiskSpec, minute_risk_backtest
+from tasks.minute_risk import (
+    DEFAULT_MINUTE_MODELS,
+    MinuteRiskResult,
+    MinuteRiskSpec,
+    minute_risk_backtest,
+)
 
 _NO_CACHE = {**TASK_DEFAULTS, "cache_policy": NO_CACHE, "persist_result": False}
 MINUTE_INTERVAL = "1m"
+
+
+def interval_label(minutes: int) -> str:
+    """The stored interval name of ``minutes``-long bars (``ConfigError`` if not intraday)."""
+    for name in INTRADAY_INTERVALS:
+        if INTERVAL_SECONDS[name] == 60 * minutes:
+            return name
+    raise ConfigError(
+        f"interval_minutes={minutes!r}: expected one of 1, 5, 15, 30, 60 ({INTRADAY_INTERVALS})"
+    )
 
 
 def _known_keys(given: dict[str, Any], cls: type, what: str) -> None:
@@ -53,27 +69,26 @@ def spec_from_dict(params: dict[str, Any]) -> MinuteRiskSpec:
     seasonality = dict(d.get("seasonality") or {})
     _known_keys(seasonality, SeasonalitySettings, "seasonality setting")
     d["seasonality"] = SeasonalitySettings(**seasonality)
-    d["models"] = tuple(d.get("models") or ("transformer", "ewma"))
+    d["models"] = tuple(d.get("models") or DEFAULT_MINUTE_MODELS)
     return MinuteRiskSpec(**d)
 
 
 def load_minute_bars(
-    warehouse: str, symbol: str, start: datetime | None, end: datetime | None
-) -> tuple[pl.DataFrame, str, str]:
-    """``(bars, time zone, bars checksum)`` of one symbol's stored minute bars."""
+    warehouse: str, symbol: str, start: datetime | None, end: datetime | None,
+    interval: str = MINUTE_INTERVAL,
+) -> tuple[pl.DataFrame, str, str]:  # fmt: skip
+    """``(bars, time zone, bars checksum)`` of one symbol's stored ``interval`` bars."""
     from tasks.instruments import calendar_timezone
     from warehouse.bars import bars_checksum, read_bars
     from warehouse.catalog import get_instrument
     from warehouse.resource import Warehouse
 
     with Warehouse.at(warehouse).reading() as con:
-        bars = read_bars(con, symbol, MINUTE_INTERVAL, start, end)
+        bars = read_bars(con, symbol, interval, start, end)
         inst = get_instrument(con, symbol)
         checksum = bars_checksum(con, symbol)
     if bars.height == 0:
-        raise DataError(
-            f"no {MINUTE_INTERVAL} bars stored for {symbol} in the window; ingest minute bars first"
-        )
+        raise DataError(f"no {interval} bars stored for {symbol} in the window; ingest {interval} bars first")
     tz = (inst.timezone or calendar_timezone(inst.calendar)) if inst is not None else "UTC"
     if inst is not None and inst.calendar == "24x7":
         tz = "UTC"
@@ -98,8 +113,8 @@ def _listener(seen: dict[str, int]) -> Any:
 def run_backtest(symbol: str, warehouse: str, spec: dict[str, Any], start: datetime | None,
                  end: datetime | None) -> tuple[MinuteRiskResult, str]:  # fmt: skip
     """Load the bars, run the pure pipeline; returns the result and its run id."""
-    bars, tz, checksum = load_minute_bars(warehouse, symbol, start, end)
     s = spec_from_dict(spec)
+    bars, tz, checksum = load_minute_bars(warehouse, symbol, start, end, interval_label(s.interval_minutes))
     s = replace(s, timezone=tz) if "timezone" not in spec else s
     run_id = content_hash("minute", symbol, s.as_dict(), str(start), str(end), checksum)
     return minute_risk_backtest(bars, s, progress=_listener({})), run_id

@@ -107,6 +107,7 @@ _TABLE = (
     ("var95_rate", "VaR95 rate"), ("var95_kupiec_p", "Kupiec p"), ("var95_cc_p", "CC p"),
     ("var95_pass", "95%"),
     ("es975_z2", "ES97.5 Z2"), ("es975_p", "Z2 p"), ("cov80", "cov80"), ("cov90", "cov90"),
+    ("qlike", "QLIKE"),
 )  # fmt: skip
 
 
@@ -126,8 +127,9 @@ def _headline(result: MinuteRiskResult) -> str:
         return "No model was scored."
     verdict = "passes" if rec["var99_pass"] else "does NOT pass"
     return (
-        f"Recommended: **{rec['model']} ({rec['variant']})**: 99% VaR {verdict} Kupiec and Christoffersen CC "
-        f"(p > 0.05) with a breach rate of {_fmt(rec['var99_rate'], 4)}; 95% "
+        f"Recommended: **{rec['model']} ({rec['variant']})**, {rec.get('checks_passed', '?')} of 3 checks "
+        f"passed (most checks first, then lowest QLIKE): 99% VaR {verdict} Kupiec and Christoffersen "
+        f"CC (p >= 0.05) with a breach rate of {_fmt(rec['var99_rate'], 4)}; 95% "
         f"{'passes' if rec['var95_pass'] else 'fails'} ({_fmt(rec['var95_rate'], 4)}); "
         f"80% coverage {_fmt(rec['cov80'])}."
     )

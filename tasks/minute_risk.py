@@ -10,17 +10,20 @@
    (:func:`tasks.intraday_seasonality.fit_profile`); every return is divided by its factor.
 4. Each model (``transformer``: :class:`tasks.models.transformer.MinuteTransformer` with the research
    config :data:`tasks.risk.MINUTE_DEFAULT_CONFIG`; ``ewma``, ``garch``:
-   :mod:`tasks.models.minute_baselines`) is fitted on the deseasonalised training returns; its
-   variance forecast of hold-out minute ``p`` uses returns before ``p`` only and is multiplied back
-   by the squared factor of ``p``'s bucket.
-5. Online calibration of the hold-out quantiles (:mod:`tasks.minute_scoring`: ACI per level by
-   DtACI by default, or ACI per level), using only breaches before each minute.
+   :mod:`tasks.models.minute_baselines`; ``range_har``: :mod:`tasks.models.minute_range_har`, which
+   also reads each bar's high-low range, divided by the same factor) is fitted on the deseasonalised
+   training returns; its variance forecast of minute ``p`` uses returns (and bars) before ``p`` only
+   and is multiplied back by the squared factor of ``p``'s bucket.
+5. Online calibration of the quantiles (:mod:`tasks.minute_scoring`: DtACI run apart in each tail
+   state of the previous minute by default, or DtACI, ACI or Mondrian ACI), using only breaches
+   before each minute. The recursions start on the last ``calibration_warmup`` training minutes, so
+   the hold-out starts with adapted levels; only hold-out minutes are scored and stored.
 
 Variants scored per model: ``raw`` (the model fitted on the raw returns, no profile, no
 calibration; only with ``compare_raw``), ``deseasonalised`` (profile, no calibration) and
-``calibrated`` (profile and online calibration). The recommended (model, variant) is the first, in
-this order, that passes at 99% (Kupiec and Christoffersen CC p > 0.05), then at 95%, then has 80%
-coverage within 3 pp, then the largest smallest p-value.
+``calibrated`` (profile and online calibration). The recommended (model, variant) passes the most
+of three checks (VaR 99 and VaR 95: Kupiec and Christoffersen CC p >= 0.05; 80% coverage within
+3 pp), then has the lowest QLIKE, as in the daily report.
 
 Pure: numpy/polars in, frames and dicts out; torch is imported only when the transformer is fitted.
 """
@@ -59,13 +62,20 @@ MINUTE_MODELS: dict[str, str] = {
     "transformer": "research minute Transformer (tasks.models.transformer.MinuteTransformer)",
     "ewma": "EWMA, decay chosen by training QLIKE",
     "garch": "GARCH(1,1)-t by arch",
+    "range_har": "HAR in log high-low (Parkinson) range variance over 1-240 minutes, fitted by QLIKE",
 }
+#: 80% coverage passes within this many probability points of 0.8.
+COVERAGE_TOLERANCE = 0.03
+#: Models a run fits when none are named.
+DEFAULT_MINUTE_MODELS: tuple[str, ...] = ("transformer", "ewma", "range_har")
 #: Variants scored per model, in report order.
 VARIANTS: tuple[str, ...] = ("raw", "deseasonalised", "calibrated")
 #: Positions per forecast call of a windowed model (progress is reported after each).
 FORECAST_CHUNK = 4096
 #: Default online calibration of minute mode.
-DEFAULT_CALIBRATION = "faci"
+DEFAULT_CALIBRATION = "mfaci"
+#: Default number of the last training minutes that warm the online calibration up.
+DEFAULT_CALIBRATION_WARMUP = 10_000
 
 #: ``progress(stage, done, total)``: a stage finished ``done`` of ``total`` steps.
 Progress = Callable[[str, int, int], None]
@@ -91,7 +101,11 @@ class MinuteRiskSpec:
         Per model, its settings (transformer: ``MinuteConfig`` fields over
         :data:`~tasks.risk.MINUTE_DEFAULT_CONFIG`; ewma: ``lam``, ``family``; garch: ``family``).
     calibration : str
-        ``faci`` (DtACI, default: no tuning, best on the bundled files), ``aci`` or ``none``.
+        ``mfaci`` (default: DtACI run apart in each tail state of the previous minute), ``faci``
+        (DtACI), ``aci``, ``caci`` or ``none`` (:data:`tasks.minute_scoring.MINUTE_CALIBRATIONS`).
+    calibration_warmup : int
+        The last this many training minutes are forecast too and run through the online calibration
+        before the hold-out starts (their PITs are in-sample); 0 starts it at the nominal levels.
     aci_gamma : float | None
         One ACI step for every level; None: :func:`tasks.minute_scoring.aci_steps`.
     seasonality : SeasonalitySettings
@@ -106,9 +120,10 @@ class MinuteRiskSpec:
     timezone: str = "UTC"
     interval_minutes: int = 1
     test_fraction: float = 0.2
-    models: tuple[str, ...] = ("transformer", "ewma")
+    models: tuple[str, ...] = DEFAULT_MINUTE_MODELS
     model_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     calibration: str = DEFAULT_CALIBRATION
+    calibration_warmup: int = DEFAULT_CALIBRATION_WARMUP
     aci_gamma: float | None = None
     seasonality: SeasonalitySettings = field(default_factory=SeasonalitySettings)
     compare_raw: bool = True
@@ -129,6 +144,9 @@ class MinuteRiskSpec:
             raise ConfigError(
                 f"calibration must be one of {list(MINUTE_CALIBRATIONS)}; got {self.calibration!r}"
             )
+        w = self.calibration_warmup
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise ConfigError(f"calibration_warmup must be a whole number of minutes >= 0; got {w!r}")
         g = self.aci_gamma
         if g is not None and not (isinstance(g, int | float) and 0 < g < 1):
             raise ConfigError(f"aci_gamma must be None or in (0, 1); got {g!r}")
@@ -161,11 +179,12 @@ def make_minute_model(name: str, config: Mapping[str, Any] | None = None) -> Any
             raise ConfigError(f"unknown transformer setting(s) {unknown}; known: {known}")
         return MinuteTransformer(**cfg)
     from tasks.models.minute_baselines import MinuteEwma, MinuteGarch
+    from tasks.models.minute_range_har import MinuteRangeHar
 
-    cls = {"ewma": MinuteEwma, "garch": MinuteGarch}.get(name)
+    cls = {"ewma": MinuteEwma, "garch": MinuteGarch, "range_har": MinuteRangeHar}.get(name)
     if cls is None:
         raise ConfigError(f"unknown minute model {name!r}; known: {sorted(MINUTE_MODELS)}")
-    known = {"ewma": ["family", "lam"], "garch": ["family"]}[name]
+    known = {"ewma": ["family", "lam"], "garch": ["family"], "range_har": ["family", "windows"]}[name]
     unknown = sorted(set(cfg) - set(known))
     if unknown:
         raise ConfigError(f"unknown {name} setting(s) {unknown}; known: {known}")
@@ -175,17 +194,44 @@ def make_minute_model(name: str, config: Mapping[str, Any] | None = None) -> Any
 # ------------------------------------------------------------------------------------------ data
 @dataclass(frozen=True)
 class MinuteSeries:
-    """The modelled one-minute returns and the chronological split."""
+    """The modelled one-minute returns, each return's bar range and the chronological split.
+
+    ``log_range`` is ``ln(high / low)`` of the bar that closes each return (None when the bars have no
+    high and low).
+    """
 
     ts: pl.Series
     ret: np.ndarray
     n_train: int
     n_dropped: int
+    log_range: np.ndarray | None = None
 
     @property
     def test(self) -> slice:
         """Positions of the hold-out."""
         return slice(self.n_train, self.ret.size)
+
+
+def bar_log_range(bars: pl.DataFrame, symbol: str) -> np.ndarray | None:
+    """``ln(high / low)`` of each bar after the first (None without ``high``/``low`` columns).
+
+    A bar whose high or low is missing or not positive, or whose high is below its low, is a data
+    error that names the first such bar.
+    """
+    if not {"high", "low"} <= set(bars.columns):
+        return None
+    hi = bars["high"].cast(pl.Float64).to_numpy()[1:]
+    lo = bars["low"].cast(pl.Float64).to_numpy()[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(hi / lo)
+    bad = ~np.isfinite(out) | (out < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0]) + 1
+        raise DataError(
+            f"{symbol}: {int(bad.sum())} bars have a missing, non-positive or inverted high/low, "
+            f"first at {bars['ts'][i]} (high {float(hi[i - 1])!r}, low {float(lo[i - 1])!r})"
+        )
+    return out
 
 
 def minute_series(bars: pl.DataFrame, spec: MinuteRiskSpec, min_returns: int = 200) -> MinuteSeries:
@@ -194,6 +240,8 @@ def minute_series(bars: pl.DataFrame, spec: MinuteRiskSpec, min_returns: int = 2
         raise DataError(f"{spec.symbol}: minute mode needs bars with ts and close; got {bars.height} rows")
     frame = bars.sort("ts")
     rets = one_bar_returns(frame["ts"], frame["close"].cast(pl.Float64).to_numpy(), spec.interval_minutes)
+    log_range = bar_log_range(frame, spec.symbol)
+    keep = rets["keep"].to_numpy()
     kept = rets.filter(pl.col("keep"))
     n = kept.height
     n_train = int(round(n * (1.0 - spec.test_fraction)))
@@ -203,36 +251,47 @@ def minute_series(bars: pl.DataFrame, spec: MinuteRiskSpec, min_returns: int = 2
             f"for a split at test_fraction={spec.test_fraction} (need >= {min_returns}, "
             f"{min_returns // 2} to train and {min_returns // 4} to test)"
         )
-    return MinuteSeries(kept["ts"], kept["ret"].to_numpy(), n_train, rets.height - n)
+    return MinuteSeries(
+        kept["ts"], kept["ret"].to_numpy(), n_train, rets.height - n,
+        None if log_range is None else log_range[keep],
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ one model
 def _fit_forecast(
-    name: str, spec: MinuteRiskSpec, x: np.ndarray, n_train: int, progress: Progress | None, label: str
-) -> tuple[Any, np.ndarray, float]:
-    """Fit ``name`` on ``x[:n_train]``; variance forecasts of the hold-out positions (NaN before)."""
+    name: str, spec: MinuteRiskSpec, x: np.ndarray, rng: np.ndarray | None, first: int,
+    n_train: int, progress: Progress | None, label: str,
+) -> tuple[Any, np.ndarray, float]:  # fmt: skip
+    """Fit ``name`` on ``x[:n_train]`` (and ``rng[:n_train]``); variance forecasts of positions ``>= first``.
+
+    ``rng`` is the bars' log high-low range, passed to a model that ``needs_ranges``.
+    """
     model = make_minute_model(name, spec.model_config.get(name, {}))
     if progress is not None and hasattr(model, "progress"):
         model.progress = lambda s: progress(f"train {label}", s.epoch + 1, s.epochs)
+    needs = bool(getattr(model, "needs_ranges", False))
+    if needs and rng is None:
+        raise DataError(f"{spec.symbol}: model {name!r} needs the bars' high and low; these bars have none")
     t0 = time.perf_counter()
-    model.fit(x[:n_train])
-    var = _forecast_hold_out(model, x, n_train, progress, f"forecast {label}")
-    return model, var, time.perf_counter() - t0
+    model.fit(x[:n_train], **({"ranges": rng[:n_train]} if needs and rng is not None else {}))
+    var = _forecast_from(model, x, rng if needs else None, first, progress, f"forecast {label}")
+    return model, var[first:], time.perf_counter() - t0
 
 
-def _forecast_hold_out(
-    model: Any, x: np.ndarray, first: int, progress: Progress | None, stage: str
+def _forecast_from(
+    model: Any, x: np.ndarray, rng: np.ndarray | None, first: int, progress: Progress | None, stage: str
 ) -> np.ndarray:
     """Variance forecasts of positions ``>= first`` (NaN before), in chunks for a windowed model.
 
     A windowed model (the transformer: ``out[p]`` from ``x[p - m : p]`` only) forecasts each chunk of
     :data:`FORECAST_CHUNK` positions from its own slice, which is the same number and reports progress;
-    a recursive model (EWMA, GARCH) runs once over the whole array.
+    a recursive model (EWMA, GARCH, range HAR) runs once over the whole array.
     """
     out = np.full(x.size, np.nan)
     window = getattr(getattr(model, "cfg", None), "window", None)
     if window is None:
-        out[first:] = np.asarray(model.forecast(x), dtype=float)[first : x.size]
+        kw = {} if rng is None else {"ranges": rng}
+        out[first:] = np.asarray(model.forecast(x, **kw), dtype=float)[first : x.size]
         if progress is not None:
             progress(stage, 1, 1)
         return out
@@ -246,19 +305,32 @@ def _forecast_hold_out(
 
 
 def _variant(
-    s: MinuteSeries, var: np.ndarray, family: Any, method: str, spec: MinuteRiskSpec
+    s: MinuteSeries, var: np.ndarray, family: Any, method: str, spec: MinuteRiskSpec, n_warm: int
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Hold-out rows and scores of one forecast path (``var`` of the hold-out)."""
-    ret = s.ret[s.test]
-    sd = np.sqrt(var)
+    """Hold-out rows and scores of one forecast path.
+
+    ``var`` covers the last ``n_warm`` training minutes and the hold-out: the training part only
+    warms the online calibration up; rows and scores are of the hold-out.
+    """
+    ret_all = s.ret[s.n_train - n_warm :]
+    sd_all = np.sqrt(var)
     levels = None
     if method != "none":
-        pit = family_cdf(family, ret / sd)
-        levels = working_levels(pit, method, None if spec.aci_gamma is None else np.asarray(spec.aci_gamma))
+        pit = family_cdf(family, ret_all / sd_all)
+        gamma = None if spec.aci_gamma is None else np.asarray(spec.aci_gamma)
+        levels = working_levels(pit, method, gamma, warmup=n_warm)
+    ret, sd = ret_all[n_warm:], sd_all[n_warm:]
     out = variant_quantiles(sd, family, levels)
-    return variant_frame(s.ts[s.test], ret, var, out), score_variant(
+    return variant_frame(s.ts[s.test], ret, sd**2, out), score_variant(
         ret, sd, family, out, spec.n_sims, spec.seed
     )
+
+
+def _trim_warmup(var: np.ndarray, n_warm: int) -> tuple[np.ndarray, int]:
+    """Drop the warm-up minutes up to the last one without a forecast (a windowed model's first)."""
+    missing = np.flatnonzero(~np.isfinite(var[:n_warm]))
+    skip = 0 if missing.size == 0 else int(missing[-1]) + 1
+    return var[skip:], n_warm - skip
 
 
 def _model_variants(
@@ -271,21 +343,29 @@ def _model_variants(
 ) -> tuple[list[pl.DataFrame], list[dict[str, Any]]]:
     """Every variant of one model: frames (with ``model``/``variant``) and summary rows."""
     frames, rows = [], []
+    n_warm = min(spec.calibration_warmup, s.n_train)
+    first = s.n_train - n_warm
     paths: list[tuple[str, Any, np.ndarray, str, float]] = []
     if spec.compare_raw:
-        m_raw, v_raw, w_raw = _fit_forecast(name, spec, s.ret, s.n_train, progress, f"{name} raw")
-        paths.append(("raw", m_raw, v_raw[s.test], "none", w_raw))
-    model, v_z, wall = _fit_forecast(name, spec, z, s.n_train, progress, f"{name} deseasonalised")
-    v_r = v_z[s.test] * factor[s.test] ** 2
+        m_raw, v_raw, w_raw = _fit_forecast(
+            name, spec, s.ret, s.log_range, first, s.n_train, progress, f"{name} raw"
+        )
+        paths.append(("raw", m_raw, v_raw, "none", w_raw))
+    rng_z = None if s.log_range is None else s.log_range / factor
+    model, v_z, wall = _fit_forecast(
+        name, spec, z, rng_z, first, s.n_train, progress, f"{name} deseasonalised"
+    )
+    v_r = v_z * factor[first:] ** 2
     paths += [
         ("deseasonalised", model, v_r, "none", wall),
         ("calibrated", model, v_r, spec.calibration, wall),
     ]
-    for variant, m, var, method, w in paths:
+    for variant, m, var_all, method, w in paths:
+        var, warm = _trim_warmup(var_all, n_warm)
         ok = np.isfinite(var)
         if not ok.all():
             raise DataError(f"{name}: no variance forecast for {int((~ok).sum())} hold-out minutes")
-        frame, row = _variant(s, var, m.family_fit, method, spec)
+        frame, row = _variant(s, var, m.family_fit, method, spec, warm)
         frames.append(frame.with_columns(model=pl.lit(name), variant=pl.lit(variant)))
         rows.append({"model": name, "variant": variant, "calibration": method, "fit_wall_s": w,
                      "family": m.family_fit.name, "config": m.config()} | row)  # fmt: skip
@@ -305,25 +385,30 @@ class MinuteRiskResult:
     recommended: dict[str, Any] | None
 
 
-def _rank(row: dict[str, Any]) -> tuple[Any, ...]:
-    p = [row.get(k) for k in ("var99_kupiec_p", "var99_cc_p", "var95_kupiec_p", "var95_cc_p")]
-    worst = min((x for x in p if x is not None and x == x), default=0.0)
+def checks_passed(row: dict[str, Any]) -> int:
+    """How many of the three checks a summary row passes: VaR 99, VaR 95 (Kupiec and CC), 80% coverage."""
     cov = row.get("cov80")
-    return (
-        bool(row.get("var99_pass")),
-        bool(row.get("var95_pass")),
-        cov is not None and abs(cov - 0.8) <= 0.03,
-        worst,
-    )
+    cov_ok = cov is not None and abs(cov - 0.8) <= COVERAGE_TOLERANCE
+    return int(bool(row.get("var99_pass"))) + int(bool(row.get("var95_pass"))) + int(cov_ok)
+
+
+def _rank(row: dict[str, Any]) -> tuple[Any, ...]:
+    qlike = row.get("qlike")
+    qlike = qlike if isinstance(qlike, float) and np.isfinite(qlike) else np.inf
+    return (checks_passed(row), bool(row.get("var99_pass")), -qlike)
 
 
 def recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The (model, variant) to use: passes at 99%, then 95%, then 80% coverage, then largest worst p."""
+    """The (model, variant) to use: most checks passed, then 99% VaR passed, then lowest QLIKE.
+
+    The same rule as the daily report (:mod:`tasks.risk_recommend`): backtest passes first, QLIKE
+    second.
+    """
     if not rows:
         return None
     best = max(rows, key=_rank)
-    keys = ("model", "variant", "var99_pass", "var95_pass", "cov80", "var99_rate", "var95_rate")
-    return {k: best.get(k) for k in keys}
+    keys = ("model", "variant", "var99_pass", "var95_pass", "cov80", "var99_rate", "var95_rate", "qlike")
+    return {k: best.get(k) for k in keys} | {"checks_passed": checks_passed(best)}
 
 
 def minute_risk_backtest(
@@ -365,6 +450,7 @@ def minute_risk_backtest(
         "n_test": int(s.ret.size - s.n_train), "dropped_gap_returns": s.n_dropped,
         "train_start": str(s.ts[0]), "train_end": str(s.ts[s.n_train - 1]),
         "test_start": str(s.ts[s.n_train]), "test_end": str(s.ts[-1]), "split": "chronological",
+        "calibration_warmup": min(spec.calibration_warmup, s.n_train),
         "wall_s": time.perf_counter() - t0,
     }  # fmt: skip
     return MinuteRiskResult(spec, preds, rows, profile, meta, recommend(rows))

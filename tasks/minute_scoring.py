@@ -5,13 +5,16 @@ standardized family ``F`` of a minute model, :func:`variant_quantiles` gives the
 ``sqrt(v) F^-1(tau)`` at the schema levels (:data:`core.schema.QUANTILES`), ``var95 = q05``,
 ``var99 = q01`` and ``es975 = sqrt(v) ES_F(0.025)``.
 
-Online calibration (:func:`calibrate_online`)
---------------------------------------------
-The probability integral transform ``u_p = F(r_p / sqrt(v_p))`` of each hold-out minute feeds the
+Online calibration (:func:`working_levels`)
+-------------------------------------------
+The probability integral transform ``u_p = F(r_p / sqrt(v_p))`` of each minute feeds the
 adaptive conformal recursions of :mod:`tasks.calibration_conformal` (``aci``: Gibbs & Candes 2021 with
 one step size per level; ``faci``: DtACI, no tuning; ``caci``: ACI run separately after a breach and
-after a non-breach of each level, :func:`tasks.calibration_conformal.conditional_aci_levels`, which
-targets Christoffersen's independence as well as the rate), every level at once, in time order. The level
+after a non-breach of each level, :func:`tasks.calibration_conformal.conditional_aci_levels`;
+``mfaci``, the default: DtACI run separately in each tail state of the previous minute,
+:func:`state_faci_levels`, which targets Christoffersen's independence as well as the rate), every
+level at once, in time order. The recursions may start on the last training minutes (``warmup``) so
+that they enter the hold-out already adapted; only hold-out rows are issued and scored. The level
 issued at minute ``p`` is the recursion's state after minutes ``< p`` only (``issued_at = arange``:
 a one-minute return is known at the next minute), so nothing at or after ``p`` moves it (tested by
 garbling later returns). The calibrated quantile is ``sqrt(v_p) F^-1(a_p)`` at the working level
@@ -51,7 +54,10 @@ from tasks.risk import (
 )
 
 #: Online calibration methods of minute mode.
-MINUTE_CALIBRATIONS: tuple[str, ...] = ("none", "aci", "faci", "caci")
+MINUTE_CALIBRATIONS: tuple[str, ...] = ("none", "aci", "faci", "caci", "mfaci")
+#: ``mfaci`` states: the previous minute's PIT below this (a lower-tail move), above one minus it
+#: (an upper-tail move), or neither.
+TAIL_STATE_EDGE = 0.05
 #: ACI step size per level as a share of the level's tail probability.
 ACI_STEP_SHARE = 0.05
 #: ES level reported (tail probability).
@@ -89,40 +95,80 @@ def aci_steps(share: float = ACI_STEP_SHARE) -> np.ndarray:
     return share * _TARGET
 
 
-def working_levels(pit: np.ndarray, method: str, gamma: np.ndarray | None = None) -> np.ndarray:
+def tail_state(pit: np.ndarray, edge: float = TAIL_STATE_EDGE) -> np.ndarray:
+    """State of each minute for ``mfaci``, from the PREVIOUS minute's PIT (0 for the first).
+
+    0: the previous minute was in neither tail; 1: below ``edge``; 2: above ``1 - edge``.
+    """
+    u = np.asarray(pit, dtype=float)
+    prev = np.concatenate([[0.5], u[:-1]])
+    return np.where(prev < edge, 1, np.where(prev > 1.0 - edge, 2, 0)).astype(np.int64)
+
+
+def _recursion_levels(u: np.ndarray, method: str, gamma: np.ndarray | None) -> np.ndarray:
+    """Issued tail probabilities ``(n, 9)`` of one recursion (``aci``, ``faci``, ``caci``) over ``u``."""
+    beta = np.where(_LOWER[None, :], u[:, None], 1.0 - u[:, None])
+    g = aci_steps() if gamma is None else np.broadcast_to(np.asarray(gamma, dtype=float), _TARGET.shape)
+    if method == "caci":
+        return conditional_aci_levels(beta, _TARGET, g, LEVEL_FLOOR)
+    if method == "aci":
+        state = aci_recursion(beta, _TARGET, g, None, LEVEL_FLOOR)
+    else:
+        state = faci_recursion(beta, _TARGET, floor=LEVEL_FLOOR)
+    return np.clip(state[:-1], LEVEL_FLOOR, 1.0 - LEVEL_FLOOR)
+
+
+def state_faci_levels(pit: np.ndarray, edge: float = TAIL_STATE_EDGE) -> np.ndarray:
+    """``mfaci``: DtACI run apart in each :func:`tail_state` (a Mondrian split by the previous minute).
+
+    Minute-level tail moves come in runs that keep their direction (a sell-off minute is followed by
+    another more often than by a rally), so one recursion for every minute, driven to the right
+    overall rate, still breaches too often right after a breach: Christoffersen's independence
+    fails. Each state's recursion sees only the minutes of its state, in time order, and issues the
+    level of minute ``p`` from its state's minutes before ``p``; the state of ``p`` is known at
+    ``p - 1``. Every state is then driven to the target rate on its own.
+    """
+    u = np.asarray(pit, dtype=float)
+    out = np.empty((u.size, _LEVELS.size))
+    state = tail_state(u, edge)
+    for k in range(3):
+        idx = np.flatnonzero(state == k)
+        if idx.size:
+            out[idx] = _recursion_levels(u[idx], "faci", None)
+    return out
+
+
+def working_levels(
+    pit: np.ndarray, method: str, gamma: np.ndarray | None = None, warmup: int = 0
+) -> np.ndarray:
     """Per minute (rows, in time order) and schema level, the level issued BEFORE that minute.
 
     Parameters
     ----------
     pit : np.ndarray
-        ``F(r_p / sqrt(v_p))`` of each hold-out minute.
+        ``F(r_p / sqrt(v_p))`` of each minute: ``warmup`` training minutes, then the hold-out.
     method : str
-        ``none``, ``aci``, ``faci`` or ``caci``.
+        ``none``, ``aci``, ``faci``, ``caci`` or ``mfaci`` (:func:`state_faci_levels`).
     gamma : np.ndarray | None
-        ACI step per level (default :func:`aci_steps`).
+        ACI step per level (default :func:`aci_steps`; ``aci`` and ``caci``).
+    warmup : int
+        Leading rows that only warm the recursions up (not returned).
 
     Returns
     -------
     np.ndarray
-        Shape ``(n, len(QUANTILES))``: quantile levels (lower levels as ``a``, upper as ``1 - a``).
+        Shape ``(n - warmup, len(QUANTILES))``: quantile levels (lower levels as ``a``, upper as
+        ``1 - a``).
     """
     if method not in MINUTE_CALIBRATIONS:
         raise ConfigError(f"calibration must be one of {list(MINUTE_CALIBRATIONS)}; got {method!r}")
     u = np.asarray(pit, dtype=float)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= u.size:
+        raise ConfigError(f"warmup must be a whole number in [0, {u.size}]; got {warmup!r}")
     if method == "none":
-        return np.broadcast_to(_LEVELS, (u.size, _LEVELS.size)).copy()
-    beta = np.where(_LOWER[None, :], u[:, None], 1.0 - u[:, None])
-    if method == "caci":
-        g = aci_steps() if gamma is None else np.broadcast_to(np.asarray(gamma, dtype=float), _TARGET.shape)
-        a = conditional_aci_levels(beta, _TARGET, g, LEVEL_FLOOR)
-        return np.where(_LOWER[None, :], a, 1.0 - a)
-    if method == "aci":
-        g = aci_steps() if gamma is None else np.broadcast_to(np.asarray(gamma, dtype=float), _TARGET.shape)
-        state = aci_recursion(beta, _TARGET, g, None, LEVEL_FLOOR)
-    else:
-        state = faci_recursion(beta, _TARGET, floor=LEVEL_FLOOR)
-    a = np.clip(state[:-1], LEVEL_FLOOR, 1.0 - LEVEL_FLOOR)
-    return np.where(_LOWER[None, :], a, 1.0 - a)
+        return np.broadcast_to(_LEVELS, (u.size - warmup, _LEVELS.size)).copy()
+    a = state_faci_levels(u) if method == "mfaci" else _recursion_levels(u, method, gamma)
+    return np.where(_LOWER[None, :], a, 1.0 - a)[warmup:]
 
 
 def variant_quantiles(sd: np.ndarray, family: Any, levels: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -172,9 +218,14 @@ def _es_quantile_fn(sd: np.ndarray, family: Any, es_level: np.ndarray) -> Callab
 def score_variant(
     ret: np.ndarray, sd: np.ndarray, family: Any, out: dict[str, np.ndarray], n_sims: int, seed: int
 ) -> dict[str, Any]:
-    """Breaches, Kupiec, Christoffersen (ind, CC) at 95/99, ES 97.5 Z2, coverage and reliability."""
+    """Breaches, Kupiec, Christoffersen (ind, CC) at 95/99, ES 97.5 Z2, coverage and reliability.
+
+    ``qlike`` is ``mean(r^2 / v + ln v)`` of the variance path (QLIKE less a constant that is the
+    same for every model of one run; lower is better).
+    """
     r = np.asarray(ret, dtype=float)
-    row: dict[str, Any] = {"n": int(r.size)}
+    var = np.asarray(sd, dtype=float) ** 2
+    row: dict[str, Any] = {"n": int(r.size), "qlike": float(np.mean(r**2 / var + np.log(var)))}
     for name, p in VAR_LEVELS.items():
         row |= var_level_stats(name, (r < out[name]).astype(int), p, PASS_LEVEL)
     z2 = es_backtest(

@@ -16,11 +16,14 @@ def u_shape(minute_of_session: np.ndarray) -> np.ndarray:
     return 0.5 + 3.5 * np.exp(-x / 0.06) + 0.5 * np.exp(-(1 - x) / 0.05)
 
 
-def u_shaped_bars(days: int = 60, seed: int = 0, sigma: float = 4e-4, df: float = 6.0) -> pl.DataFrame:
+def u_shaped_bars(
+    days: int = 60, seed: int = 0, sigma: float = 4e-4, df: float = 6.0, ranges: bool = False
+) -> pl.DataFrame:
     """``ts`` (UTC, bar start), ``close`` of ``days`` weekday sessions 09:30-16:00 New York (DST-aware).
 
     Returns are ``sigma * u_shape(b) * t_df / sd(t_df)``: no volatility clustering across minutes, only
-    the time-of-day pattern; the first bar of each session follows the overnight gap.
+    the time-of-day pattern; the first bar of each session follows the overnight gap. ``ranges``
+    adds ``high``/``low``: the bar's open-close span widened by a wick of the same scale.
     """
     rng = np.random.default_rng(seed)
     start = datetime(2011, 1, 3, 9, 30)  # New York wall clock
@@ -35,4 +38,11 @@ def u_shaped_bars(days: int = 60, seed: int = 0, sigma: float = 4e-4, df: float 
     r = sigma * u_shape(b) * eps
     close = 100.0 * np.exp(np.cumsum(r))
     local = pl.Series(stamps, dtype=pl.Datetime("us")).dt.replace_time_zone("America/New_York")
-    return pl.DataFrame({"ts": local.dt.convert_time_zone("UTC"), "close": close})
+    frame = pl.DataFrame({"ts": local.dt.convert_time_zone("UTC"), "close": close})
+    if not ranges:
+        return frame
+    prev = np.concatenate([[100.0], close[:-1]])
+    wick = np.exp(0.5 * sigma * u_shape(b) * np.abs(rng.standard_normal(b.size)))
+    return frame.with_columns(
+        high=pl.Series(np.maximum(prev, close) * wick), low=pl.Series(np.minimum(prev, close) / wick)
+    )

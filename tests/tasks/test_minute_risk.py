@@ -35,7 +35,7 @@ def test_family_cdf_inverts_the_quantile_function(name: str) -> None:
     np.testing.assert_allclose(family_cdf(fam, _family_ppf(fam, u)), u, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["aci", "faci", "caci"])
+@pytest.mark.parametrize("method", ["aci", "faci", "caci", "mfaci"])
 def test_working_levels_use_only_earlier_minutes(method: str) -> None:
     pit = np.random.default_rng(1).random(3000)
     a = working_levels(pit, method)
@@ -69,20 +69,27 @@ def test_without_the_profile_breaches_cluster_at_the_open() -> None:
 
 def _garble_after(bars: pl.DataFrame, k: int) -> pl.DataFrame:
     noise = np.exp(np.random.default_rng(7).normal(0, 0.05, bars.height - k))
-    close = bars["close"].to_numpy().copy()
-    close[k:] = close[k:] * noise
-    return bars.with_columns(close=pl.Series(close))
+    out = {}
+    for col in ("close", "high", "low"):
+        if col in bars.columns:
+            x = bars[col].to_numpy().copy()
+            x[k:] = x[k:] * noise * (1.2 if col == "high" else 1.0)
+            out[col] = pl.Series(x)
+    return bars.with_columns(**out)
 
 
 @pytest.mark.parametrize(
     "models, config",
-    [(("ewma", "garch"), {}), (("transformer",), {"transformer": MINUTE_FAST_CONFIG})],
+    [
+        (("ewma", "garch", "range_har"), {}),
+        (("transformer",), {"transformer": MINUTE_FAST_CONFIG}),
+    ],
 )
 def test_no_look_ahead_garbling_the_hold_out_changes_nothing_before_it(
     models: tuple[str, ...], config: dict[str, dict[str, object]]
 ) -> None:
-    bars = u_shaped_bars(days=20)
-    spec = _spec(models=models, model_config=config, calibration="faci")
+    bars = u_shaped_bars(days=20, ranges=True)
+    spec = _spec(models=models, model_config=config, calibration="mfaci")
     a = minute_risk_backtest(bars, spec)
     cut_row = bars.height - 800  # inside the hold-out (the last 20%, about 1,560 minutes)
     b = minute_risk_backtest(_garble_after(bars, cut_row), spec)
@@ -121,15 +128,20 @@ def test_too_few_returns_and_bad_settings_say_what_was_expected() -> None:
         _spec(calibration="evt")
 
 
-def test_recommend_prefers_a_passing_calibrated_row() -> None:
-    rows = [
-        {"model": "a", "variant": "raw", "var99_pass": False, "var95_pass": True, "cov80": 0.8,
-         "var99_kupiec_p": 0.01, "var99_cc_p": 0.01, "var95_kupiec_p": 0.5, "var95_cc_p": 0.5},
-        {"model": "b", "variant": "calibrated", "var99_pass": True, "var95_pass": False, "cov80": 0.85,
-         "var99_kupiec_p": 0.4, "var99_cc_p": 0.3, "var95_kupiec_p": 0.01, "var95_cc_p": 0.01},
-    ]  # fmt: skip
-    rec = recommend(rows)
-    assert rec is not None and (rec["model"], rec["variant"]) == ("b", "calibrated")
+def test_recommend_counts_passed_checks_first_and_qlike_second() -> None:
+    def row(model: str, p99: bool, p95: bool, cov80: float, qlike: float) -> dict[str, object]:
+        return {"model": model, "variant": "calibrated", "var99_pass": p99, "var95_pass": p95,
+                "cov80": cov80, "qlike": qlike}  # fmt: skip
+
+    sharp_but_failing = row("a", True, False, 0.80, -14.0)
+    passing = row("b", True, True, 0.81, -13.0)
+    passing_worse = row("c", True, True, 0.79, -12.5)
+    rec = recommend([sharp_but_failing, passing_worse, passing])
+    assert rec is not None and rec["model"] == "b" and rec["checks_passed"] == 3
+    rec = recommend([sharp_but_failing, row("d", False, True, 0.80, -15.0)])
+    assert rec is not None and rec["model"] == "a"  # two checks each: the 99% pass decides
+    rec = recommend([row("e", True, True, 0.80, float("nan")), row("f", True, True, 0.80, -1.0)])
+    assert rec is not None and rec["model"] == "f"  # a NaN QLIKE never wins a tie
     assert recommend([]) is None
 
 
@@ -141,7 +153,7 @@ def test_chunked_hold_out_forecast_equals_one_full_forecast(monkeypatch: pytest.
     full = model.forecast(x)[2000:3000]
     seen: list[tuple[int, int]] = []
     monkeypatch.setattr(mr, "FORECAST_CHUNK", 128)
-    out = mr._forecast_hold_out(model, x, 2000, lambda stage, done, total: seen.append((done, total)), "f")
+    out = mr._forecast_from(model, x, None, 2000, lambda stage, done, total: seen.append((done, total)), "f")
     assert np.isnan(out[:2000]).all()
     np.testing.assert_allclose(out[2000:], full, rtol=1e-5)
     assert seen[-1] == (8, 8) and len(seen) == 8
@@ -174,3 +186,56 @@ def test_conditional_aci_removes_breach_clustering_that_plain_aci_keeps() -> Non
     assert christoffersen_independence(hits["caci"]).pvalue > 0.05
     assert christoffersen_cc(hits["caci"], 0.05).pvalue > 0.05
     assert abs(hits["caci"].mean() - 0.05) < 0.005
+
+
+def test_warmup_rows_only_prime_the_recursions() -> None:
+    pit = _clustered_pit(4000, seed=3)
+    for method in ("aci", "faci", "caci", "mfaci"):
+        full = working_levels(pit, method)
+        warm = working_levels(pit, method, warmup=1500)
+        assert warm.shape == (2500, len(QUANTILES))
+        np.testing.assert_array_equal(warm, full[1500:])
+        assert not np.allclose(warm[0], working_levels(pit, "none")[0]), method  # adapted, not nominal
+    with pytest.raises(ConfigError, match="warmup must be a whole number"):
+        working_levels(pit, "faci", warmup=5000)
+
+
+def _directional_pit(n: int, seed: int = 0) -> np.ndarray:
+    """PITs whose tail moves keep their direction: after a lower-tail minute (u < 5%) the next is
+    one with probability 0.15, and likewise for the upper tail; the overall rate stays near 5%."""
+    rng = np.random.default_rng(seed)
+    u = np.empty(n)
+    prev = 0.5
+    for p in range(n):
+        if prev < 0.05 and rng.random() < 0.15:
+            u[p] = rng.uniform(0.0, 0.05)
+        elif prev > 0.95 and rng.random() < 0.15:
+            u[p] = rng.uniform(0.95, 1.0)
+        else:
+            u[p] = rng.random()
+        prev = u[p]
+    return u
+
+
+def test_state_faci_removes_directional_tail_runs_that_faci_keeps() -> None:
+    from tasks.risk import christoffersen_cc, christoffersen_independence
+
+    pit = _directional_pit(30_000)
+    for level in (0.05, 0.01):
+        col = QUANTILES.index(level)
+        hits = {m: (pit < working_levels(pit, m)[:, col]).astype(int) for m in ("faci", "mfaci")}
+        if level == 0.05:
+            assert christoffersen_independence(hits["faci"]).pvalue < 0.01
+        assert christoffersen_cc(hits["mfaci"], level).pvalue > 0.05, level
+        assert abs(hits["mfaci"].mean() - level) < 0.1 * level + 0.002
+
+
+def test_range_har_needs_high_and_low_and_passes_on_u_shaped_bars() -> None:
+    spec = _spec(models=("range_har",), compare_raw=False)
+    with pytest.raises(DataError, match="needs the bars' high and low"):
+        minute_risk_backtest(u_shaped_bars(days=20), spec)
+    res = minute_risk_backtest(u_shaped_bars(days=40, ranges=True), spec)
+    row = {r["variant"]: r for r in res.summary}["calibrated"]
+    assert row["calibration"] == "mfaci" and row["var99_pass"] and row["var95_pass"]
+    assert abs(row["cov80"] - 0.8) < 0.03
+    assert res.meta["calibration_warmup"] == 10_000

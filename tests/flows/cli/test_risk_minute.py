@@ -50,7 +50,8 @@ def reports_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, reports_dir: Path) -> None:
     cfg = json.dumps({"transformer": MINUTE_FAST_CONFIG})
-    code, text = _run(btc_warehouse, "BTC-PERP", "-m", "transformer", "-m", "ewma", "--config", cfg,
+    code, text = _run(btc_warehouse, "BTC-PERP", "-m", "transformer", "-m", "ewma", "-m", "range_har",
+                      "--config", cfg,
                       "--set", "epochs=1", "--seed", "3")  # fmt: skip
     assert code == 0, text
     assert "minute risk backtest: BTC-PERP" in text and "recommended:" in text
@@ -59,7 +60,7 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
     assert report.is_file() and report.read_text().startswith("# Minute-mode risk backtest: BTC-PERP")
     payload = json.loads(report.with_suffix(".json").read_text())
     assert {(r["model"], r["variant"]) for r in payload["summary"]} == {
-        (m, v) for m in ("transformer", "ewma") for v in ("raw", "deseasonalised", "calibrated")
+        (m, v) for m in ("transformer", "ewma", "range_har") for v in ("raw", "deseasonalised", "calibrated")
     }
     assert payload["spec"]["model_config"]["transformer"]["seed"] == 3
     for png in ("var_band.png", "profile.png", "reliability.png"):
@@ -72,7 +73,9 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
         stored = int(n_rows.fetchall()[0][0])
     finally:
         con.close()
-    assert stored == 6 * payload["meta"]["n_test"]
+    assert stored == 9 * payload["meta"]["n_test"]
+    assert payload["spec"]["calibration"] == "mfaci"
+    assert payload["meta"]["calibration_warmup"] == payload["meta"]["n_train"]  # six days: all of it
 
 
 @pytest.mark.parametrize(
@@ -98,6 +101,10 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
             "no 1m bars stored for BTC-PERP in the window",
         ),
         (["BTC-PERP", "--start", "2022-01-15", "--end", "2022-01-16", "--test-fraction", "0.99"], "too few"),
+        (["BTC-PERP", "--interval", "1d"], "--interval '1d': expected one of 1m, 5m, 15m, 30m, 1h"),
+        (["BTC-PERP", "--interval", "1h"], "no 1h bars stored for BTC-PERP (stored: 1m (8,"),
+        (["BTC-PERP", "--config", '{"calibration_warmup": -1}'], "calibration_warmup must be a whole number"),
+        (["BTC-PERP", "--set", "range_har.windows=[0, 5]"], "windows must be a list of positive whole minutes"),
     ],
 )
 def test_mistakes_answer_in_one_line(btc_warehouse: str, args: list[str], message: str) -> None:
