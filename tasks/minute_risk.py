@@ -395,11 +395,12 @@ def checks_passed(row: dict[str, Any]) -> int:
 def _rank(row: dict[str, Any]) -> tuple[Any, ...]:
     qlike = row.get("qlike")
     qlike = qlike if isinstance(qlike, float) and np.isfinite(qlike) else np.inf
-    return (checks_passed(row), bool(row.get("var99_pass")), -qlike)
+    return (checks_passed(row), bool(row.get("var99_pass")), -qlike, row.get("variant") == "calibrated")
 
 
 def recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The (model, variant) to use: most checks passed, then 99% VaR passed, then lowest QLIKE.
+    """The (model, variant) to use: most checks passed, then 99% VaR passed, then lowest QLIKE (on a
+    tie, the calibrated variant, which keeps adapting online).
 
     The same rule as the daily report (:mod:`tasks.risk_recommend`): backtest passes first, QLIKE
     second.
