@@ -36,7 +36,7 @@ dev-panel: $(STAMP)
 	$(BIN)/volrisk dev-panel
 
 lint: $(STAMP)
-	$(BIN)/ruff check core tasks warehouse flows
+	$(BIN)/ruff check core tasks warehouse flows tests
 	$(BIN)/mypy core tasks warehouse flows
 
 # Local Prefect server (127.0.0.1:4200, home .volrisk/prefect-server) + workers + deployments.

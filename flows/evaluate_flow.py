@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import polars as pl
 from prefect import flow, get_run_logger
@@ -483,6 +483,51 @@ def _runner_kind(spec: ExperimentSpec, names: Sequence[str], folds: dict[str, li
     return choose_runner(spec.runner, spec.device, torch_folds, eval_workers())
 
 
+class _EvaluationPlan(NamedTuple):
+    """What one evaluation runs: models, whether it stacks, test windows and folds."""
+
+    names: list[str]
+    stack: bool
+    windows: dict[str, tuple[date, date]]
+    fold_windows: dict[str, tuple[date, date]]
+    folds: dict[str, list[Fold]]
+
+
+def _plan_evaluation(spec: ExperimentSpec, inputs: Any, logger: Any) -> _EvaluationPlan:
+    """The models (defaults this data can run, event models that can train), test windows and folds."""
+    defaults, skipped = runnable_defaults(inputs.features)
+    for model, why in skipped.items():
+        logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
+    names, stack = spec.model_list(defaults)
+    _check_models(names, spec.config, spec.calibration, stack)
+    windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
+    fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
+    folds = plan_folds(
+        inputs.features, fold_windows, spec.refit_every, spec.window, spec.train_size, spec.embargo,
+        spec.train_start,
+    )  # fmt: skip
+    if spec.models is None:
+        names, late = models_with_events(names, folds, inputs.events_first)
+        for model, why in late.items():
+            logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
+    return _EvaluationPlan(names, stack, windows, fold_windows, folds)
+
+
+def _stack_folds(
+    wh: str, inputs: Any, spec: ExperimentSpec, folds: dict[str, list[Fold]], names: list[str],
+    runner: Any, runs: list[dict[str, Any]], failed: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """The ensemble's folds on the bases that did not fail anywhere; appends to ``runs``/``failed``."""
+    broken = {(f["model"], f["symbol"]) for f in failed}
+    bases = [m for m in names if all((m, s) not in broken for s in spec.symbols)]
+    ens_runs, ens_failed = run_ensemble(
+        wh, inputs, folds, runs, bases, spec.model_config_for(ENSEMBLE), announce=False,
+        runner=runner, folds_per_task=spec.folds_per_task,
+    )  # fmt: skip
+    runs += ens_runs
+    failed += ens_failed
+
+
 @flow(name="evaluate", log_prints=True, task_runner=thread_runner())
 def evaluate_flow(
     spec: ExperimentSpec, warehouse: str | None = None, reports_dir: str | None = None
@@ -508,29 +553,11 @@ def evaluate_flow(
     t0 = time.perf_counter()
     wh = _existing_warehouse(warehouse)
     inputs = _read_inputs(wh, spec.symbols)
-    defaults, skipped = runnable_defaults(inputs.features)
-    for model, why in skipped.items():
-        logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
-    names, stack = spec.model_list(defaults)
-    _check_models(names, spec.config, spec.calibration, stack)
-    windows = symbol_windows(inputs.features, spec.symbols, spec.test_start, spec.test_end)
-    fold_windows = with_warmup(inputs.features, windows, spec.stack_warmup if stack else 0)
-    folds = plan_folds(
-        inputs.features,
-        fold_windows,
-        spec.refit_every,
-        spec.window,
-        spec.train_size,
-        spec.embargo,
-        spec.train_start,
-    )
-    if spec.models is None:
-        names, late = models_with_events(names, folds, inputs.events_first)
-        for model, why in late.items():
-            logger.warning(f"evaluate {spec.name}: skipping {model} (not asked for by name): {why}")
+    plan = _plan_evaluation(spec, inputs, logger)
+    names, stack, windows, folds = plan.names, plan.stack, plan.windows, plan.folds
     kind = _runner_kind(spec, names, folds)
     n_folds = {s: len(f) for s, f in folds.items()}
-    pooled, total = _pooled_and_total(spec, names, folds, fold_windows, inputs, stack)
+    pooled, total = _pooled_and_total(spec, names, folds, plan.fold_windows, inputs, stack)
     progress.report("evaluate", total=total)
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -542,14 +569,7 @@ def evaluate_flow(
         )
         _collect(futures, runs, failed)
         if stack:
-            broken = {(f["model"], f["symbol"]) for f in failed}
-            bases = [m for m in names if all((m, s) not in broken for s in spec.symbols)]
-            ens_runs, ens_failed = run_ensemble(
-                wh, inputs, folds, runs, bases, spec.model_config_for(ENSEMBLE), announce=False,
-                runner=runner, folds_per_task=spec.folds_per_task,
-            )  # fmt: skip
-            runs += ens_runs
-            failed += ens_failed
+            _stack_folds(wh, inputs, spec, folds, names, runner, runs, failed)
     from flows.scoring import score_and_report
 
     stored_windows = {s: [lo.isoformat(), hi.isoformat()] for s, (lo, hi) in windows.items()}

@@ -129,7 +129,7 @@ def _headline(result: MinuteRiskResult) -> str:
     return (
         f"Recommended: **{rec['model']} ({rec['variant']})**, {rec.get('checks_passed', '?')} of 3 checks "
         f"passed (most checks first, then lowest QLIKE): 99% VaR {verdict} Kupiec and Christoffersen "
-        f"CC (p >= 0.05) with a breach rate of {_fmt(rec['var99_rate'], 4)}; 95% "
+        f"CC (p > 0.05) with a breach rate of {_fmt(rec['var99_rate'], 4)}; 95% "
         f"{'passes' if rec['var95_pass'] else 'fails'} ({_fmt(rec['var95_rate'], 4)}); "
         f"80% coverage {_fmt(rec['cov80'])}."
     )

@@ -22,7 +22,7 @@
 Variants scored per model: ``raw`` (the model fitted on the raw returns, no profile, no
 calibration; only with ``compare_raw``), ``deseasonalised`` (profile, no calibration) and
 ``calibrated`` (profile and online calibration). The recommended (model, variant) passes the most
-of three checks (VaR 99 and VaR 95: Kupiec and Christoffersen CC p >= 0.05; 80% coverage within
+of three checks (VaR 99 and VaR 95: Kupiec and Christoffersen CC p > 0.05; 80% coverage within
 3 pp), then has the lowest QLIKE, as in the daily report.
 
 Pure: numpy/polars in, frames and dicts out; torch is imported only when the transformer is fitted.
@@ -56,6 +56,7 @@ from tasks.minute_scoring import (
     working_levels,
 )
 from tasks.risk import MINUTE_DEFAULT_CONFIG
+from tasks.risk_recommend import COVERAGE_TOLERANCE
 
 #: Minute models: name -> description.
 MINUTE_MODELS: dict[str, str] = {
@@ -64,8 +65,6 @@ MINUTE_MODELS: dict[str, str] = {
     "garch": "GARCH(1,1)-t by arch",
     "range_har": "HAR in log high-low (Parkinson) range variance over 1-240 minutes, fitted by QLIKE",
 }
-#: 80% coverage passes within this many probability points of 0.8.
-COVERAGE_TOLERANCE = 0.03
 #: Models a run fits when none are named.
 DEFAULT_MINUTE_MODELS: tuple[str, ...] = ("transformer", "ewma", "range_har")
 #: Variants scored per model, in report order.

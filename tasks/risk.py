@@ -633,7 +633,7 @@ def var_level_stats(name: str, hits: np.ndarray, p: float, pass_level: float) ->
     """Breaches, rate, Kupiec and Christoffersen figures and the pass flag of one VaR level.
 
     The columns are ``<name>_breaches``, ``_rate``, ``_kupiec_stat``/``_p``, ``_ind_stat``/``_p``,
-    ``_cc_stat``/``_p`` and ``_pass`` (Kupiec p and CC p both >= ``pass_level``).
+    ``_cc_stat``/``_p`` and ``_pass`` (Kupiec p and CC p both above ``pass_level``).
     """
     pof, ind, cc = kupiec_pof(hits, p), christoffersen_independence(hits), christoffersen_cc(hits, p)
     return {
@@ -645,7 +645,7 @@ def var_level_stats(name: str, hits: np.ndarray, p: float, pass_level: float) ->
         f"{name}_ind_p": ind.pvalue,
         f"{name}_cc_stat": cc.statistic,
         f"{name}_cc_p": cc.pvalue,
-        f"{name}_pass": bool(pof.pvalue >= pass_level and cc.pvalue >= pass_level)
+        f"{name}_pass": bool(pof.pvalue > pass_level and cc.pvalue > pass_level)
         if math.isfinite(cc.pvalue)
         else None,
     }

@@ -82,7 +82,8 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
     assert set(risk["model"]) == {*MODELS, "ensemble"} | {f"{m}+fhs+aci" for m in [*MODELS, "ensemble"]}
     assert risk["n"].n_unique() == 1
     assert payload["headline"]["risk_model"]["model"] in set(risk["model"])
-    assert "Recommended for risk" in out["headline"]["sentence"] or "No model passes" in out["headline"]["sentence"]
+    sentence = out["headline"]["sentence"]
+    assert "Recommended for risk" in sentence or "No model passes" in sentence
 
     with session(warehouse_path, read_only=True) as con:
         leaks = con.sql(
@@ -93,6 +94,8 @@ def test_evaluate_flow_scores_every_model_on_the_same_dates_and_caches(
 
     again = _run(warehouse_path, reports)
     assert again["statuses"] == {"success": 0, "cached": out["runs"], "failed": 0}
+
+    _restack_with_other_calibrations(warehouse_path, reports)
 
     # change the one origin of the last fold (301 targets in folds of 60: fold 5 is 2023-06-30 alone,
     # its origin 2023-06-29 is after fold 4's last origin): only the last block of each model (folds
@@ -180,7 +183,8 @@ def test_default_models_leave_out_event_models_whose_first_fold_predates_the_cal
     early = {"SPY_RV": [fold(date(2007, 12, 27))], "BTC_RV": [fold(date(2019, 1, 2))]}
     keep, skipped = models_with_events(names, early, date(2015, 1, 28))
     assert "quantile_event" in skipped and "quantile_event" not in keep
-    assert "SPY_RV (ends 2007-12-27)" in skipped["quantile_event"] and "BTC_RV" not in skipped["quantile_event"]
+    why = skipped["quantile_event"]
+    assert "SPY_RV (ends 2007-12-27)" in why and "BTC_RV" not in why
     assert {"har", "quantile", "prob_lstm"} <= set(keep)
     assert models_with_events(names, {"BTC_RV": [fold(date(2019, 1, 2))]}, date(2015, 1, 28)) == (names, {})
     assert "quantile_event" in models_with_events(names, early, None)[1]  # no calendar at all
@@ -251,3 +255,27 @@ def test_foundation_models_are_scored_like_every_model_and_new_weights_mean_new_
     by_status = {s: again["statuses"][s] for s in ("success", "cached")}
     assert by_status["success"] == 2, "the two chronos2 folds are recomputed on the new weights"
     assert by_status["cached"] == again["runs"] - 2
+
+
+def _risk_models(out: dict) -> set[str]:
+    return set(pl.DataFrame(json.loads(Path(out["json"]).read_text())["risk"])["model"])
+
+
+def _restack_with_other_calibrations(wh: Path, reports: Path) -> None:
+    """``volrisk report --calibrate``'s path: re-score the stored evaluation with another calibration,
+    then with a manifest stored before calibrations were recorded (it gets the default)."""
+    from flows.evaluate_flow import stack_flow
+
+    every = {*MODELS, "ensemble"}
+    out = stack_flow(name="itest", warehouse=str(wh), reports_dir=str(reports),
+                     calibration={"*": "none", "har": "aci"})  # fmt: skip
+    assert _risk_models(out) == every | {"har+aci"}
+    with session(wh, read_only=True) as con:
+        row = con.sql("SELECT params::VARCHAR FROM evaluations WHERE name = 'itest'").fetchall()
+    stored = json.loads(row[0][0])
+    assert stored["calibration"] == {"*": "none", "har": "aci"}  # the re-score is recorded
+    old = {k: v for k, v in stored.items() if k != "calibration"}
+    with writer(wh) as con:
+        con.execute("UPDATE evaluations SET params = ? WHERE name = 'itest'", [json.dumps(old)])
+    out = stack_flow(name="itest", warehouse=str(wh), reports_dir=str(reports))
+    assert _risk_models(out) == every | {f"{m}+fhs+aci" for m in every}
