@@ -126,9 +126,13 @@ class Har(VarianceForecaster):
         # ``window`` enters the configuration only when set, so default runs keep their cache keys
         return {"jumps": self.jumps} | ({} if self.window is None else {"window": self.window})
 
+    def _design(self, frame: pl.DataFrame, ret: np.ndarray, fill: bool) -> np.ndarray:
+        """The regressors of every row of ``frame`` (``ret``: its session returns)."""
+        return har_design(frame, self.jumps, fill)
+
     def _fit_symbol(self, frame: pl.DataFrame, ret: np.ndarray, mean: float) -> HarState:
         log_rv = np.log(np.maximum(frame["rv_d"].cast(pl.Float64).to_numpy(), RV_FLOOR))
-        state = HarState(har_design(frame, self.jumps, fill=False), log_rv, self.window)
+        state = HarState(self._design(frame, ret, fill=False), log_rv, self.window)
         self._horizon(state, 1)
         return state
 
@@ -153,7 +157,7 @@ class Har(VarianceForecaster):
         horizon: int,
     ) -> np.ndarray:
         fit = self._horizon(state, horizon)
-        x = har_design(frame[positions.tolist()], self.jumps, fill=True)
+        x = self._design(frame, ret, fill=True)[positions]
         return np.exp(x @ fit.coef + fit.sigma2 / 2.0)
 
     def coefficients(self, symbol: str, horizon: int = 1) -> HarFit:
