@@ -158,7 +158,8 @@ def _synthetic_part(req: DevPanelRequest) -> tuple[list[Member], list[Path], lis
 def _origin(series: ShippedSeries) -> str:
     """Where a shipped series comes from, in a few words."""
     files = series.files[0].rsplit("/", 1)[-1] if len(series.files) == 1 else f"{len(series.files)} files"
-    return f"{series.fmt}: {files}" + (f", {series.resample} returns" if series.resample else "")
+    how = f", {series.resample} returns" if series.resample else ""
+    return f"{series.fmt}: {files}" + (", Garman-Klass range" if series.symbol.endswith("_GK") else how)
 
 
 def _shipped_part(req: DevPanelRequest) -> tuple[list[Member], Path, list[str]]:

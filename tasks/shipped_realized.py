@@ -8,13 +8,14 @@ generic realized layout ``date,symbol,rv,bv,rq,rs_pos,rs_neg,ret`` (plus ``ret_o
 and ``nobs``), in the units ``volrisk ingest realized`` expects: decimal variances of daily log returns
 and decimal log returns; ``date`` is the local session date.
 
-Symbols end in ``_RV`` (hourly bars) or ``_RV5M`` (1-minute bars sampled every 5 minutes), so they
-never collide with the bar symbols of a warehouse (``SPY``, ``EURUSD``, ``BTC-USDT``). Hourly measures
-are noisier than 5-minute ones and miss the overnight of an equity session; that is fine for
-development, and it is why the two kinds are separate symbols.
+Symbols end in ``_RV`` (hourly bars), ``_RV5M`` (1-minute bars sampled every 5 minutes) or ``_GK``
+(daily bars: the Garman-Klass range variance, :mod:`tasks.range_realized`), so they never collide with
+the bar symbols of a warehouse (``SPY``, ``EURUSD``, ``BTC-USDT``). Hourly measures are noisier than
+5-minute ones and miss the overnight of an equity session; range variances are noisier still; that is
+fine for development, and it is why the kinds are separate symbols.
 
-Not in the panel: the daily bar files (one return a day is no realized measure) and the Oxford-Man
-realized library, which is kept for acceptance.
+Not in the panel: the daily bar files of assets that already have an intraday series (SPY, EUR/USD)
+and the Oxford-Man realized library, which is kept for acceptance.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import polars as pl
 
 from core.errors import ConfigError
 from tasks.features import build_daily_features
+from tasks.range_realized import daily_bars_to_realized
 from tasks.sources.files import read_bars_file
 
 Root = Literal["samples", "shared"]
@@ -85,6 +87,16 @@ SHIPPED_SERIES: tuple[ShippedSeries, ...] = (
         "BTCPERP_RV5M", "crypto", "24x7", "shared",
         ("btc_perp_1m_ftx_202201/btc-perp-20211231-20220201_1m.csv",), "ftx", "BTC-PERP", "5m",
     ),
+    ShippedSeries(
+        "GSPC_GK", "equity_index", "XNYS", "shared", ("arch_daily/sp500.csv.gz",), "yahoo_csv", "GSPC"
+    ),
+    ShippedSeries(
+        "IXIC_GK", "equity_index", "XNYS", "shared", ("arch_daily/nasdaq.csv.gz",), "yahoo_csv", "IXIC"
+    ),
+    ShippedSeries(
+        "BTC_GK", "crypto", "24x7", "shared",
+        ("btc_daily_mathaszip/BTCUSD_1d_candles_full.csv",), "candles_daily", "BTCUSD",
+    ),
 )  # fmt: skip
 
 
@@ -118,15 +130,29 @@ def daily_to_realized(daily: pl.DataFrame, symbol: str) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def build_series(series: ShippedSeries, paths: Sequence[Path]) -> pl.DataFrame:
-    """Read one series' bar files and compute its daily realized rows (:func:`daily_to_realized`)."""
+def build_series(series: ShippedSeries, paths: Sequence[Path]) -> tuple[pl.DataFrame, list[str]]:
+    """Read one series' bar files and compute its daily realized rows, with a note on days left out.
+
+    Intraday bars go through :func:`daily_to_realized`; daily bars through
+    :func:`tasks.range_realized.daily_bars_to_realized`, whose dropped days (no trading, bad prints) the
+    note counts and, for bad prints, names.
+    """
     parsed = [read_bars_file(p, symbol=series.bar_symbol, fmt=series.fmt) for p in paths]
     intervals = {p.interval for p in parsed}
     if len(intervals) != 1:
         raise ConfigError(f"{series.symbol}: its files have several bar intervals {sorted(intervals)}")
+    interval = intervals.pop()
     bars = pl.concat([p.bars for p in parsed]).unique(["symbol", "ts"], keep="last").sort("ts")
-    daily = build_daily_features(bars, series.calendar, intervals.pop(), resample=series.resample)
-    return daily_to_realized(daily, series.symbol)
+    if interval != "1d":
+        daily = build_daily_features(bars, series.calendar, interval, resample=series.resample)
+        return daily_to_realized(daily, series.symbol), []
+    rows, dropped = daily_bars_to_realized(bars, series.calendar, series.symbol)
+    if dropped.is_empty():
+        return rows, []
+    bad = dropped.filter(pl.col("reason").str.starts_with("bad print"))
+    named = "; ".join(f"{d:%Y-%m-%d}: {r}" for d, r in bad.iter_rows())
+    note = f"{series.symbol}: {dropped.height} day(s) without a range variance left out"
+    return rows, [note + (f" ({named})" if named else "")]
 
 
 def shipped_realized_panel(
@@ -145,7 +171,7 @@ def shipped_realized_panel(
     -------
     tuple[pl.DataFrame, list[ShippedSeries], list[str]]
         The rows (generic layout plus :data:`EXTRA_COLUMNS`, sorted by symbol and date), the series
-        built, and one note per series left out because its files are absent.
+        built, and notes: a series left out because its files are absent, days left out of a series.
     """
     frames, built, notes = [], [], []
     for s in series:
@@ -153,7 +179,9 @@ def shipped_realized_panel(
         if paths is None:
             notes.append(f"{s.symbol}: left out, its files are absent under {roots.get(s.root) or s.root}")
             continue
-        frames.append(build_series(s, paths))
+        rows, series_notes = build_series(s, paths)
+        frames.append(rows)
+        notes += series_notes
         built.append(s)
     if not frames:
         raise ConfigError(f"no shipped bar file found under {[str(r) for r in roots.values() if r]}")

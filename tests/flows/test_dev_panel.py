@@ -62,7 +62,7 @@ def test_the_shipped_part_comes_from_the_bundled_bars(tmp_path: Path) -> None:
     panel = build_dev_panel(_request(tmp_path / "out", synthetic=0, shipped=True, shared_dir=empty))
     assert panel.symbols == ["SPY_RV", "EURUSD_RV", "BTC_RV", "SPY_RV5M"]  # SHIPPED_SERIES order
     assert [p.name for p in panel.ingest] == [SHIPPED_FILE]
-    assert len(panel.notes) == 2  # the two series of ../shared/data are named as left out
+    assert len(panel.notes) == 5  # the five series of ../shared/data are named as left out
     assert {m.kind for m in panel.members} == {"shipped"}
 
 
