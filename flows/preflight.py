@@ -178,8 +178,14 @@ def chosen_interval(
     kept = features_from if any(s[0] == features_from for s in intraday) else None
     chosen = (requested or {}).get(symbol) or kept or longest
     match = [s for s in intraday if s[0] == chosen]
+    if not intraday:
+        daily = " only daily (1d) bars are stored, and" if stored else ""
+        raise ConfigError(
+            f"{symbol}:{daily} daily features measure realized variance from intraday bars; ingest "
+            "intraday bars, or import daily realized measures (`volrisk ingest realized`)"
+        )
     if not match:
-        have = [s[0] for s in intraday] or "none"
+        have = [s[0] for s in intraday]
         raise ConfigError(f"{symbol}: no intraday bars at interval {chosen!r} (stored: {have})")
     return match[0]
 
@@ -195,6 +201,7 @@ def check_interval_change(
     other = [s for s in stored if s[0] != interval]
     if not other or replace:
         return
+
     def what(iv: str) -> str:
         return "imported realized measures" if iv == "realized" else f"{iv} bars"
 

@@ -167,3 +167,18 @@ def test_adding_minute_bars_does_not_switch_a_symbol_s_default_interval(spy_ware
                   warehouse=str(spy_warehouse))  # fmt: skip
     again = features_flow(["SPY"], start=date(2011, 1, 1), end=date(2011, 2, 1), warehouse=str(spy_warehouse))
     assert {r["interval"] for r in again["partitions"]} == {"1h"}  # was 1m (the interval with most bars)
+
+
+def test_a_symbol_with_only_daily_bars_is_told_why_it_gets_no_features() -> None:
+    from core.errors import ConfigError
+    from flows.preflight import chosen_interval
+
+    daily = [("1d", 5031, date(1999, 1, 4), date(2018, 12, 31))]
+    with pytest.raises(
+        ConfigError, match=r"GSPC: only daily \(1d\) bars are stored.*volrisk ingest realized"
+    ):
+        chosen_interval("GSPC", daily, None)
+    hourly = [("1h", 10, date(2011, 1, 3), date(2011, 1, 4)), *daily]
+    with pytest.raises(ConfigError, match=r"no intraday bars at interval '1m' \(stored: \['1h'\]\)"):
+        chosen_interval("SPY", hourly, {"SPY": "1m"})
+    assert chosen_interval("SPY", hourly, None)[0] == "1h"
