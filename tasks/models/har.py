@@ -158,7 +158,9 @@ class Har(VarianceForecaster):
     ) -> np.ndarray:
         fit = self._horizon(state, horizon)
         x = self._design(frame, ret, fill=True)[positions]
-        return np.exp(x @ fit.coef + fit.sigma2 / 2.0)
+        # row by row (not ``x @ coef``: BLAS may sum a batch in another order than one row, and a
+        # forecast must not depend, even in its last bit, on which other origins it was asked with)
+        return np.exp((x * fit.coef).sum(axis=1) + fit.sigma2 / 2.0)
 
     def coefficients(self, symbol: str, horizon: int = 1) -> HarFit:
         """The fitted regression of ``symbol`` at ``horizon`` (fitted on demand)."""
