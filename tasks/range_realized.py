@@ -26,16 +26,22 @@ from tasks.calendars import session_ordinals, sessions_between
 #: Weight of the squared open-to-close log return in the Garman-Klass estimator.
 GK_CLOSE_WEIGHT = 2.0 * math.log(2.0) - 1.0
 #: A bar whose log range exceeds this many times the median of the previous ``BAD_PRINT_WINDOW`` bars'
-#: is a bad print (one stray tick: Coinbase's BTC low of 0.06 on 2017-04-15); its variance is dropped.
+#: is a bad print (one stray tick: Coinbase's BTC low of 0.06 on 2017-04-15, 222x); its variance is
+#: replaced by the median variance of those bars, and its close and return are kept.
 BAD_PRINT_FACTOR = 20.0
+#: ... or one of whose wicks (the move beyond both open and close) exceeds this many times that median
+#: (Bitstamp's BTC high of 15.00 on 2011-11-25 against an open of 3.00 and a close of 2.75, 16.7x; real
+#: crash days such as 2013-04-10, with a wick of 10.7x, stay).
+BAD_WICK_FACTOR = 15.0
 BAD_PRINT_WINDOW = 66
 
 
 class RangeRealized(NamedTuple):
-    """Realized rows from daily bars and the days whose variance was dropped, each with its reason."""
+    """Realized rows from daily bars, and the days left out or given an imputed variance (``date,
+    action, reason``; action ``dropped`` or ``imputed``)."""
 
     rows: pl.DataFrame
-    dropped: pl.DataFrame
+    notes: pl.DataFrame
 
 
 def garman_klass(open_: str = "open", high: str = "high", low: str = "low", close: str = "close") -> pl.Expr:
@@ -45,21 +51,35 @@ def garman_klass(open_: str = "open", high: str = "high", low: str = "low", clos
     return 0.5 * hl**2 - GK_CLOSE_WEIGHT * co**2
 
 
-def _on_sessions(bars: pl.DataFrame, calendar: str) -> pl.DataFrame:
-    """The bars dated on a session of ``calendar`` (by UTC date of the stamp), with its ordinal."""
+def _split_sessions(bars: pl.DataFrame, calendar: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The bars dated on a session of ``calendar`` (by UTC date of the stamp), with its ordinal, and the
+    dates of those that are not (``date, reason``)."""
     dated = bars.with_columns(pl.col("ts").dt.date().alias("date")).sort("date")
     first, last = dated["date"].min(), dated["date"].max()
     sessions = pl.Series("date", sessions_between(calendar, first, last), dtype=pl.Date)  # type: ignore[arg-type]
-    on = dated.filter(pl.col("date").is_in(sessions.implode()))
-    return on.with_columns(session_ordinals(calendar, on["date"]).alias("_ord"))
+    is_session = pl.col("date").is_in(sessions.implode())
+    on = dated.filter(is_session)
+    off = dated.filter(~is_session).select(
+        "date", pl.lit("dropped").alias("action"), pl.lit(f"not a session of {calendar}").alias("reason")
+    )
+    return on.with_columns(session_ordinals(calendar, on["date"]).alias("_ord")), off
+
+
+def _trailing_median(x: pl.Expr) -> pl.Expr:
+    """Median of the positive values of ``x`` over the previous :data:`BAD_PRINT_WINDOW` bars."""
+    return pl.when(x > 0).then(x).shift(1).rolling_median(BAD_PRINT_WINDOW, min_samples=10)
 
 
 def _bad_prints() -> pl.Expr:
-    """True where the bar's log range is over :data:`BAD_PRINT_FACTOR` times its trailing median."""
+    """True where a bar's log range is over :data:`BAD_PRINT_FACTOR` times the trailing median range,
+    or a wick over :data:`BAD_WICK_FACTOR` times it (the median of earlier bars only)."""
     rng = (pl.col("high") / pl.col("low")).log()
-    traded = pl.when(rng > 0).then(rng)  # a zero range (no trading) is no yardstick
-    trailing = traded.shift(1).rolling_median(BAD_PRINT_WINDOW, min_samples=10)
-    return (rng > BAD_PRINT_FACTOR * trailing).fill_null(False)
+    trailing = _trailing_median(rng)  # a zero range (no trading) is no yardstick
+    wick = pl.max_horizontal(
+        (pl.col("high") / pl.max_horizontal("open", "close")).log(),
+        (pl.min_horizontal("open", "close") / pl.col("low")).log(),
+    )
+    return ((rng > BAD_PRINT_FACTOR * trailing) | (wick > BAD_WICK_FACTOR * trailing)).fill_null(False)
 
 
 def _check_bars(bars: pl.DataFrame, symbol: str) -> None:
@@ -97,9 +117,10 @@ def daily_bars_to_realized(bars: pl.DataFrame, calendar: str, symbol: str) -> Ra
     RangeRealized
         ``rows``: ``date, symbol, rv, bv, rq, rs_pos, rs_neg, ret, ret_oc, close_price, nobs``; ``ret``
         is the close-to-close log return (null after a missing session), ``bv``, ``rq`` and the
-        semivariances are null (one bar cannot show them), ``nobs`` is 1. ``dropped``: ``date, reason``
-        of the days left out: a zero range (no trading) or a bad print (:data:`BAD_PRINT_FACTOR`); their
-        close still serves the next day's return.
+        semivariances are null (one bar cannot show them), ``nobs`` is 1. ``notes``: days dropped (a
+        zero range: no trading; not a session) and bad prints (:data:`BAD_PRINT_FACTOR`,
+        :data:`BAD_WICK_FACTOR`), whose ``rv`` is imputed as the trailing median variance so that their
+        return stays in every backtest. A dropped day's close still serves the next day's return.
 
     Raises
     ------
@@ -107,27 +128,21 @@ def daily_bars_to_realized(bars: pl.DataFrame, calendar: str, symbol: str) -> Ra
         A bar whose high is below its low, open or close (or whose low is above them), naming its date.
     """
     _check_bars(bars, symbol)
-    on = _on_sessions(bars, calendar)
+    on, off = _split_sessions(bars, calendar)
     follows = (pl.col("_ord") - pl.col("_ord").shift(1)) == 1
     ret = pl.when(follows).then((pl.col("close") / pl.col("close").shift(1)).log())
     empty = pl.lit(None, dtype=pl.Float64)
-    scored = on.with_columns(garman_klass().alias("rv"), ret.alias("ret"), _bad_prints().alias("_bad"))
-    reason = (
-        pl.when(pl.col("rv") <= 0)
-        .then(pl.lit("zero range (no trading)"))
-        .when(pl.col("_bad"))
-        .then(
-            pl.format(
-                "bad print: high {} / low {}, a range over {}x its {}-bar median",
-                "high",
-                "low",
-                pl.lit(int(BAD_PRINT_FACTOR)),
-                pl.lit(BAD_PRINT_WINDOW),
-            )
-        )
+    gk = garman_klass()
+    scored = on.with_columns(
+        ret.alias("ret"),
+        pl.when(gk <= 0).then(pl.lit("dropped")).when(_bad_prints()).then(pl.lit("imputed")).alias("action"),
+        pl.when(_bad_prints()).then(_trailing_median(gk)).otherwise(gk).alias("rv"),
     )
-    scored = scored.with_columns(reason.alias("reason"))
-    rows = scored.filter(pl.col("reason").is_null()).select(
+    reason = pl.when(pl.col("action") == "dropped").then(pl.lit("zero range (no trading)"))
+    bad = pl.format("bad print: o={} h={} l={} c={}; rv set to the {}-bar median",
+                    "open", "high", "low", "close", pl.lit(BAD_PRINT_WINDOW))  # fmt: skip
+    scored = scored.with_columns(reason.when(pl.col("action") == "imputed").then(bad).alias("reason"))
+    rows = scored.filter(pl.col("action").ne_missing("dropped")).select(
         "date",
         pl.lit(symbol).alias("symbol"),
         "rv",
@@ -137,4 +152,5 @@ def daily_bars_to_realized(bars: pl.DataFrame, calendar: str, symbol: str) -> Ra
         pl.col("close").alias("close_price"),
         pl.lit(1, dtype=pl.Int64).alias("nobs"),
     )
-    return RangeRealized(rows, scored.filter(pl.col("reason").is_not_null()).select("date", "reason"))
+    notes = pl.concat([off, scored.filter(pl.col("action").is_not_null()).select("date", "action", "reason")])
+    return RangeRealized(rows, notes.sort("date"))

@@ -134,8 +134,8 @@ def build_series(series: ShippedSeries, paths: Sequence[Path]) -> tuple[pl.DataF
     """Read one series' bar files and compute its daily realized rows, with a note on days left out.
 
     Intraday bars go through :func:`daily_to_realized`; daily bars through
-    :func:`tasks.range_realized.daily_bars_to_realized`, whose dropped days (no trading, bad prints) the
-    note counts and, for bad prints, names.
+    :func:`tasks.range_realized.daily_bars_to_realized`, whose dropped days (no trading) the note
+    counts and whose bad prints (variance imputed) it names.
     """
     parsed = [read_bars_file(p, symbol=series.bar_symbol, fmt=series.fmt) for p in paths]
     intervals = {p.interval for p in parsed}
@@ -146,13 +146,15 @@ def build_series(series: ShippedSeries, paths: Sequence[Path]) -> tuple[pl.DataF
     if interval != "1d":
         daily = build_daily_features(bars, series.calendar, interval, resample=series.resample)
         return daily_to_realized(daily, series.symbol), []
-    rows, dropped = daily_bars_to_realized(bars, series.calendar, series.symbol)
-    if dropped.is_empty():
+    rows, notes = daily_bars_to_realized(bars, series.calendar, series.symbol)
+    if notes.is_empty():
         return rows, []
-    bad = dropped.filter(pl.col("reason").str.starts_with("bad print"))
-    named = "; ".join(f"{d:%Y-%m-%d}: {r}" for d, r in bad.iter_rows())
-    note = f"{series.symbol}: {dropped.height} day(s) without a range variance left out"
-    return rows, [note + (f" ({named})" if named else "")]
+    dropped = notes.filter(pl.col("action") == "dropped").height
+    named = "; ".join(
+        f"{d:%Y-%m-%d} {r}" for d, r in notes.filter(pl.col("action") == "imputed").drop("action").iter_rows()
+    )
+    text = f"{series.symbol}: {dropped} day(s) without a range left out" + (f"; {named}" if named else "")
+    return rows, [text]
 
 
 def shipped_realized_panel(
