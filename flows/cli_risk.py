@@ -61,6 +61,17 @@ def _when(value: str | None, option: str) -> datetime | None:
     return None if day is None else datetime.combine(day, time(0), tzinfo=UTC)
 
 
+def _interval_minutes(spec: dict[str, Any], interval: str) -> int:
+    """Minutes per bar of ``--interval``; a ``--config`` that says otherwise raises ``ConfigError``."""
+    minutes = INTERVAL_SECONDS[interval] // 60
+    if spec.get("interval_minutes", minutes) != minutes:
+        raise ConfigError(
+            f"--config sets interval_minutes={spec['interval_minutes']!r} but --interval is {interval!r} "
+            f"({minutes} minutes); give the bar interval with --interval only"
+        )
+    return minutes
+
+
 def build_spec(
     symbol: str, models: list[str], test_fraction: float, calibrate: str, sets: list[str] | None,
     config: str | None, seed: int | None, compare_raw: bool,
@@ -152,7 +163,9 @@ def print_minute_summary(out: dict[str, Any], alphas: list[float]) -> None:
         verdict = "passes" if rec.get("var99_pass") else "does NOT pass"
         console.print(
             f"recommended: [bold]{rec['model']} ({rec['variant']})[/], {rec.get('checks_passed', '?')} "
-            f"of 3 checks passed (VaR 99, VaR 95, 80% coverage): 99% VaR {verdict} Kupiec and CC"
+            "of 5 checks passed (Kupiec and CC at 95% and 99%, 80% coverage): 99% VaR "
+            f"{verdict} Kupiec and CC; {rec.get('candidates_passing', '?')} of {rec.get('candidates', '?')} "
+            "candidates pass every check"
         )
     console.print(
         f"run {out['run_id']}: {out['rows']:,} predictions stored; wall {out['meta']['wall_s']:.1f}s"
@@ -227,7 +240,7 @@ def minute(
         seed,
         not no_raw,
     )
-    spec["interval_minutes"] = INTERVAL_SECONDS[interval] // 60
+    spec["interval_minutes"] = _interval_minutes(spec, interval)
     lo, hi = _when(start, "start"), _when(end, "end")
     _check_split(wh, symbol, lo, hi, spec)
     from flows.minute_risk_flow import minute_risk_flow  # Prefect: after the checks

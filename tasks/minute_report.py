@@ -22,6 +22,7 @@ import polars as pl
 from core.schema import QUANTILE_COLUMNS, QUANTILES
 from tasks.minute_risk import MinuteRiskResult
 from tasks.report_format import plt_module
+from tasks.risk_recommend import CHECKS
 
 _PLOT_POINTS = 20_000  # the VaR plot shows at most this many minutes (the last ones)
 
@@ -127,11 +128,13 @@ def _headline(result: MinuteRiskResult) -> str:
         return "No model was scored."
     verdict = "passes" if rec["var99_pass"] else "does NOT pass"
     return (
-        f"Recommended: **{rec['model']} ({rec['variant']})**, {rec.get('checks_passed', '?')} of 3 checks "
-        f"passed (most checks first, then lowest QLIKE): 99% VaR {verdict} Kupiec and Christoffersen "
-        f"CC (p > 0.05) with a breach rate of {_fmt(rec['var99_rate'], 4)}; 95% "
-        f"{'passes' if rec['var95_pass'] else 'fails'} ({_fmt(rec['var95_rate'], 4)}); "
-        f"80% coverage {_fmt(rec['cov80'])}."
+        f"Recommended: **{rec['model']} ({rec['variant']})**, {rec.get('checks_passed', '?')} of "
+        f"{len(CHECKS)} checks passed (Kupiec and Christoffersen CC at 95% and 99%, p > 0.05; 80% coverage "
+        f"within 3 pp; most checks first, then lowest QLIKE): 99% VaR {verdict} with a breach rate of "
+        f"{_fmt(rec['var99_rate'], 4)}; 95% {'passes' if rec['var95_pass'] else 'fails'} "
+        f"({_fmt(rec['var95_rate'], 4)}); 80% coverage {_fmt(rec['cov80'])}. Chosen on this hold-out from "
+        f"{rec.get('candidates', '?')} (model, variant) rows, {rec.get('candidates_passing', '?')} of which "
+        "pass every check."
     )
 
 

@@ -56,7 +56,7 @@ from tasks.minute_scoring import (
     working_levels,
 )
 from tasks.risk import MINUTE_DEFAULT_CONFIG
-from tasks.risk_recommend import COVERAGE_TOLERANCE
+from tasks.risk_recommend import CHECKS, risk_checks
 
 #: Minute models: name -> description.
 MINUTE_MODELS: dict[str, str] = {
@@ -65,6 +65,8 @@ MINUTE_MODELS: dict[str, str] = {
     "garch": "GARCH(1,1)-t by arch",
     "range_har": "HAR in log high-low (Parkinson) range variance over 1-240 minutes, fitted by QLIKE",
 }
+#: Models that read the bars' high and low (``needs_ranges``).
+RANGE_MODELS: frozenset[str] = frozenset({"range_har"})
 #: Models a run fits when none are named.
 DEFAULT_MINUTE_MODELS: tuple[str, ...] = ("transformer", "ewma", "range_har")
 #: Variants scored per model, in report order.
@@ -73,7 +75,8 @@ VARIANTS: tuple[str, ...] = ("raw", "deseasonalised", "calibrated")
 FORECAST_CHUNK = 4096
 #: Default online calibration of minute mode.
 DEFAULT_CALIBRATION = "mfaci"
-#: Default number of the last training minutes that warm the online calibration up.
+#: Default number of the last training bars (minutes at the default 1m interval) that warm the online
+#: calibration up.
 DEFAULT_CALIBRATION_WARMUP = 10_000
 
 #: ``progress(stage, done, total)``: a stage finished ``done`` of ``total`` steps.
@@ -103,7 +106,7 @@ class MinuteRiskSpec:
         ``mfaci`` (default: DtACI run apart in each tail state of the previous minute), ``faci``
         (DtACI), ``aci``, ``caci`` or ``none`` (:data:`tasks.minute_scoring.MINUTE_CALIBRATIONS`).
     calibration_warmup : int
-        The last this many training minutes are forecast too and run through the online calibration
+        The last this many training bars are forecast too and run through the online calibration
         before the hold-out starts (their PITs are in-sample); 0 starts it at the nominal levels.
     aci_gamma : float | None
         One ACI step for every level; None: :func:`tasks.minute_scoring.aci_steps`.
@@ -145,7 +148,7 @@ class MinuteRiskSpec:
             )
         w = self.calibration_warmup
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise ConfigError(f"calibration_warmup must be a whole number of minutes >= 0; got {w!r}")
+            raise ConfigError(f"calibration_warmup must be a whole number of bars >= 0; got {w!r}")
         g = self.aci_gamma
         if g is not None and not (isinstance(g, int | float) and 0 < g < 1):
             raise ConfigError(f"aci_gamma must be None or in (0, 1); got {g!r}")
@@ -239,7 +242,8 @@ def minute_series(bars: pl.DataFrame, spec: MinuteRiskSpec, min_returns: int = 2
         raise DataError(f"{spec.symbol}: minute mode needs bars with ts and close; got {bars.height} rows")
     frame = bars.sort("ts")
     rets = one_bar_returns(frame["ts"], frame["close"].cast(pl.Float64).to_numpy(), spec.interval_minutes)
-    log_range = bar_log_range(frame, spec.symbol)
+    ranged = any(m in RANGE_MODELS for m in spec.models)  # a bad high or low stops only the range models
+    log_range = bar_log_range(frame, spec.symbol) if ranged else None
     keep = rets["keep"].to_numpy()
     kept = rets.filter(pl.col("keep"))
     n = kept.height
@@ -384,31 +388,46 @@ class MinuteRiskResult:
     recommended: dict[str, Any] | None
 
 
-def checks_passed(row: dict[str, Any]) -> int:
-    """How many of the three checks a summary row passes: VaR 99, VaR 95 (Kupiec and CC), 80% coverage."""
-    cov = row.get("cov80")
-    cov_ok = cov is not None and abs(cov - 0.8) <= COVERAGE_TOLERANCE
-    return int(bool(row.get("var99_pass"))) + int(bool(row.get("var95_pass"))) + int(cov_ok)
+#: What a summary row needs for :func:`tasks.risk_recommend.risk_checks`.
+_CHECKED = ("var95_kupiec_p", "var95_cc_p", "var99_kupiec_p", "var99_cc_p", "cov80")
+
+
+def with_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each summary row with the daily report's checks (:data:`tasks.risk_recommend.CHECKS`): one Boolean
+    per check (Kupiec and CC at 95% and 99%, p > 0.05; 80% coverage within 3 pp) and ``checks_passed``.
+    """
+    if not rows:
+        return []
+    frame = pl.DataFrame(
+        [{c: r.get(c) for c in _CHECKED} for r in rows], schema=dict.fromkeys(_CHECKED, pl.Float64)
+    )
+    checked = risk_checks(frame).select(*CHECKS, "checks_passed").to_dicts()
+    return [r | c for r, c in zip(rows, checked, strict=True)]
 
 
 def _rank(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Sort key of a checked row: checks passed, then lower QLIKE (NaN last), then calibrated."""
     qlike = row.get("qlike")
     qlike = qlike if isinstance(qlike, float) and np.isfinite(qlike) else np.inf
-    return (checks_passed(row), bool(row.get("var99_pass")), -qlike, row.get("variant") == "calibrated")
+    return (row["checks_passed"], -qlike, row.get("variant") == "calibrated")
 
 
 def recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The (model, variant) to use: most checks passed, then 99% VaR passed, then lowest QLIKE (on a
-    tie, the calibrated variant, which keeps adapting online).
+    """The (model, variant) to use: most of the five checks passed, then lowest QLIKE (on a tie, the
+    calibrated variant, which keeps adapting online).
 
-    The same rule as the daily report (:mod:`tasks.risk_recommend`): backtest passes first, QLIKE
-    second.
+    The daily report's rule and checks (:mod:`tasks.risk_recommend`): backtest passes first, QLIKE
+    second. ``candidates`` and ``candidates_passing`` say how many rows it chose from and how many pass
+    every check, since the choice is made on the same hold-out the rows are scored on.
     """
     if not rows:
         return None
-    best = max(rows, key=_rank)
-    keys = ("model", "variant", "var99_pass", "var95_pass", "cov80", "var99_rate", "var95_rate", "qlike")
-    return {k: best.get(k) for k in keys} | {"checks_passed": checks_passed(best)}
+    checked = with_checks(rows)
+    best = max(checked, key=_rank)
+    keys = ("model", "variant", "var99_pass", "var95_pass", "cov80", "var99_rate", "var95_rate", "qlike",
+            "checks_passed")  # fmt: skip
+    passing = sum(r["checks_passed"] == len(CHECKS) for r in checked)
+    return {k: best.get(k) for k in keys} | {"candidates": len(checked), "candidates_passing": passing}
 
 
 def minute_risk_backtest(

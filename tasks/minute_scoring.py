@@ -52,6 +52,7 @@ from tasks.risk import (
     interval_scores,
     var_level_stats,
 )
+from tasks.risk_recommend import PASS_LEVEL
 
 #: Online calibration methods of minute mode.
 MINUTE_CALIBRATIONS: tuple[str, ...] = ("none", "aci", "faci", "caci", "mfaci")
@@ -62,8 +63,6 @@ TAIL_STATE_EDGE = 0.05
 ACI_STEP_SHARE = 0.05
 #: ES level reported (tail probability).
 ES_ALPHA = 0.025
-#: Pass level of Kupiec and Christoffersen CC.
-PASS_LEVEL = 0.05
 
 _LEVELS = np.asarray(QUANTILES, dtype=float)
 _LOWER = _LEVELS <= 0.5

@@ -721,7 +721,7 @@ def risk_backtest(
     basel_window : int
         Sessions counted by the traffic light.
     pass_level : float
-        ``var95_pass``/``var99_pass`` = Kupiec p >= level and Christoffersen cc p >= level.
+        ``var95_pass``/``var99_pass`` = Kupiec p > level and Christoffersen cc p > level.
 
     Returns
     -------

@@ -19,7 +19,9 @@ The standardized training residuals fit the return family (``student_t`` by defa
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -27,6 +29,8 @@ from scipy import optimize
 
 from core.errors import ConfigError, DataError
 from tasks.models.families import Family, family_names, get_family
+
+_log = logging.getLogger(__name__)
 
 #: Default window lengths in minutes (one minute, five, a quarter hour, an hour, four hours).
 DEFAULT_WINDOWS: tuple[int, ...] = (1, 5, 15, 60, 240)
@@ -61,6 +65,8 @@ def _qlike_fit(design: np.ndarray, r2: np.ndarray, start: np.ndarray) -> np.ndar
     res = optimize.minimize(loss, start, jac=True, method="L-BFGS-B")
     if not np.all(np.isfinite(res.x)):
         raise DataError("range_har: the QLIKE fit did not converge to finite coefficients")
+    if not res.success:  # usually a line search stalled at the optimum; the forecasts are still usable
+        _log.warning("range_har: the QLIKE fit stopped early (%s); loss %.6g", res.message, res.fun)
     return np.asarray(res.x)
 
 
@@ -79,7 +85,7 @@ class MinuteRangeHar:
     #: Minute mode passes the bars' log high-low ranges to ``fit`` and ``forecast``.
     needs_ranges: bool = True
 
-    def __init__(self, windows: Any = DEFAULT_WINDOWS, family: str = "student_t") -> None:
+    def __init__(self, windows: Sequence[int] = DEFAULT_WINDOWS, family: str = "student_t") -> None:
         ws = tuple(windows) if isinstance(windows, list | tuple) else ()
         if not ws or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ws):
             raise ConfigError(f"windows must be a list of positive whole minutes; got {windows!r}")
@@ -100,6 +106,7 @@ class MinuteRangeHar:
                 "coef": [float(c) for c in self.coef], "eps": self.eps}  # fmt: skip
 
     def _inputs(self, returns: Any, ranges: Any, least: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and log ranges as float arrays of one length (at least ``least``), checked."""
         r = np.asarray(returns, dtype=np.float64).ravel()
         if ranges is None:
             raise DataError(f"{self.name}: needs each bar's high and low (log ranges); none given")
@@ -118,6 +125,7 @@ class MinuteRangeHar:
         return r, hl
 
     def _design(self, hl: np.ndarray) -> np.ndarray:
+        """Row ``p``: 1 and the log window means of the Parkinson variance of the bars before ``p``."""
         means = window_means(parkinson_variance(hl), self.windows)
         return np.column_stack([np.ones(means.shape[0]), np.log(means + self.eps)])
 
@@ -140,6 +148,7 @@ class MinuteRangeHar:
         return self
 
     def _path(self, design: np.ndarray) -> np.ndarray:
+        """Variance forecasts of the design rows (the first, with no bar before it: the training mean)."""
         var = np.exp(design @ self.coef)
         var[0] = self.unconditional
         return var

@@ -96,8 +96,10 @@ def test_no_look_ahead_garbling_the_hold_out_changes_nothing_before_it(
     np.testing.assert_array_equal(a.profile.factors, b.profile.factors)
     cut = bars["ts"][cut_row]
     keys = ["model", "variant", "ts"]
-    early_a = a.predictions.filter(pl.col("ts") < cut).sort(keys)
-    early_b = b.predictions.filter(pl.col("ts") < cut).sort(keys)
+    # up to and including the first garbled minute: its forecast is issued before its bar is seen
+    early_a = a.predictions.filter(pl.col("ts") <= cut).sort(keys)
+    early_b = b.predictions.filter(pl.col("ts") <= cut).sort(keys)
+    assert early_a["ts"].max() == cut
     assert early_a.height > 500
     assert early_a.drop("ret").equals(early_b.drop("ret"))
     late = pl.col("ts") > cut
@@ -128,20 +130,28 @@ def test_too_few_returns_and_bad_settings_say_what_was_expected() -> None:
         _spec(calibration="evt")
 
 
-def test_recommend_counts_passed_checks_first_and_qlike_second() -> None:
-    def row(model: str, p99: bool, p95: bool, cov80: float, qlike: float) -> dict[str, object]:
-        return {"model": model, "variant": "calibrated", "var99_pass": p99, "var95_pass": p95,
-                "cov80": cov80, "qlike": qlike}  # fmt: skip
+def test_recommend_counts_the_daily_checks_first_and_qlike_second() -> None:
+    def row(
+        model: str, p99: tuple[float, float], p95: tuple[float, float], cov80: float, qlike: float
+    ) -> dict[str, object]:
+        return {"model": model, "variant": "calibrated", "var99_kupiec_p": p99[0], "var99_cc_p": p99[1],
+                "var95_kupiec_p": p95[0], "var95_cc_p": p95[1], "cov80": cov80, "qlike": qlike}  # fmt: skip
 
-    sharp_but_failing = row("a", True, False, 0.80, -14.0)
-    passing = row("b", True, True, 0.81, -13.0)
-    passing_worse = row("c", True, True, 0.79, -12.5)
+    ok, bad = (0.5, 0.5), (0.5, 0.01)
+    sharp_but_failing = row("a", ok, bad, 0.80, -14.0)  # 4 of 5: the 95% CC test fails
+    passing = row("b", ok, ok, 0.81, -13.0)
+    passing_worse = row("c", ok, ok, 0.77, -12.5)  # exactly 3 pp off still passes
     rec = recommend([sharp_but_failing, passing_worse, passing])
-    assert rec is not None and rec["model"] == "b" and rec["checks_passed"] == 3
-    rec = recommend([sharp_but_failing, row("d", False, True, 0.80, -15.0)])
-    assert rec is not None and rec["model"] == "a"  # two checks each: the 99% pass decides
-    rec = recommend([row("e", True, True, 0.80, float("nan")), row("f", True, True, 0.80, -1.0)])
+    assert rec is not None and rec["model"] == "b" and rec["checks_passed"] == 5
+    assert rec["candidates"] == 3 and rec["candidates_passing"] == 2
+    rec = recommend([sharp_but_failing, row("d", bad, ok, 0.80, -15.0)])
+    assert rec is not None and rec["model"] == "d"  # four checks each: QLIKE decides, whichever level failed
+    rec = recommend([row("e", ok, ok, 0.80, float("nan")), row("f", ok, ok, 0.80, -1.0)])
     assert rec is not None and rec["model"] == "f"  # a NaN QLIKE never wins a tie
+    rec = recommend([row("g", ok, (0.05, 0.5), 0.80, -20.0), row("h", ok, ok, 0.84, -1.0)])
+    assert (
+        rec is not None and rec["checks_passed"] == 4 and rec["model"] == "g"
+    )  # p = 0.05 fails; 4 pp off too
     assert recommend([]) is None
 
 
@@ -239,3 +249,22 @@ def test_range_har_needs_high_and_low_and_passes_on_u_shaped_bars() -> None:
     assert row["calibration"] == "mfaci" and row["var99_pass"] and row["var95_pass"]
     assert abs(row["cov80"] - 0.8) < 0.03
     assert res.meta["calibration_warmup"] == 10_000
+
+
+def test_an_inverted_high_low_stops_only_the_models_that_read_ranges() -> None:
+    from tasks.minute_risk import MINUTE_MODELS, RANGE_MODELS
+
+    assert {
+        m for m in MINUTE_MODELS if getattr(make_minute_model(m, {}), "needs_ranges", False)
+    } == RANGE_MODELS
+    bars = u_shaped_bars(days=20, ranges=True)
+    bad = bars.with_columns(
+        pl.when(pl.int_range(pl.len()) == 100)
+        .then(pl.col("low") * 0.9)
+        .otherwise(pl.col("high"))
+        .alias("high")
+    )
+    with pytest.raises(DataError, match="inverted high/low"):
+        minute_risk_backtest(bad, _spec(models=("range_har",), compare_raw=False))
+    res = minute_risk_backtest(bad, _spec(models=("ewma",), compare_raw=False))
+    assert {r["model"] for r in res.summary} == {"ewma"}
