@@ -31,6 +31,8 @@ SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 SYNTHETIC_FILE = "synthetic_simple.csv.gz"
 SYNTHETIC_OXFORDMAN_FILE = "synthetic_oxfordman.csv.gz"
 SHIPPED_FILE = "shipped_simple.csv.gz"
+#: ``default_source`` of every symbol the panel registers; an evaluation reports these as in-sample.
+DEV_PANEL_SOURCE = "dev_panel"
 MANIFEST = "dev_panel.json"
 DEFAULT_FIRST, DEFAULT_LAST = date(2011, 1, 1), date(2021, 12, 31)
 #: The rule the development panel exists for.
@@ -259,7 +261,7 @@ def register_instruments(warehouse: str, members: list[Member]) -> list[str]:
         for m in members:
             found = get_instrument(con, m.symbol)
             stored = InstrumentInfo(*(getattr(found, f) for f in InstrumentInfo._fields)) if found else None
-            info = ingest_registration(m.symbol, stored, m.asset_class, m.calendar, source="dev_panel")
+            info = ingest_registration(m.symbol, stored, m.asset_class, m.calendar, source=DEV_PANEL_SOURCE)
             if info is not None:
                 upsert_instrument(con, Instrument(*info))
                 new.append(m.symbol)

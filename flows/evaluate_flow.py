@@ -513,6 +513,21 @@ def _plan_evaluation(spec: ExperimentSpec, inputs: Any, logger: Any) -> _Evaluat
     return _EvaluationPlan(names, stack, windows, fold_windows, folds)
 
 
+def _with_development_assets(wh: str, spec: ExperimentSpec, logger: Any) -> ExperimentSpec:
+    """``spec`` with its development-panel symbols (registered by ``volrisk dev-panel``) counted as
+    used to choose settings, so the report never calls them out-of-sample."""
+    from flows.dev_panel import DEV_PANEL_SOURCE
+    from warehouse.catalog import symbols_with_source
+
+    with Warehouse.at(wh).reading() as con:
+        dev = symbols_with_source(con, list(spec.symbols), DEV_PANEL_SOURCE)
+    extra = [s for s in dev if s not in (spec.tuned_on or [])]
+    if not extra:
+        return spec
+    logger.info(f"evaluate {spec.name}: development-panel assets reported as in-sample: {', '.join(extra)}")
+    return spec.model_copy(update={"tuned_on": [*(spec.tuned_on or []), *extra]})
+
+
 def _stack_folds(
     wh: str, inputs: Any, spec: ExperimentSpec, folds: dict[str, list[Fold]], names: list[str],
     runner: Any, runs: list[dict[str, Any]], failed: list[dict[str, Any]],
@@ -552,6 +567,7 @@ def evaluate_flow(
     logger = get_run_logger()
     t0 = time.perf_counter()
     wh = _existing_warehouse(warehouse)
+    spec = _with_development_assets(wh, spec, logger)
     inputs = _read_inputs(wh, spec.symbols)
     plan = _plan_evaluation(spec, inputs, logger)
     names, stack, windows, folds = plan.names, plan.stack, plan.windows, plan.folds

@@ -59,6 +59,13 @@ def get_instrument(con: duckdb.DuckDBPyConnection, symbol: str) -> Instrument | 
     return _instrument(dict(zip(rel.columns, rows[0], strict=True))) if rows else None
 
 
+def symbols_with_source(con: duckdb.DuckDBPyConnection, symbols: list[str], source: str) -> list[str]:
+    """Those of ``symbols`` registered with ``default_source = source``, in the order given."""
+    rows = con.sql("SELECT symbol FROM instruments WHERE default_source = ?", params=[source]).fetchall()
+    found = {r[0] for r in rows}
+    return [s for s in symbols if s in found]
+
+
 def list_instruments(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every registered instrument, and every symbol with data but no registration (its class null).
 

@@ -279,3 +279,19 @@ def _restack_with_other_calibrations(wh: Path, reports: Path) -> None:
         con.execute("UPDATE evaluations SET params = ? WHERE name = 'itest'", [json.dumps(old)])
     out = stack_flow(name="itest", warehouse=str(wh), reports_dir=str(reports))
     assert _risk_models(out) == every | {f"{m}+fhs+aci" for m in every}
+
+
+def test_development_panel_assets_are_reported_as_in_sample(warehouse_path: Path) -> None:
+    import logging
+
+    from flows.dev_panel import DEV_PANEL_SOURCE
+    from flows.evaluate_flow import _with_development_assets
+
+    with session(warehouse_path) as con:
+        upsert_instrument(con, Instrument("SPY_RV", "equity_index", "XNYS", default_source=DEV_PANEL_SOURCE))
+        upsert_instrument(con, Instrument("ACME", "equity_index", "XNYS", default_source="file"))
+    log = logging.getLogger("test")
+    spec = ExperimentSpec(symbols=["ACME", "SPY_RV"], tuned_on=["ACME"])
+    assert _with_development_assets(str(warehouse_path), spec, log).tuned_on == ["ACME", "SPY_RV"]
+    only_outside = ExperimentSpec(symbols=["ACME"])
+    assert _with_development_assets(str(warehouse_path), only_outside, log).tuned_on is None
