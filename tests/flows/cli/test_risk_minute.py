@@ -105,7 +105,7 @@ def test_minute_backtest_end_to_end(btc_warehouse: str, prefect_harness: None, r
         (["BTC-PERP", "--interval", "1h"], "no 1h bars stored for BTC-PERP (stored: 1m (8,"),
         (["BTC-PERP", "--config", '{"calibration_warmup": -1}'], "calibration_warmup must be a whole number"),
         (["BTC-PERP", "--set", "range_har.windows=[0, 5]"], "windows must be a list of positive whole"),
-        (["BTC-PERP", "--config", '{"interval_minutes": 5}'], "--config sets interval_minutes=5 but --interval"),
+        (["BTC-PERP", "--config", '{"interval_minutes": 5}'], "sets interval_minutes=5 but --interval"),
     ],
 )
 def test_mistakes_answer_in_one_line(btc_warehouse: str, args: list[str], message: str) -> None:
