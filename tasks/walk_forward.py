@@ -10,6 +10,7 @@ out-of-fold rows.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -197,7 +198,10 @@ def panel_walk_forward(
     dates (the union) go in blocks of ``refit_every``; a block's ``train_end`` is the panel date
     ``embargo`` dates before its first target, the same for every member: each fit's training data
     ends before the block's first target for EVERY member, so the walk-forward stays time-ordered
-    across the whole panel. Arguments are those of :func:`walk_forward_folds`, per member.
+    across the whole panel. A member joins a block only once it has ``min_train`` of its own sessions
+    up to that ``train_end``, as in its own walk-forward (a block that starts on an older member's
+    target would otherwise train a younger one on fewer). Arguments are those of
+    :func:`walk_forward_folds`, per member.
     """
     gap = check_fold_settings(refit_every, horizon, embargo, window, train_size, min_train)
     first_target = max(min_train - 1 + gap, horizon)
@@ -214,7 +218,10 @@ def panel_walk_forward(
         if end_i < 0:
             continue
         train_end = axis[end_i]
-        origins = {s: tuple(o for o, t in ps if block[0] <= t <= block[-1]) for s, ps in pairs.items()}
+        grown = {s for s in pairs if bisect_right(sessions[s], train_end) >= min_train}
+        origins = {
+            s: tuple(o for o, t in ps if block[0] <= t <= block[-1]) for s, ps in pairs.items() if s in grown
+        }
         start = _panel_train_start(sessions, train_end, window, train_size)
         folds.append(PanelFold(len(folds), start, train_end, {s: o for s, o in origins.items() if o}))
     return folds

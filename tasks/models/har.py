@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -177,3 +177,5 @@ class HarJ(Har):
     name = "har_j"
     jumps = True
     columns = (*Har.columns, "jv")
+    #: a data source without bipower variation (a daily range series) has no jump part to fit
+    required_inputs: ClassVar[tuple[str, ...]] = ("jv",)

@@ -206,6 +206,11 @@ def test_default_models_leave_out_those_whose_inputs_the_data_lacks(btc_features
     assert {"har", "shar", "har_cj"} <= set(keep) and not set(keep) & set(skipped)
     everything, none = models_with_inputs(default_models(), btc_features)
     assert everything == default_models() and none == {}
+    ranges = btc_features.with_columns(  # a daily range series: no bipower variation, so no jumps
+        pl.lit("RANGE").alias("symbol"), *(pl.lit(None, pl.Float64).alias(c) for c in ("bv", "jv", "rq"))
+    )
+    keep, skipped = models_with_inputs(default_models(), pl.concat([btc_features, ranges]))
+    assert skipped["har_j"] == "needs jv, which RANGE lack" and {"har", "lhar"} <= set(keep)
 
 
 def test_models_without_weights_are_left_out_of_every_model_and_refused_by_name(

@@ -59,6 +59,24 @@ def test_panel_folds_forecast_each_members_own_targets_once_after_one_common_tra
     assert len({f.train_end for f in folds}) == len(folds)
 
 
+def test_a_younger_member_joins_the_panel_folds_only_with_its_own_min_train_sessions() -> None:
+    days = [date(2011, 1, 1) + timedelta(days=i) for i in range(2000)]
+    sessions = {"OLD": days, "YOUNG": days[700:]}  # a series that starts about two years later
+    windows = {s: (days[0], days[-1]) for s in sessions}
+    folds = panel_walk_forward(sessions, windows, refit_every=63, min_train=250)
+    young = [f for f in folds if "YOUNG" in f.origins]
+    assert young, "the young member is forecast once it has grown"
+    for f in young:  # every fit that forecasts it saw at least 250 of its sessions
+        assert len([d for d in sessions["YOUNG"] if d <= f.train_end]) >= 250
+    first_young = [f for f in folds if f.train_end >= days[700 + 249]][0]
+    assert "YOUNG" in first_young.origins  # and it joins at the first block where it has them
+    # its own walk-forward starts earlier: targets of the block that straddles its 250th session
+    # are left to the models that fit it alone
+    own = walk_forward_folds(sessions["YOUNG"], *windows["YOUNG"], refit_every=63)
+    pooled = {o for f in young for o in f.origins["YOUNG"]}
+    assert pooled < {o for f in own for o in f.origins}
+
+
 def test_panel_folds_refuse_what_the_single_symbol_folds_refuse() -> None:
     from core.errors import ConfigError
 
