@@ -22,8 +22,8 @@
 Variants scored per model: ``raw`` (the model fitted on the raw returns, no profile, no
 calibration; only with ``compare_raw``), ``deseasonalised`` (profile, no calibration) and
 ``calibrated`` (profile and online calibration). The recommended (model, variant) passes the most
-of three checks (VaR 99 and VaR 95: Kupiec and Christoffersen CC p > 0.05; 80% coverage within
-3 pp), then has the lowest QLIKE, as in the daily report.
+of the daily report's five checks (:data:`tasks.risk_recommend.CHECKS`: Kupiec and Christoffersen CC
+at 95% and 99%, p > 0.05; 80% coverage within 3 pp), then has the lowest QLIKE.
 
 Pure: numpy/polars in, frames and dicts out; torch is imported only when the transformer is fitted.
 """
